@@ -1,0 +1,110 @@
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import type { Redis } from 'ioredis';
+import { sql } from 'kysely';
+import type { Config } from './config.js';
+import type { Database } from './db/database.js';
+import type { NotificationListener } from './db/listener.js';
+import { ApiKeyAuthenticator } from './http/auth.js';
+import { registerErrorHandler } from './http/errors.js';
+import { createMetrics, createOutboxMetrics, type Metrics, registerHttpMetrics } from './http/metrics.js';
+import { FailureLimiter } from './http/rate-limit.js';
+import { clientRoutes } from './modules/client/client.routes.js';
+import { integrationRoutes } from './modules/integration/integration.routes.js';
+import { CACHE_CHANNEL } from './modules/merchants/merchants.service.js';
+import { opsRoutes } from './modules/ops/ops.routes.js';
+
+/** What the app is built on; the entry points (and tests) create these. */
+export interface AppDeps {
+  db: Database;
+  redis?: Redis | null;
+  metrics?: Metrics;
+  /** LISTEN connection; when given, API-key and rules caches drop on NOTIFY. */
+  listener?: NotificationListener;
+  /** Logger: true for pino with the config's level; false in tests. */
+  logger?: boolean;
+}
+
+/** Builds the HTTP application: cross-cutting plugins, then each module, registered explicitly. */
+export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
+  const redis = deps.redis ?? null;
+  const metrics = deps.metrics ?? createMetrics();
+  const app = Fastify({
+    logger: deps.logger === false ? false : { level: config.LOG_LEVEL },
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    // Every log line carries the request id; a client's X-Request-Id is kept when it sends one.
+    requestIdHeader: 'x-request-id',
+    genReqId: () => crypto.randomUUID(),
+    disableRequestLogging: config.LOG_LEVEL !== 'debug' && config.LOG_LEVEL !== 'trace',
+    routerOptions: { ignoreTrailingSlash: true },
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  registerErrorHandler(app);
+  registerHttpMetrics(app, metrics, config.ALERT_HTTP_SLOW_THRESHOLD_MS);
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Loyalty platform API',
+        version: '1.0.0',
+        description:
+          'POS integration API (X-Api-Key), client API (customer Bearer token) and operations endpoints. ' +
+          'Money is in integer minor units (kopecks), points are integers. Errors: ' +
+          '{"error": {"code", "message", "details"}}.',
+      },
+      components: {
+        securitySchemes: {
+          apiKey: { type: 'apiKey', in: 'header', name: 'X-Api-Key' },
+          userToken: { type: 'http', scheme: 'bearer' },
+        },
+      },
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+
+  const apiKeys = new ApiKeyAuthenticator(deps.db, config.API_KEY_CACHE_SECONDS);
+  if (deps.listener) {
+    await deps.listener.listen(CACHE_CHANNEL);
+    deps.listener.on('notification', (channel: string) => {
+      if (channel === CACHE_CHANNEL) apiKeys.clear();
+    });
+    deps.listener.on('reconnect', () => apiKeys.clear());
+  }
+  const codeFailures = new FailureLimiter({
+    redis,
+    max: config.CODE_RESOLVE_MAX_FAILURES,
+    windowSeconds: config.CODE_RESOLVE_WINDOW_SECONDS,
+    prefix: 'loyalty:code-failures',
+  });
+
+  const collectDbMetrics = createOutboxMetrics(metrics, async () => {
+    const { rows } = await sql<{ pending: number; dead: number }>`
+      select count(*) filter (where status in ('pending', 'processing'))::int as pending,
+             count(*) filter (where status = 'dead')::int as dead
+      from outbox_events`.execute(deps.db);
+    return rows[0] ?? { pending: 0, dead: 0 };
+  });
+
+  await app.register(
+    opsRoutes({ db: deps.db, redis, metrics, metricsToken: config.METRICS_TOKEN, collectDbMetrics }),
+  );
+  await app.register(integrationRoutes({ db: deps.db, codeFailures, apiKeys }), {
+    prefix: '/api/v1/integration',
+  });
+  await app.register(clientRoutes({ db: deps.db, config }), { prefix: '/api/v1/client' });
+
+  app.get('/', { schema: { hide: true } }, async () => ({
+    name: 'loyalty-platform',
+    docs: '/docs',
+    health: '/health',
+  }));
+  return app;
+}

@@ -1,0 +1,259 @@
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from './config.js';
+import { migrateToLatest, migrationStatus } from './db/migrate.js';
+import { normalizePhone } from './lib/phone.js';
+import { createCustomer, issueCustomerToken } from './modules/customers/customers.service.js';
+import { seedDemo } from './modules/demo/demo.service.js';
+import { activatePoints, expirePoints } from './modules/ledger/ledger.service.js';
+import {
+  createApiKey,
+  createDevice,
+  createManager,
+  createMerchant,
+  createOutlet,
+  revokeApiKey,
+} from './modules/merchants/merchants.service.js';
+import { openRuntime, type Runtime } from './runtime.js';
+
+// `npm run cli -- <command> [options]`: operator commands against DATABASE_URL. With --json a
+// command prints exactly one JSON object on stdout (logs go to stderr).
+
+type Flags = Record<string, string | boolean | undefined>;
+
+interface Command {
+  usage: string;
+  needsDb: boolean;
+  run(flags: Flags, rt: Runtime | null): Promise<Record<string, unknown>>;
+}
+
+class UsageError extends Error {}
+
+function required(flags: Flags, name: string): string {
+  const value = flags[name];
+  if (typeof value !== 'string' || value.trim() === '') throw new UsageError(`--${name} is required`);
+  return value.trim();
+}
+
+function at(flags: Flags): Date {
+  const value = flags.at;
+  if (typeof value !== 'string') return new Date();
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) throw new UsageError('--at expects an ISO 8601 time');
+  return date;
+}
+
+function dbOf(rt: Runtime | null) {
+  if (!rt) throw new Error('database required');
+  return rt.db;
+}
+
+const commands: Record<string, Command> = {
+  'db:migrate': {
+    usage: 'db:migrate                         apply pending migrations',
+    needsDb: true,
+    async run(_flags, rt) {
+      const results = await migrateToLatest(dbOf(rt));
+      return { applied: results.map((r) => r.migrationName) };
+    },
+  },
+  'db:status': {
+    usage: 'db:status                          list migrations and whether they are applied',
+    needsDb: true,
+    async run(_flags, rt) {
+      const list = await migrationStatus(dbOf(rt));
+      return {
+        migrations: list.map((m) => ({ name: m.name, appliedAt: m.executedAt?.toISOString() ?? null })),
+        pending: list.filter((m) => !m.executedAt).map((m) => m.name),
+      };
+    },
+  },
+  'config:check': {
+    usage: 'config:check                       validate the environment (exit 1 listing every problem)',
+    needsDb: false,
+    async run() {
+      const { warnings } = loadConfig();
+      return { ok: true, warnings };
+    },
+  },
+  'demo:seed': {
+    usage:
+      'demo:seed                          create a demo merchant, key, outlet, device, cashier, customer',
+    needsDb: true,
+    async run(_flags, rt) {
+      return { ...(await seedDemo(dbOf(rt))) };
+    },
+  },
+  'merchant:create': {
+    usage: 'merchant:create --name <name>      create a merchant with the default programme',
+    needsDb: true,
+    async run(flags, rt) {
+      const merchant = await createMerchant(dbOf(rt), { name: required(flags, 'name') });
+      return { merchantId: merchant.id, name: merchant.name, rules: merchant.rules };
+    },
+  },
+  'outlet:create': {
+    usage: 'outlet:create --merchant <id> --name <name>',
+    needsDb: true,
+    async run(flags, rt) {
+      const outlet = await createOutlet(dbOf(rt), {
+        merchantId: required(flags, 'merchant'),
+        name: required(flags, 'name'),
+      });
+      return { outletId: outlet.id, name: outlet.name };
+    },
+  },
+  'device:create': {
+    usage: 'device:create --merchant <id> --name <name> [--outlet <id>]',
+    needsDb: true,
+    async run(flags, rt) {
+      const outletId = typeof flags.outlet === 'string' ? flags.outlet : undefined;
+      const device = await createDevice(dbOf(rt), {
+        merchantId: required(flags, 'merchant'),
+        name: required(flags, 'name'),
+        outletId,
+      });
+      return { deviceId: device.id, name: device.name };
+    },
+  },
+  'manager:create': {
+    usage: 'manager:create --merchant <id> --name <name> [--outlet <id>]',
+    needsDb: true,
+    async run(flags, rt) {
+      const outletId = typeof flags.outlet === 'string' ? flags.outlet : undefined;
+      const manager = await createManager(dbOf(rt), {
+        merchantId: required(flags, 'merchant'),
+        name: required(flags, 'name'),
+        outletId,
+      });
+      return { managerId: manager.id, name: manager.name };
+    },
+  },
+  'apikey:create': {
+    usage: 'apikey:create --merchant <id> [--name <name>]   the key is shown once',
+    needsDb: true,
+    async run(flags, rt) {
+      const name = typeof flags.name === 'string' ? flags.name : undefined;
+      const key = await createApiKey(dbOf(rt), { merchantId: required(flags, 'merchant'), name });
+      return { apiKeyId: key.id, apiKey: key.key, prefix: key.prefix };
+    },
+  },
+  'apikey:revoke': {
+    usage: 'apikey:revoke --merchant <id> --key-id <id>',
+    needsDb: true,
+    async run(flags, rt) {
+      await revokeApiKey(dbOf(rt), {
+        merchantId: required(flags, 'merchant'),
+        keyId: required(flags, 'key-id'),
+      });
+      return { revoked: true };
+    },
+  },
+  'customer:create': {
+    usage: 'customer:create --merchant <id> --phone <e164> [--name <name>]   prints {customerId, token}',
+    needsDb: true,
+    async run(flags, rt) {
+      const phone = normalizePhone(required(flags, 'phone'));
+      if (!phone) throw new UsageError('--phone expects a phone number in E.164 format, e.g. +79991234567');
+      const merchantId = required(flags, 'merchant');
+      const name = typeof flags.name === 'string' ? flags.name : null;
+      const customer = await createCustomer(dbOf(rt), { merchantId, phone, name });
+      const token = await issueCustomerToken(dbOf(rt), { merchantId, customerId: customer.id });
+      return { customerId: customer.id, token };
+    },
+  },
+  'customer:token': {
+    usage: 'customer:token --customer <id>     issue a new user token for a customer',
+    needsDb: true,
+    async run(flags, rt) {
+      const db = dbOf(rt);
+      const customerId = required(flags, 'customer');
+      const customer = await db
+        .selectFrom('customers')
+        .select('merchant_id')
+        .where('id', '=', customerId)
+        .executeTakeFirst()
+        .catch(() => undefined);
+      if (!customer) throw new UsageError(`customer ${customerId} not found`);
+      const token = await issueCustomerToken(db, { merchantId: customer.merchant_id, customerId });
+      return { customerId, token };
+    },
+  },
+  'points:expire': {
+    usage: 'points:expire [--at <iso time>]    expire lots due at that time (default now)',
+    needsDb: true,
+    async run(flags, rt) {
+      return { ...(await expirePoints(dbOf(rt), { now: at(flags) })) };
+    },
+  },
+  'points:activate': {
+    usage: 'points:activate [--at <iso time>]  make pending points available when due',
+    needsDb: true,
+    async run(flags, rt) {
+      return { ...(await activatePoints(dbOf(rt), { now: at(flags) })) };
+    },
+  },
+};
+
+function printHelp(): void {
+  console.log('Usage: npm run cli -- <command> [options] [--json]\n\nCommands:');
+  for (const command of Object.values(commands)) console.log(`  ${command.usage}`);
+}
+
+function printHuman(result: Record<string, unknown>): void {
+  for (const [key, value] of Object.entries(result)) {
+    console.log(`${key}: ${typeof value === 'object' ? JSON.stringify(value) : String(value)}`);
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === 'help' || name === '--help') {
+    printHelp();
+    return name ? 0 : 1;
+  }
+  const command = commands[name];
+  if (!command) {
+    console.error(`Unknown command: ${name}`);
+    printHelp();
+    return 1;
+  }
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      json: { type: 'boolean' },
+      name: { type: 'string' },
+      merchant: { type: 'string' },
+      phone: { type: 'string' },
+      customer: { type: 'string' },
+      outlet: { type: 'string' },
+      'key-id': { type: 'string' },
+      at: { type: 'string' },
+    },
+    strict: true,
+  });
+  const { config } = loadConfig();
+  const rt = command.needsDb ? await openRuntime(config, { allowEmbedded: false, poolMax: 2 }) : null;
+  try {
+    const result = await command.run(values, rt);
+    if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+    else printHuman(result);
+    return 0;
+  } finally {
+    await rt?.close();
+  }
+}
+
+main(process.argv.slice(2))
+  .then((code) => {
+    process.exitCode = code;
+  })
+  .catch((error: unknown) => {
+    if (error instanceof UsageError || error instanceof ConfigError) {
+      console.error(error.message);
+    } else if (error instanceof Error && 'code' in error && typeof error.code === 'string') {
+      console.error(`${error.code}: ${error.message}`);
+    } else {
+      console.error(error);
+    }
+    process.exitCode = 1;
+  });

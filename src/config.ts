@@ -1,0 +1,168 @@
+import { z } from 'zod';
+
+/**
+ * The only module that reads process.env. Every variable the runbook names is here, with what it
+ * does; `loadConfig` parses once and fails listing every bad variable, not just the first.
+ */
+
+const bool = (fallback: boolean) =>
+  z
+    .enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off', ''])
+    .optional()
+    .transform((v) => (v === undefined || v === '' ? fallback : ['1', 'true', 'yes', 'on'].includes(v)));
+
+const int = (fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce.number().int().min(min).max(max).default(fallback);
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+const optionalUrl = optionalString.pipe(z.url().optional());
+
+const EnvSchema = z.object({
+  // --- process ---
+  /** development | test | production. Production requires DATABASE_URL and APP_ENCRYPTION_KEY. */
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  /** HTTP port of the API. */
+  PORT: int(3000, 0, 65535),
+  /** Interface the API listens on. */
+  HOST: z.string().default('0.0.0.0'),
+  /** pino log level: fatal, error, warn, info, debug, trace, silent. */
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Public base URL of the API (Telegram webhooks are registered under it). */
+  API_BASE_URL: optionalUrl,
+
+  // --- database ---
+  /** PostgreSQL connection string. Unset: `npm start` runs an embedded PostgreSQL in EMBEDDED_PG_DIR. */
+  DATABASE_URL: optionalString,
+  /** Connections in the API's pool. */
+  DATABASE_POOL_MAX: int(20, 1, 500),
+  /** Data directory of the embedded PostgreSQL (only used without DATABASE_URL). */
+  EMBEDDED_PG_DIR: z.string().default('.data/postgres'),
+  /** Port of the embedded PostgreSQL; 0 picks a free one. */
+  EMBEDDED_PG_PORT: int(0, 0, 65535),
+  /** Queries slower than this many ms are logged (SQL without values) and counted; 0 = off. */
+  DB_SLOW_QUERY_MS: int(0),
+  /** Old name of DB_SLOW_QUERY_MS (Prisma era); still read, with a warning. */
+  PRISMA_SLOW_QUERY_MS: z.coerce.number().int().min(0).optional(),
+
+  // --- redis ---
+  /** Redis connection string. Optional: without it rate limits are per process and caches are off. */
+  REDIS_URL: optionalString,
+
+  // --- processes and switches ---
+  /** 1 runs the outbox worker, scheduler and alert monitor in this process. */
+  WORKERS_ENABLED: bool(false),
+  /** 1 answers 503 `maintenance` on every route but /health, /live, /ready, /metrics. */
+  MAINTENANCE_MODE: bool(false),
+  /** 1 lets only GET, HEAD and OPTIONS through; the rest get 503 `read_only`. */
+  READ_ONLY_MODE: bool(false),
+  /** Seed a demo merchant on an empty database at start-up (default on outside production). */
+  SEED_DEMO: bool(true),
+
+  // --- metrics and alerts ---
+  /** When set, /metrics requires the header X-Metrics-Token with this value. */
+  METRICS_TOKEN: optionalString,
+  /** Telegram bot token used to send operator alerts. */
+  ALERT_TELEGRAM_BOT_TOKEN: optionalString,
+  /** Telegram chat that receives operator alerts. */
+  ALERT_TELEGRAM_CHAT_ID: optionalString,
+  /** Alert when 5xx responses per minute exceed this. */
+  ALERT_HTTP_5XX_PER_MIN: int(10),
+  /** Alert when slow requests per minute exceed this. */
+  ALERT_HTTP_SLOW_PER_MIN: int(30),
+  /** A request slower than this many ms is "slow" (http_slow_requests_total). */
+  ALERT_HTTP_SLOW_THRESHOLD_MS: int(1000, 1),
+  /** Alert when loyalty_outbox_dead_total grows by more than this within the monitoring window. */
+  ALERT_OUTBOX_DEAD_DELTA: int(10),
+  /** Share (0..1) of 5xx responses reported as incidents with their context. */
+  ALERTS_5XX_SAMPLE_RATE: z.coerce.number().min(0).max(1).default(0.1),
+
+  // --- telegram ---
+  /** Token of the platform's notify bot (merchant staff notifications). */
+  TELEGRAM_NOTIFY_BOT_TOKEN: optionalString,
+  /** Secret Telegram sends in X-Telegram-Bot-Api-Secret-Token to the notify bot's webhook. */
+  TELEGRAM_NOTIFY_WEBHOOK_SECRET: optionalString,
+  /** Base URL of the Telegram Bot API (a fake in tests, or a local Bot API server). */
+  TELEGRAM_API_BASE_URL: z.url().default('https://api.telegram.org'),
+
+  // --- outbox and webhooks ---
+  /** Delays in seconds between delivery attempts; when used up the event is dead. */
+  OUTBOX_RETRY_SCHEDULE: z
+    .string()
+    .default('5,300,1800,7200,18000,36000,36000')
+    .transform((s, ctx) => {
+      const parts = s.split(',').map((p) => Number(p.trim()));
+      if (parts.length === 0 || parts.some((n) => !Number.isFinite(n) || n < 0)) {
+        ctx.addIssue({ code: 'custom', message: 'expected comma-separated non-negative seconds' });
+        return z.NEVER;
+      }
+      return parts;
+    }),
+  /** 1 allows webhook targets on private, loopback and link-local addresses (development, tests). */
+  WEBHOOK_ALLOW_PRIVATE_NETWORKS: bool(false),
+  /** Key for secrets at rest (32 bytes, hex or base64). Required in production. */
+  APP_ENCRYPTION_KEY: optionalString,
+
+  // --- customer codes and integration API ---
+  /** Lifetime of a customer's one-time code in seconds. */
+  CUSTOMER_CODE_TTL_SECONDS: int(300, 10, 86_400),
+  /** Failed code resolves allowed per API key within CODE_RESOLVE_WINDOW_SECONDS before 429. */
+  CODE_RESOLVE_MAX_FAILURES: int(10, 1),
+  /** Window of the failed-resolve limit, seconds. */
+  CODE_RESOLVE_WINDOW_SECONDS: int(60, 1),
+  /** How long an API key lookup is cached in process (revocations reach every replica at once via NOTIFY). */
+  API_KEY_CACHE_SECONDS: int(60, 0),
+  /** Largest request body accepted, bytes. */
+  BODY_LIMIT_BYTES: int(65_536, 1024, 10_485_760),
+});
+
+/** The parsed configuration every module receives. */
+export type Config = Omit<z.output<typeof EnvSchema>, 'PRISMA_SLOW_QUERY_MS'>;
+
+/** Thrown when the environment is invalid; lists every problem. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+/** Parses an environment (process.env by default); throws ConfigError naming every bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): {
+  config: Config;
+  warnings: string[];
+} {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`));
+  }
+  const { PRISMA_SLOW_QUERY_MS, ...config } = parsed.data;
+  const warnings: string[] = [];
+  const problems: string[] = [];
+  if (PRISMA_SLOW_QUERY_MS !== undefined) {
+    warnings.push('PRISMA_SLOW_QUERY_MS is the old name of DB_SLOW_QUERY_MS; rename it');
+    if (env.DB_SLOW_QUERY_MS === undefined) config.DB_SLOW_QUERY_MS = PRISMA_SLOW_QUERY_MS;
+  }
+  if (config.APP_ENCRYPTION_KEY !== undefined && decodeKey(config.APP_ENCRYPTION_KEY) === null) {
+    problems.push('APP_ENCRYPTION_KEY: expected 32 bytes as 64 hex characters or base64');
+  }
+  if (config.NODE_ENV === 'production') {
+    if (!config.DATABASE_URL) problems.push('DATABASE_URL: required in production');
+    if (!config.APP_ENCRYPTION_KEY) problems.push('APP_ENCRYPTION_KEY: required in production');
+    if (env.SEED_DEMO === undefined) config.SEED_DEMO = false;
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return { config, warnings };
+}
+
+/** Decodes a 32-byte key given as hex or base64; null when it is neither. */
+export function decodeKey(value: string): Buffer | null {
+  if (/^[0-9a-fA-F]{64}$/.test(value)) return Buffer.from(value, 'hex');
+  const b = Buffer.from(value, 'base64');
+  return b.length === 32 ? b : null;
+}
+
+/** The names of every variable the config reads (the production env example must document each). */
+export const CONFIG_VARIABLES = Object.keys(EnvSchema.shape);

@@ -1,0 +1,49 @@
+import { Kysely, PostgresDialect, type Transaction } from 'kysely';
+import pg from 'pg';
+import type { DB } from './types.js';
+
+// int8 (bigint) columns hold points and minor units. Every amount the ledger accepts is bounded far
+// below 2^53 (receipt totals <= 1e11), so parsing them as JS numbers is exact; counts too.
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number.parseInt(v, 10));
+pg.types.setTypeParser(pg.types.builtins.NUMERIC, (v) => Number(v));
+
+/** A Kysely instance or a transaction: service functions take either, so they compose. */
+export type Executor = Kysely<DB> | Transaction<DB>;
+export type Database = Kysely<DB>;
+
+/** Options for the pool behind a Kysely instance. */
+export interface CreateDatabaseOptions {
+  connectionString: string;
+  max?: number;
+  /** Called with (sql, ms) for every query slower than slowQueryMs. */
+  onSlowQuery?: (sql: string, ms: number) => void;
+  slowQueryMs?: number;
+  applicationName?: string;
+}
+
+/** Creates the pg pool and the Kysely instance on it. */
+export function createDatabase(options: CreateDatabaseOptions): { db: Database; pool: pg.Pool } {
+  const pool = new pg.Pool({
+    connectionString: options.connectionString,
+    max: options.max ?? 10,
+    application_name: options.applicationName ?? 'loyalty',
+    // A broken connection must not hang a request forever.
+    connectionTimeoutMillis: 5_000,
+    idleTimeoutMillis: 30_000,
+  });
+  // Errors of idle clients (Postgres restarted) are reported here; without a listener they crash Node.
+  pool.on('error', () => {});
+  const slowMs = options.slowQueryMs ?? 0;
+  const db = new Kysely<DB>({
+    dialect: new PostgresDialect({ pool }),
+    log:
+      slowMs > 0 && options.onSlowQuery
+        ? (event) => {
+            if (event.queryDurationMillis >= slowMs) {
+              options.onSlowQuery?.(event.query.sql, event.queryDurationMillis);
+            }
+          }
+        : undefined,
+  });
+  return { db, pool };
+}

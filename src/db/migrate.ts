@@ -1,0 +1,37 @@
+import { type Kysely, type Migration, type MigrationProvider, type MigrationResult, Migrator } from 'kysely';
+import * as m0001 from './migrations/0001_core.js';
+import * as m0002 from './migrations/0002_ledger_functions.js';
+
+// Migrations are listed here explicitly (append-only), so they work the same from source, from a
+// build and inside the image, with no directory scanning.
+const migrations: Record<string, Migration> = {
+  '0001_core': m0001,
+  '0002_ledger_functions': m0002,
+};
+
+const provider: MigrationProvider = { getMigrations: async () => migrations };
+
+function createMigrator<T>(db: Kysely<T>): Migrator {
+  // Migrations are written against no particular schema type.
+  return new Migrator({ db: db as unknown as Kysely<unknown>, provider });
+}
+
+/** Applies every pending migration; throws with the failing migration's name on error. */
+export async function migrateToLatest<T>(db: Kysely<T>): Promise<MigrationResult[]> {
+  const { error, results } = await createMigrator(db).migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
+    throw new Error(`migration ${failed} failed: ${error instanceof Error ? error.message : String(error)}`, {
+      cause: error,
+    });
+  }
+  return results ?? [];
+}
+
+/** Each known migration with the time it was applied, or null when it is pending. */
+export async function migrationStatus<T>(
+  db: Kysely<T>,
+): Promise<Array<{ name: string; executedAt: Date | null }>> {
+  const list = await createMigrator(db).getMigrations();
+  return list.map((m) => ({ name: m.name, executedAt: m.executedAt ?? null }));
+}

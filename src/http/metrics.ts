@@ -1,0 +1,82 @@
+import type { FastifyInstance } from 'fastify';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** The process's Prometheus registry and the HTTP metrics the runbook names. */
+export interface Metrics {
+  registry: Registry;
+  httpRequests: Counter<'method' | 'route' | 'status'>;
+  httpDuration: Histogram<'method' | 'route' | 'status'>;
+  httpSlow: Counter<'method' | 'route'>;
+  dbSlowQueries: Counter;
+}
+
+/** Creates a registry (one per app, so tests can build several) with the standard metrics. */
+export function createMetrics(options: { withDefaults?: boolean } = {}): Metrics {
+  const registry = new Registry();
+  if (options.withDefaults !== false) collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    httpRequests: new Counter({
+      name: 'http_requests_total',
+      help: 'HTTP requests by method, route pattern and status code',
+      labelNames: ['method', 'route', 'status'],
+      registers: [registry],
+    }),
+    httpDuration: new Histogram({
+      name: 'http_request_duration_seconds',
+      help: 'HTTP request duration in seconds by method, route pattern and status code',
+      labelNames: ['method', 'route', 'status'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    httpSlow: new Counter({
+      name: 'http_slow_requests_total',
+      help: 'HTTP requests slower than ALERT_HTTP_SLOW_THRESHOLD_MS',
+      labelNames: ['method', 'route'],
+      registers: [registry],
+    }),
+    dbSlowQueries: new Counter({
+      name: 'db_slow_queries_total',
+      help: 'Database queries slower than DB_SLOW_QUERY_MS',
+      registers: [registry],
+    }),
+  };
+}
+
+/** Records every response in the HTTP metrics, labelled by route pattern (never the raw URL). */
+export function registerHttpMetrics(app: FastifyInstance, metrics: Metrics, slowThresholdMs: number): void {
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    const labels = { method: request.method, route, status: String(reply.statusCode) };
+    const ms = reply.elapsedTime;
+    metrics.httpRequests.inc(labels);
+    metrics.httpDuration.observe(labels, ms / 1000);
+    if (ms >= slowThresholdMs) metrics.httpSlow.inc({ method: request.method, route });
+  });
+}
+
+/**
+ * The outbox figures the runbook reads from the API's /metrics, taken from Postgres at scrape time:
+ * `loyalty_outbox_pending` (gauge) and `loyalty_outbox_dead_total` (events that have gone dead).
+ */
+export function createOutboxMetrics(
+  metrics: Metrics,
+  read: () => Promise<{ pending: number; dead: number }>,
+) {
+  const pending = new Gauge({
+    name: 'loyalty_outbox_pending',
+    help: 'Outbox events waiting for delivery (pending or being delivered)',
+    registers: [metrics.registry],
+  });
+  const dead = new Counter({
+    name: 'loyalty_outbox_dead_total',
+    help: 'Outbox events that have gone dead after their retry schedule was used up',
+    registers: [metrics.registry],
+  });
+  return async () => {
+    const figures = await read();
+    pending.set(figures.pending);
+    dead.reset();
+    dead.inc(figures.dead);
+  };
+}

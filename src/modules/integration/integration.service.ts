@@ -1,0 +1,183 @@
+import type { Database } from '../../db/database.js';
+import type { MerchantAuth } from '../../http/auth.js';
+import { AppError } from '../../http/errors.js';
+import type { FailureLimiter } from '../../http/rate-limit.js';
+import { type CustomerRef, type CustomerState, findCustomerState } from '../customers/customers.service.js';
+import { requestHash, runIdempotent } from '../ledger/idempotency.service.js';
+import {
+  type CommitResult,
+  commitPurchase,
+  type PosContext,
+  quoteForCustomer,
+  type RefundResult,
+  refundPurchase,
+} from '../ledger/ledger.service.js';
+import { findForeignContext } from '../merchants/merchants.service.js';
+import { selectTier } from '../programme/programme.rules.js';
+import type { ProgrammeRules } from '../programme/programme.schema.js';
+import type {
+  CommitPurchaseBody,
+  QuotePurchaseBody,
+  RefundPurchaseBody,
+  ResolveCustomerBody,
+} from './integration.schema.js';
+
+/** What the integration API's operations need. */
+export interface IntegrationDeps {
+  db: Database;
+  /** Failed code resolves per API key, so codes cannot be guessed. */
+  codeFailures: FailureLimiter;
+}
+
+function toRef(body: { code?: string; phone?: string; customerId?: string }): CustomerRef {
+  if (body.code !== undefined) return { code: body.code };
+  if (body.phone !== undefined) return { phone: body.phone };
+  if (body.customerId !== undefined) return { customerId: body.customerId };
+  throw new AppError('validation_error', 'give exactly one of code, phone or customerId');
+}
+
+function tierOf(rules: ProgrammeRules, spend: number) {
+  const tier = selectTier(rules, spend);
+  return tier ? { name: tier.name, earnRateBp: tier.earnRateBp, spend } : null;
+}
+
+/** Checks that every context id given belongs to the merchant (404 otherwise, like any foreign id). */
+async function assertContext(deps: IntegrationDeps, auth: MerchantAuth, context: PosContext): Promise<void> {
+  if (!context.outletId && !context.deviceId && !context.managerId) return;
+  const foreign = await findForeignContext(deps.db, { merchantId: auth.merchantId, ...context });
+  if (foreign.outlet)
+    throw new AppError('outlet_not_found', 'outletId: outlet not found', { field: 'outletId' });
+  if (foreign.device)
+    throw new AppError('device_not_found', 'deviceId: device not found', { field: 'deviceId' });
+  if (foreign.manager)
+    throw new AppError('manager_not_found', 'managerId: manager not found', { field: 'managerId' });
+  if (
+    context.outletId &&
+    context.deviceId &&
+    foreign.deviceOutletId &&
+    foreign.deviceOutletId !== context.outletId
+  ) {
+    throw new AppError('context_mismatch', 'deviceId belongs to another outlet than outletId', {
+      field: 'deviceId',
+    });
+  }
+}
+
+/**
+ * Finds the customer a POS names. Failed code lookups count against the API key; once over the
+ * limit every code lookup of that key gets 429 until the window passes.
+ */
+async function resolveCustomer(
+  deps: IntegrationDeps,
+  auth: MerchantAuth,
+  ref: CustomerRef,
+): Promise<CustomerState> {
+  const isCode = 'code' in ref;
+  if (isCode) {
+    const wait = await deps.codeFailures.blockedFor(auth.keyId);
+    if (wait > 0) {
+      throw new AppError(
+        'rate_limited',
+        'Too many failed code lookups; try again later',
+        { retryAfter: wait },
+        {
+          'Retry-After': String(wait),
+        },
+      );
+    }
+  }
+  const tierWindowDays = auth.rules.tiers.length > 0 ? auth.rules.tierWindowDays : null;
+  const customer = await findCustomerState(deps.db, { merchantId: auth.merchantId, ref, tierWindowDays });
+  if (customer) return customer;
+  if (isCode) {
+    await deps.codeFailures.recordFailure(auth.keyId);
+    throw new AppError('code_not_found', 'Code not found, expired or already used');
+  }
+  throw new AppError('customer_not_found', 'Customer not found');
+}
+
+/** POST /customers/resolve */
+export async function resolveForPos(deps: IntegrationDeps, auth: MerchantAuth, body: ResolveCustomerBody) {
+  const [customer] = await Promise.all([
+    resolveCustomer(deps, auth, toRef(body)),
+    assertContext(deps, auth, body),
+  ]);
+  return {
+    customer: { id: customer.id, name: customer.name, phone: customer.phone },
+    balance: { available: customer.available, pending: customer.pending },
+    tier: tierOf(auth.rules, customer.spend),
+  };
+}
+
+/** POST /purchases/quote: the same computation commit applies, writing nothing. */
+export async function quoteForPos(deps: IntegrationDeps, auth: MerchantAuth, body: QuotePurchaseBody) {
+  const [customer] = await Promise.all([
+    resolveCustomer(deps, auth, toRef(body.customer)),
+    assertContext(deps, auth, body),
+  ]);
+  const quote = quoteForCustomer({
+    rules: auth.rules,
+    customer,
+    receipt: body.receipt,
+    redeemPoints: body.redeemPoints ?? 0,
+  });
+  return {
+    earnPoints: quote.earnPoints,
+    maxRedeemPoints: quote.maxRedeemPoints,
+    redeemPoints: quote.redeemPoints,
+    discount: quote.discount,
+    payable: quote.payable,
+    eligibleAmount: quote.eligibleAmount,
+    earnRateBp: quote.earnRateBp,
+    customer: { id: customer.id },
+    balance: { available: customer.available, pending: customer.pending },
+    tier: tierOf(auth.rules, customer.spend),
+  };
+}
+
+/** POST /purchases: idempotent commit. */
+export async function commitForPos(
+  deps: IntegrationDeps,
+  auth: MerchantAuth,
+  body: CommitPurchaseBody,
+  idempotencyKey: string,
+): Promise<{ result: CommitResult; isReplay: boolean }> {
+  const hash = requestHash('purchases.commit', body);
+  return runIdempotent(deps.db, { merchantId: auth.merchantId, key: idempotencyKey, hash }, async () => {
+    const ref = toRef(body.customer);
+    const [customer] = await Promise.all([resolveCustomer(deps, auth, ref), assertContext(deps, auth, body)]);
+    return commitPurchase(deps.db, {
+      merchantId: auth.merchantId,
+      rules: auth.rules,
+      customer,
+      code: 'code' in ref ? ref.code : undefined,
+      orderId: body.orderId,
+      receipt: body.receipt,
+      redeemPoints: body.redeemPoints ?? 0,
+      context: body,
+      idempotencyKey,
+    });
+  });
+}
+
+/** POST /purchases/{id}/refunds: idempotent refund. */
+export async function refundForPos(
+  deps: IntegrationDeps,
+  auth: MerchantAuth,
+  purchaseId: string,
+  body: RefundPurchaseBody,
+  idempotencyKey: string,
+): Promise<{ result: RefundResult; isReplay: boolean }> {
+  const hash = requestHash(`purchases.refund:${purchaseId}`, body);
+  return runIdempotent(deps.db, { merchantId: auth.merchantId, key: idempotencyKey, hash }, async () => {
+    await assertContext(deps, auth, body);
+    return refundPurchase(deps.db, {
+      merchantId: auth.merchantId,
+      rules: auth.rules,
+      purchaseId,
+      amount: body.amount,
+      context: body,
+      idempotencyKey,
+    });
+  });
+}

@@ -1,0 +1,269 @@
+import { sql } from 'kysely';
+import type { Executor } from '../../db/database.js';
+import { AppError } from '../../http/errors.js';
+import type { CustomerState } from '../customers/customers.service.js';
+import { type QuoteResult, quotePurchase, RuleViolation } from '../programme/programme.rules.js';
+import type { ProgrammeRules, Receipt } from '../programme/programme.schema.js';
+import { toAppError } from './ledger.errors.js';
+
+/** Where a POS operation happened; ids are the platform's, checked against the merchant. */
+export interface PosContext {
+  outletId?: string;
+  deviceId?: string;
+  managerId?: string;
+}
+
+/** Where a purchase stands after its refunds. */
+export type PurchaseStatus = 'committed' | 'partially_refunded' | 'refunded';
+
+/** The balance as clients see it. */
+export interface Balance {
+  available: number;
+  pending: number;
+}
+
+/** What a committed purchase returns (and what its Idempotency-Key replays). */
+export interface CommitResult {
+  purchase: {
+    id: string;
+    orderId: string;
+    customerId: string;
+    status: PurchaseStatus;
+    total: number;
+    discount: number;
+    payable: number;
+    earnedPoints: number;
+    redeemedPoints: number;
+    createdAt: string;
+  };
+  balance: Balance;
+}
+
+/** What a refund returns (and what its Idempotency-Key replays). */
+export interface RefundResult {
+  refund: {
+    id: string;
+    purchaseId: string;
+    orderId: string;
+    amount: number;
+    returnedPoints: number;
+    revokedPoints: number;
+    unrecoveredPoints: number;
+    createdAt: string;
+  };
+  balance: Balance;
+}
+
+/** Applies the programme to a receipt for a customer; rule violations become 422s. */
+export function quoteForCustomer(options: {
+  rules: ProgrammeRules;
+  customer: CustomerState;
+  receipt: Receipt;
+  redeemPoints: number;
+}): QuoteResult {
+  try {
+    return quotePurchase({
+      rules: options.rules,
+      receipt: options.receipt,
+      redeemPoints: options.redeemPoints,
+      availablePoints: options.customer.available,
+      tierSpend: options.customer.spend,
+    });
+  } catch (error) {
+    if (error instanceof RuleViolation) {
+      throw new AppError(error.code, error.message, error.details);
+    }
+    throw error;
+  }
+}
+
+async function callLedger<T>(
+  db: Executor,
+  fn: 'loyalty_commit_purchase' | 'loyalty_refund_purchase',
+  p: object,
+) {
+  try {
+    const result = await sql<{ r: T }>`select ${sql.raw(fn)}(${JSON.stringify(p)}::jsonb) as r`.execute(db);
+    const row = result.rows[0];
+    if (!row) throw new Error(`${fn} returned no row`);
+    return row.r;
+  } catch (error) {
+    throw toAppError(error);
+  }
+}
+
+/**
+ * Commits a purchase in one transaction (one SQL function call): redeems FIFO by expiry, records
+ * the earned lot, the ledger entries, the outbox event, consumes the code and completes the
+ * idempotency record. The figures come from the same quote a POS sees.
+ */
+export async function commitPurchase(
+  db: Executor,
+  options: {
+    merchantId: string;
+    rules: ProgrammeRules;
+    customer: CustomerState;
+    code?: string;
+    orderId: string;
+    receipt: Receipt;
+    redeemPoints: number;
+    context: PosContext;
+    idempotencyKey?: string;
+  },
+): Promise<CommitResult> {
+  const { rules, receipt } = options;
+  const quote = quoteForCustomer(options);
+  return callLedger<CommitResult>(db, 'loyalty_commit_purchase', {
+    merchantId: options.merchantId,
+    customerId: options.customer.id,
+    orderId: options.orderId,
+    code: options.code ?? null,
+    idempotencyKey: options.idempotencyKey ?? null,
+    outletId: options.context.outletId ?? null,
+    deviceId: options.context.deviceId ?? null,
+    managerId: options.context.managerId ?? null,
+    total: receipt.total,
+    eligibleAmount: quote.eligibleAmount,
+    discount: quote.discount,
+    earnPoints: quote.earnPoints,
+    redeemPoints: quote.redeemPoints,
+    earnRateBp: quote.earnRateBp,
+    tier: quote.tier?.name ?? null,
+    receipt,
+    pendingDays: rules.pendingDays,
+    lifetimeDays: rules.pointsLifetimeDays,
+  });
+}
+
+/**
+ * Refunds `amount` (or all that is left) of a purchase: returns redeemed points, revokes earned
+ * points pro rata, never below zero (the shortfall is recorded as unrecoveredPoints).
+ */
+export async function refundPurchase(
+  db: Executor,
+  options: {
+    merchantId: string;
+    rules: ProgrammeRules;
+    purchaseId: string;
+    amount?: number;
+    context: PosContext;
+    idempotencyKey?: string;
+  },
+): Promise<RefundResult> {
+  return callLedger<RefundResult>(db, 'loyalty_refund_purchase', {
+    merchantId: options.merchantId,
+    purchaseId: options.purchaseId,
+    amount: options.amount ?? null,
+    idempotencyKey: options.idempotencyKey ?? null,
+    outletId: options.context.outletId ?? null,
+    deviceId: options.context.deviceId ?? null,
+    managerId: options.context.managerId ?? null,
+    lifetimeDays: options.rules.pointsLifetimeDays,
+  });
+}
+
+/** A merchant's purchase with its refunds; 404 for another merchant's or an unknown id. */
+export async function getPurchase(db: Executor, options: { merchantId: string; purchaseId: string }) {
+  const purchase = await db
+    .selectFrom('purchases')
+    .selectAll()
+    .where('id', '=', options.purchaseId)
+    .where('merchant_id', '=', options.merchantId)
+    .executeTakeFirst();
+  if (!purchase) throw new AppError('purchase_not_found', 'Purchase not found');
+  const refunds = await db
+    .selectFrom('refunds')
+    .selectAll()
+    .where('purchase_id', '=', purchase.id)
+    .orderBy('created_at')
+    .orderBy('id')
+    .execute();
+  return {
+    id: purchase.id,
+    orderId: purchase.order_id,
+    customerId: purchase.customer_id,
+    status: purchase.status as PurchaseStatus,
+    total: purchase.total,
+    eligibleAmount: purchase.eligible_amount,
+    discount: purchase.discount,
+    payable: purchase.total - purchase.discount,
+    earnedPoints: purchase.earned_points,
+    redeemedPoints: purchase.redeemed_points,
+    earnRateBp: purchase.earn_rate_bp,
+    tier: purchase.tier,
+    refundedAmount: purchase.refunded_amount,
+    returnedPoints: purchase.returned_points,
+    revokedPoints: purchase.revoked_points,
+    unrecoveredPoints: purchase.unrecovered_points,
+    outletId: purchase.outlet_id,
+    deviceId: purchase.device_id,
+    managerId: purchase.manager_id,
+    receipt: purchase.receipt,
+    createdAt: purchase.created_at.toISOString(),
+    refunds: refunds.map((r) => ({
+      id: r.id,
+      amount: r.amount,
+      returnedPoints: r.returned_points,
+      revokedPoints: r.revoked_points,
+      unrecoveredPoints: r.unrecovered_points,
+      outletId: r.outlet_id,
+      deviceId: r.device_id,
+      managerId: r.manager_id,
+      createdAt: r.created_at.toISOString(),
+    })),
+  };
+}
+
+/** Totals of one expiry or activation run. */
+export interface BatchResult {
+  customers: number;
+  points: number;
+}
+
+async function runInBatches(
+  db: Executor,
+  fn: 'loyalty_expire_points' | 'loyalty_activate_points',
+  options: { now?: Date; batchSize?: number },
+): Promise<BatchResult> {
+  const now = options.now ?? new Date();
+  const batchSize = options.batchSize ?? 500;
+  const total: BatchResult = { customers: 0, points: 0 };
+  // Each call is its own short transaction over at most batchSize customers; loop until done.
+  for (;;) {
+    const result = await sql<{ r: BatchResult }>`select ${sql.raw(fn)}(${now}, ${batchSize}) as r`.execute(
+      db,
+    );
+    const batch = result.rows[0]?.r ?? { customers: 0, points: 0 };
+    total.customers += batch.customers;
+    total.points += batch.points;
+    if (batch.customers < batchSize) return total;
+  }
+}
+
+/** Expires every lot whose expiry is at or before `now`; safe to run concurrently. */
+export function expirePoints(db: Executor, options: { now?: Date; batchSize?: number } = {}) {
+  return runInBatches(db, 'loyalty_expire_points', options);
+}
+
+/** Makes available every pending lot whose pending period ended at or before `now`. */
+export function activatePoints(db: Executor, options: { now?: Date; batchSize?: number } = {}) {
+  return runInBatches(db, 'loyalty_activate_points', options);
+}
+
+/** Adds (positive) or takes (negative) points by hand, with a reason; never below zero. */
+export async function adjustPoints(
+  db: Executor,
+  options: { merchantId: string; customerId: string; points: number; reason: string; rules: ProgrammeRules },
+): Promise<Balance> {
+  try {
+    const result = await sql<{ r: Balance }>`
+      select loyalty_adjust_points(${options.merchantId}, ${options.customerId}, ${options.points},
+                                   ${options.reason}, ${options.rules.pointsLifetimeDays}::integer) as r
+    `.execute(db);
+    const row = result.rows[0];
+    if (!row) throw new Error('loyalty_adjust_points returned no row');
+    return row.r;
+  } catch (error) {
+    throw toAppError(error);
+  }
+}

@@ -1,0 +1,63 @@
+import type { Redis } from 'ioredis';
+import type pg from 'pg';
+import type { Config } from './config.js';
+import { createDatabase, type Database } from './db/database.js';
+import { type EmbeddedDatabase, startEmbeddedPostgres } from './db/embedded.js';
+import { createRedis } from './redis.js';
+
+/** The shared resources of a process (API, worker or CLI) and how to close them in order. */
+export interface Runtime {
+  db: Database;
+  pool: pg.Pool;
+  redis: Redis | null;
+  databaseUrl: string;
+  embedded: EmbeddedDatabase | null;
+  close(): Promise<void>;
+}
+
+/**
+ * Connects to DATABASE_URL, or (for `npm start` on a fresh machine) starts the embedded PostgreSQL
+ * when it is unset and `allowEmbedded` is true.
+ */
+export async function openRuntime(
+  config: Config,
+  options: {
+    allowEmbedded: boolean;
+    poolMax?: number;
+    log?: (message: string) => void;
+    onSlowQuery?: (sql: string, ms: number) => void;
+  },
+): Promise<Runtime> {
+  let embedded: EmbeddedDatabase | null = null;
+  let databaseUrl = config.DATABASE_URL;
+  if (!databaseUrl) {
+    if (!options.allowEmbedded) {
+      throw new Error('DATABASE_URL is not set (only `npm start` runs an embedded PostgreSQL)');
+    }
+    options.log?.(`starting embedded PostgreSQL in ${config.EMBEDDED_PG_DIR} ...`);
+    embedded = await startEmbeddedPostgres({
+      dataDir: config.EMBEDDED_PG_DIR,
+      port: config.EMBEDDED_PG_PORT,
+    });
+    databaseUrl = embedded.url;
+  }
+  const { db, pool } = createDatabase({
+    connectionString: databaseUrl,
+    max: options.poolMax ?? config.DATABASE_POOL_MAX,
+    slowQueryMs: config.DB_SLOW_QUERY_MS,
+    onSlowQuery: options.onSlowQuery,
+  });
+  const redis = createRedis(config.REDIS_URL);
+  return {
+    db,
+    pool,
+    redis,
+    databaseUrl,
+    embedded,
+    async close() {
+      await db.destroy().catch(() => {});
+      redis?.disconnect();
+      await embedded?.stop().catch(() => {});
+    },
+  };
+}

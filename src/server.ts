@@ -1,0 +1,90 @@
+import { buildApp } from './app.js';
+import { ConfigError, loadConfig } from './config.js';
+import { NotificationListener } from './db/listener.js';
+import { migrateToLatest } from './db/migrate.js';
+import { createMetrics } from './http/metrics.js';
+import { seedDemo } from './modules/demo/demo.service.js';
+import { openRuntime } from './runtime.js';
+
+// The API process. With no DATABASE_URL (a fresh machine) it starts an embedded PostgreSQL,
+// migrates, seeds a demo merchant on an empty database and prints how to use it.
+
+async function main(): Promise<void> {
+  let loaded: ReturnType<typeof loadConfig>;
+  try {
+    loaded = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const { config, warnings } = loaded;
+  for (const warning of warnings) console.warn(`config: ${warning}`);
+
+  const metrics = createMetrics();
+  const say = (message: string) => console.log(message);
+  const runtime = await openRuntime(config, {
+    allowEmbedded: true,
+    log: say,
+    onSlowQuery: (sqlText, ms) => {
+      metrics.dbSlowQueries.inc();
+      console.warn(JSON.stringify({ level: 'warn', msg: 'slow query', ms: Math.round(ms), sql: sqlText }));
+    },
+  });
+  const listener = new NotificationListener(runtime.databaseUrl);
+  let isClosing = false;
+  const close = async (signal: string) => {
+    if (isClosing) return;
+    isClosing = true;
+    say(`${signal}: shutting down`);
+    await app.close().catch(() => {});
+    await listener.close();
+    await runtime.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void close('SIGINT'));
+  process.once('SIGTERM', () => void close('SIGTERM'));
+
+  await migrateToLatest(runtime.db);
+  await listener.start();
+  const app = await buildApp(config, { db: runtime.db, redis: runtime.redis, metrics, listener });
+
+  let demo = null;
+  if (config.SEED_DEMO) {
+    const { count } = await runtime.db
+      .selectFrom('merchants')
+      .select((eb) => eb.fn.countAll<number>().as('count'))
+      .executeTakeFirstOrThrow();
+    if (Number(count) === 0) demo = await seedDemo(runtime.db);
+  }
+
+  await app.listen({ port: config.PORT, host: config.HOST });
+  const base = `http://localhost:${config.PORT}`;
+  say('');
+  say(`Loyalty platform is running at ${base}`);
+  say(`  API reference:  ${base}/docs`);
+  say(`  Health:         ${base}/health   Metrics: ${base}/metrics`);
+  say(`  Database:       ${runtime.embedded ? 'embedded PostgreSQL' : 'DATABASE_URL'}`);
+  if (demo) {
+    say('');
+    say('Demo merchant created (this database was empty):');
+    for (const [key, value] of Object.entries(demo)) say(`  ${key}=${value}`);
+    say('');
+    say('Try it:');
+    say(`  curl -s -X POST ${base}/api/v1/client/code -H "Authorization: Bearer ${demo.SMOKE_USER_TOKEN}"`);
+    say(
+      `  curl -s -X POST ${base}/api/v1/integration/customers/resolve -H "X-Api-Key: ${demo.INTEGRATION_API_KEY}" ` +
+        `-H 'Content-Type: application/json' -d '{"phone":"${demo.SMOKE_PHONE}"}'`,
+    );
+  } else if (config.SEED_DEMO) {
+    say('  (existing data kept; `npm run cli -- demo:seed --json` creates another demo merchant)');
+  }
+  say('Press Ctrl-C to stop.');
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
