@@ -23,6 +23,25 @@ export type JsonValue = JsonArray | JsonObject | JsonPrimitive;
 
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
+export interface AlertIncidents {
+  created_at: Generated<Timestamp>;
+  error: string | null;
+  id: Generated<number>;
+  method: string | null;
+  request_id: string | null;
+  route: string | null;
+  sent_at: Timestamp | null;
+  status: number | null;
+}
+
+export interface AlertStates {
+  firing: Generated<boolean>;
+  last_sent_at: Timestamp | null;
+  last_value: number | null;
+  name: string;
+  updated_at: Generated<Timestamp>;
+}
+
 export interface ApiKeys {
   created_at: Generated<Timestamp>;
   id: Generated<string>;
@@ -39,6 +58,11 @@ export interface Balances {
   merchant_id: string;
   pending: Generated<number>;
   updated_at: Generated<Timestamp>;
+}
+
+export interface Counters {
+  name: string;
+  value: Generated<number>;
 }
 
 export interface CustomerCodes {
@@ -77,6 +101,12 @@ export interface Devices {
   outlet_id: string | null;
 }
 
+export interface HttpMinuteStats {
+  count: number;
+  kind: string;
+  minute: Timestamp;
+}
+
 export interface IdempotencyKeys {
   created_at: Generated<Timestamp>;
   key: string;
@@ -113,22 +143,44 @@ export interface Merchants {
   created_at: Generated<Timestamp>;
   id: Generated<string>;
   name: string;
+  notify_large_purchase_minor: number | null;
+  outbox_paused_at: Timestamp | null;
   rules: Json;
   status: Generated<string>;
+  telegram_bot_token_enc: string | null;
+  telegram_bot_username: string | null;
+  telegram_webhook_secret: string | null;
   updated_at: Generated<Timestamp>;
+}
+
+export interface OutboxAttempts {
+  attempt: number;
+  duration_ms: number;
+  error: string | null;
+  event_id: number;
+  id: Generated<number>;
+  response_excerpt: string | null;
+  result: string;
+  started_at: Generated<Timestamp>;
+  status_code: number | null;
 }
 
 export interface OutboxEvents {
   attempts: Generated<number>;
+  chat_id: string | null;
   created_at: Generated<Timestamp>;
+  dead_at: Timestamp | null;
   delivered_at: Timestamp | null;
+  endpoint_id: string | null;
   id: Generated<number>;
   last_error: string | null;
   locked_until: Timestamp | null;
   merchant_id: string | null;
   next_attempt_at: Generated<Timestamp>;
+  parent_id: number | null;
   payload: Json;
   status: Generated<string>;
+  target: string | null;
   type: string;
   version: Generated<number>;
 }
@@ -195,20 +247,61 @@ export interface Refunds {
   unrecovered_points: number;
 }
 
+export interface RuntimeSwitches {
+  enabled: boolean;
+  name: string;
+  updated_at: Generated<Timestamp>;
+  updated_by: string | null;
+}
+
+export interface StaffTelegramLinks {
+  chat_id: string | null;
+  created_at: Generated<Timestamp>;
+  id: Generated<string>;
+  linked_at: Timestamp | null;
+  merchant_id: string;
+  telegram_username: string | null;
+  token_expires_at: Timestamp;
+  token_hash: string;
+}
+
+export interface WebhookEndpoints {
+  created_at: Generated<Timestamp>;
+  description: string | null;
+  disabled_reason: string | null;
+  enabled: Generated<boolean>;
+  event_types: Generated<string[]>;
+  id: Generated<string>;
+  merchant_id: string;
+  previous_secret: string | null;
+  previous_secret_expires_at: Timestamp | null;
+  secret: string;
+  updated_at: Generated<Timestamp>;
+  url: string;
+}
+
 export interface DB {
+  alert_incidents: AlertIncidents;
+  alert_states: AlertStates;
   api_keys: ApiKeys;
   balances: Balances;
+  counters: Counters;
   customer_codes: CustomerCodes;
   customer_tokens: CustomerTokens;
   customers: Customers;
   devices: Devices;
+  http_minute_stats: HttpMinuteStats;
   idempotency_keys: IdempotencyKeys;
   ledger_entries: LedgerEntries;
   managers: Managers;
   merchants: Merchants;
+  outbox_attempts: OutboxAttempts;
   outbox_events: OutboxEvents;
   outlets: Outlets;
   point_lots: PointLots;
   purchases: Purchases;
   refunds: Refunds;
+  runtime_switches: RuntimeSwitches;
+  staff_telegram_links: StaffTelegramLinks;
+  webhook_endpoints: WebhookEndpoints;
 }
