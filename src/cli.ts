@@ -194,9 +194,9 @@ const commands: Record<string, Command> = {
   },
 };
 
-function printHelp(): void {
-  console.log('Usage: npm run cli -- <command> [options] [--json]\n\nCommands:');
-  for (const command of Object.values(commands)) console.log(`  ${command.usage}`);
+function printHelp(print: (line: string) => void = console.log): void {
+  print('Usage: npm run cli -- <command> [options] [--json]\n\nCommands:');
+  for (const command of Object.values(commands)) print(`  ${command.usage}`);
 }
 
 function printHuman(result: Record<string, unknown>): void {
@@ -208,13 +208,13 @@ function printHuman(result: Record<string, unknown>): void {
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === 'help' || name === '--help') {
-    printHelp();
+    printHelp(name ? console.log : console.error);
     return name ? 0 : 1;
   }
   const command = commands[name];
   if (!command) {
     console.error(`Unknown command: ${name}`);
-    printHelp();
+    printHelp(console.error);
     return 1;
   }
   const { values } = parseArgs({
@@ -243,10 +243,9 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// Exit explicitly: libraries' exit hooks must not turn a failure into exit code 0.
 main(process.argv.slice(2))
-  .then((code) => {
-    process.exitCode = code;
-  })
+  .then((code) => process.exit(code))
   .catch((error: unknown) => {
     if (error instanceof UsageError || error instanceof ConfigError) {
       console.error(error.message);
@@ -255,5 +254,5 @@ main(process.argv.slice(2))
     } else {
       console.error(error);
     }
-    process.exitCode = 1;
+    process.exit(1);
   });

@@ -11,8 +11,11 @@ const bool = (fallback: boolean) =>
     .optional()
     .transform((v) => (v === undefined || v === '' ? fallback : ['1', 'true', 'yes', 'on'].includes(v)));
 
+// An empty variable means "not set" (compose files often pass VAR= through), so it takes the default.
+const emptyToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
+
 const int = (fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
-  z.coerce.number().int().min(min).max(max).default(fallback);
+  z.preprocess(emptyToUndefined, z.coerce.number().int().min(min).max(max).default(fallback));
 
 const optionalString = z
   .string()
@@ -46,7 +49,7 @@ const EnvSchema = z.object({
   /** Queries slower than this many ms are logged (SQL without values) and counted; 0 = off. */
   DB_SLOW_QUERY_MS: int(0),
   /** Old name of DB_SLOW_QUERY_MS (Prisma era); still read, with a warning. */
-  PRISMA_SLOW_QUERY_MS: z.coerce.number().int().min(0).optional(),
+  PRISMA_SLOW_QUERY_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).optional()),
 
   // --- redis ---
   /** Redis connection string. Optional: without it rate limits are per process and caches are off. */
@@ -78,7 +81,7 @@ const EnvSchema = z.object({
   /** Alert when loyalty_outbox_dead_total grows by more than this within the monitoring window. */
   ALERT_OUTBOX_DEAD_DELTA: int(10),
   /** Share (0..1) of 5xx responses reported as incidents with their context. */
-  ALERTS_5XX_SAMPLE_RATE: z.coerce.number().min(0).max(1).default(0.1),
+  ALERTS_5XX_SAMPLE_RATE: z.preprocess(emptyToUndefined, z.coerce.number().min(0).max(1).default(0.1)),
 
   // --- telegram ---
   /** Token of the platform's notify bot (merchant staff notifications). */
@@ -90,17 +93,38 @@ const EnvSchema = z.object({
 
   // --- outbox and webhooks ---
   /** Delays in seconds between delivery attempts; when used up the event is dead. */
-  OUTBOX_RETRY_SCHEDULE: z
-    .string()
-    .default('5,300,1800,7200,18000,36000,36000')
-    .transform((s, ctx) => {
-      const parts = s.split(',').map((p) => Number(p.trim()));
-      if (parts.length === 0 || parts.some((n) => !Number.isFinite(n) || n < 0)) {
-        ctx.addIssue({ code: 'custom', message: 'expected comma-separated non-negative seconds' });
-        return z.NEVER;
-      }
-      return parts;
-    }),
+  OUTBOX_RETRY_SCHEDULE: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .default('5,300,1800,7200,18000,36000,36000')
+      .transform((s, ctx) => {
+        const parts = s.split(',').map((p) => (p.trim() === '' ? Number.NaN : Number(p.trim())));
+        if (parts.length === 0 || parts.some((n) => !Number.isFinite(n) || n < 0)) {
+          ctx.addIssue({ code: 'custom', message: 'expected comma-separated non-negative seconds' });
+          return z.NEVER;
+        }
+        return parts;
+      }),
+  ),
+  /** Seconds a worker owns a claimed event; a crashed worker's claims are taken back after it. */
+  OUTBOX_LEASE_SECONDS: int(60, 5, 3600),
+  /** Events one worker claims per round. */
+  OUTBOX_BATCH_SIZE: int(50, 1, 1000),
+  /** Deliveries one worker runs at the same time. */
+  OUTBOX_CONCURRENCY: int(16, 1, 256),
+  /** Fallback polling interval of the worker (it is also woken by NOTIFY). */
+  OUTBOX_POLL_INTERVAL_MS: int(1000, 50, 60_000),
+  /** Delivered events (and their attempts) older than this many days are purged. */
+  OUTBOX_RETENTION_DAYS: int(14, 1, 3650),
+  /** Finished idempotency records older than this many days are purged. */
+  IDEMPOTENCY_RETENTION_DAYS: int(7, 1, 365),
+  /** Port of the worker's own /health and /metrics (the worker process only; 0 = off). */
+  WORKER_PORT: int(3001, 0, 65535),
+  /** An alert that keeps firing is repeated at most once per this many minutes. */
+  ALERT_COOLDOWN_MINUTES: int(30, 1, 1440),
+  /** Bearer token for the admin API (/api/v1/admin); unset: the admin API is off (`npm start` makes one up). */
+  ADMIN_API_TOKEN: optionalString,
   /** 1 allows webhook targets on private, loopback and link-local addresses (development, tests). */
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: bool(false),
   /** Key for secrets at rest (32 bytes, hex or base64). Required in production. */
@@ -135,25 +159,27 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   warnings: string[];
 } {
   const parsed = EnvSchema.safeParse(env);
-  if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`));
-  }
-  const { PRISMA_SLOW_QUERY_MS, ...config } = parsed.data;
+  const problems: string[] = parsed.success
+    ? []
+    : parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`);
   const warnings: string[] = [];
-  const problems: string[] = [];
-  if (PRISMA_SLOW_QUERY_MS !== undefined) {
-    warnings.push('PRISMA_SLOW_QUERY_MS is the old name of DB_SLOW_QUERY_MS; rename it');
-    if (env.DB_SLOW_QUERY_MS === undefined) config.DB_SLOW_QUERY_MS = PRISMA_SLOW_QUERY_MS;
-  }
-  if (config.APP_ENCRYPTION_KEY !== undefined && decodeKey(config.APP_ENCRYPTION_KEY) === null) {
+  // The checks below read the raw values too, so every problem is listed in one run.
+  const isProduction = (parsed.success ? parsed.data.NODE_ENV : env.NODE_ENV) === 'production';
+  const key = env.APP_ENCRYPTION_KEY?.trim();
+  if (key && decodeKey(key) === null) {
     problems.push('APP_ENCRYPTION_KEY: expected 32 bytes as 64 hex characters or base64');
   }
-  if (config.NODE_ENV === 'production') {
-    if (!config.DATABASE_URL) problems.push('DATABASE_URL: required in production');
-    if (!config.APP_ENCRYPTION_KEY) problems.push('APP_ENCRYPTION_KEY: required in production');
-    if (env.SEED_DEMO === undefined) config.SEED_DEMO = false;
+  if (isProduction) {
+    if (!env.DATABASE_URL?.trim()) problems.push('DATABASE_URL: required in production');
+    if (!key) problems.push('APP_ENCRYPTION_KEY: required in production');
   }
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
+  const { PRISMA_SLOW_QUERY_MS, ...config } = parsed.data;
+  if (PRISMA_SLOW_QUERY_MS !== undefined) {
+    warnings.push('PRISMA_SLOW_QUERY_MS is the old name of DB_SLOW_QUERY_MS; rename it');
+    if (emptyToUndefined(env.DB_SLOW_QUERY_MS) === undefined) config.DB_SLOW_QUERY_MS = PRISMA_SLOW_QUERY_MS;
+  }
+  if (isProduction && env.SEED_DEMO === undefined) config.SEED_DEMO = false;
   return { config, warnings };
 }
 

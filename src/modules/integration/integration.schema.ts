@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { Phone } from '../../lib/phone.js';
+import { text } from '../../lib/text.js';
 import { MAX_AMOUNT_MINOR, Receipt } from '../programme/programme.schema.js';
 
 /** A customer's one-time code as shown at the till. */
@@ -65,7 +66,7 @@ export type QuotePurchaseBody = z.infer<typeof QuotePurchaseBody>;
 export const CommitPurchaseBody = z
   .strictObject({
     ...quoteShape,
-    orderId: z.string().min(1).max(128).describe('POS order id, unique per merchant'),
+    orderId: text(1, 128).describe('POS order id, unique per merchant'),
   })
   .superRefine(requireContext);
 export type CommitPurchaseBody = z.infer<typeof CommitPurchaseBody>;

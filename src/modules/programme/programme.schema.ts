@@ -1,11 +1,12 @@
 import { z } from 'zod';
+import { text } from '../../lib/text.js';
 
 /** Upper bound for any money amount in minor units; keeps every integer product below 2^53. */
 export const MAX_AMOUNT_MINOR = 100_000_000_000;
 
 /** A spend tier: reaching minSpend within the rolling window switches the earn rate to earnRateBp. */
 export const Tier = z.strictObject({
-  name: z.string().min(1).max(64),
+  name: text(1, 64),
   // Minor units spent in the rolling window to reach this tier.
   minSpend: z.int().min(0).max(MAX_AMOUNT_MINOR),
   // Earn rate of this tier in basis points; replaces (does not add to) the base rate.
@@ -31,7 +32,7 @@ export const ProgrammeRules = z
     tierWindowDays: z.int().min(1).max(3650),
     tiers: z.array(Tier).max(20),
     // Receipt item categories excluded from both earning and redemption.
-    excludedCategories: z.array(z.string().min(1).max(64)).max(100),
+    excludedCategories: z.array(text(1, 64)).max(100),
   })
   .superRefine((rules, ctx) => {
     // Strictly increasing minSpend makes tier selection unambiguous; unique names keep reports readable.
@@ -72,9 +73,9 @@ export const DEFAULT_RULES: ProgrammeRules = {
 
 /** One receipt line; only amount, category and excluded affect the programme, the rest is informational. */
 export const ReceiptItem = z.strictObject({
-  sku: z.string().min(1).max(128).optional(),
-  name: z.string().min(1).max(256).optional(),
-  category: z.string().min(1).max(64).optional(),
+  sku: text(1, 128).optional(),
+  name: text(1, 256).optional(),
+  category: text(1, 64).optional(),
   // Informational only: amounts are line totals, so quantity never enters the arithmetic.
   quantity: z.number().positive().max(1_000_000).optional(),
   // Line total in minor units.

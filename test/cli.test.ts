@@ -1,0 +1,285 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../src/app.js';
+import { loadConfig } from '../src/config.js';
+import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+
+// The operator CLI as operators run it (`npm run cli` is `tsx src/cli.ts`): a child process against
+// DATABASE_URL. Each process costs a second or more, so commands run once, two at a time, and share
+// their results; `node --import tsx` is tsx without its extra wrapper process.
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+let database: TestDatabase;
+let app: FastifyInstance;
+
+const MAX_CHILDREN = 2;
+let running = 0;
+const waiting: Array<() => void> = [];
+
+async function runCli(args: string[]): Promise<CliResult> {
+  if (running >= MAX_CHILDREN) await new Promise<void>((resolve) => waiting.push(resolve));
+  running += 1;
+  try {
+    return await spawnCli(args);
+  } finally {
+    running -= 1;
+    waiting.shift()?.();
+  }
+}
+
+function spawnCli(args: string[]): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
+      cwd: ROOT,
+      env: { ...process.env, DATABASE_URL: database.url, NODE_ENV: 'test', LOG_LEVEL: 'silent' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Runs a --json command that must succeed; its whole stdout must be one JSON object. */
+async function runJson<T>(args: string[]): Promise<T> {
+  const result = await runCli([...args, '--json']);
+  expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(0);
+  let parsed: unknown;
+  expect(
+    () => {
+      parsed = JSON.parse(result.stdout);
+    },
+    `stdout of ${args.join(' ')} is exactly one JSON value: ${result.stdout}`,
+  ).not.toThrow();
+  expect(typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed), result.stdout).toBe(true);
+  return parsed as T;
+}
+
+/** A command run once and shared by the tests that need it. */
+function once<T>(run: () => Promise<T>): () => Promise<T> {
+  let promise: Promise<T> | undefined;
+  return () => {
+    promise ??= run();
+    return promise;
+  };
+}
+
+interface DemoSeed {
+  MERCHANT_ID: string;
+  INTEGRATION_API_KEY: string;
+  SMOKE_USER_TOKEN: string;
+  SMOKE_OUTLET_ID: string;
+  SMOKE_DEVICE_ID: string;
+  SMOKE_MANAGER_ID: string;
+  SMOKE_CUSTOMER_ID: string;
+  SMOKE_PHONE: string;
+}
+
+const seedA = once(() => runJson<DemoSeed>(['demo:seed']));
+const seedB = once(() => runJson<DemoSeed>(['demo:seed']));
+const merchant = once(() =>
+  runJson<{ merchantId: string; name: string }>(['merchant:create', '--name', 'CLI Bakery']),
+);
+const apiKey = once(async () =>
+  runJson<{ apiKeyId: string; apiKey: string }>([
+    'apikey:create',
+    '--merchant',
+    (await merchant()).merchantId,
+  ]),
+);
+const customer = once(async () =>
+  runJson<{ customerId: string; token: string }>([
+    'customer:create',
+    '--merchant',
+    (await merchant()).merchantId,
+    '--phone',
+    '+79991234501',
+  ]),
+);
+
+beforeAll(async () => {
+  database = await createTestDatabase({ poolMax: 4 });
+  const { config } = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent' });
+  app = await buildApp(config, { db: database.db, logger: false });
+  await app.ready();
+});
+
+afterAll(async () => {
+  await app?.close();
+  await database?.drop();
+});
+
+// Commands queue behind each other (two at a time), so a test may wait for several processes.
+describe.concurrent('cli', { timeout: 120_000 }, () => {
+  it('demo:seed --json prints the smoke credentials, and they work against the API', async () => {
+    const seed = await seedA();
+    expect(Object.keys(seed).sort()).toEqual(
+      [
+        'INTEGRATION_API_KEY',
+        'MERCHANT_ID',
+        'SMOKE_CUSTOMER_ID',
+        'SMOKE_DEVICE_ID',
+        'SMOKE_MANAGER_ID',
+        'SMOKE_OUTLET_ID',
+        'SMOKE_PHONE',
+        'SMOKE_USER_TOKEN',
+      ].sort(),
+    );
+    for (const key of [
+      'MERCHANT_ID',
+      'SMOKE_OUTLET_ID',
+      'SMOKE_DEVICE_ID',
+      'SMOKE_MANAGER_ID',
+      'SMOKE_CUSTOMER_ID',
+    ]) {
+      expect(seed[key as keyof DemoSeed], key).toMatch(UUID);
+    }
+    const headers = { 'x-api-key': seed.INTEGRATION_API_KEY };
+
+    const resolved = await app.inject({
+      method: 'POST',
+      url: '/api/v1/integration/customers/resolve',
+      headers,
+      payload: { phone: seed.SMOKE_PHONE },
+    });
+    expect(resolved.statusCode, resolved.body).toBe(200);
+    expect(resolved.json()).toMatchObject({
+      customer: { id: seed.SMOKE_CUSTOMER_ID, phone: seed.SMOKE_PHONE },
+    });
+
+    const issued = await app.inject({
+      method: 'POST',
+      url: '/api/v1/client/code',
+      headers: { authorization: `Bearer ${seed.SMOKE_USER_TOKEN}` },
+    });
+    expect(issued.statusCode, issued.body).toBe(200);
+    const { code } = issued.json<{ code: string }>();
+
+    const committed = await app.inject({
+      method: 'POST',
+      url: '/api/v1/integration/purchases',
+      headers: { ...headers, 'idempotency-key': 'cli-smoke-1' },
+      payload: {
+        customer: { code },
+        receipt: { total: 10_000 },
+        orderId: 'cli-smoke-1',
+        outletId: seed.SMOKE_OUTLET_ID,
+        deviceId: seed.SMOKE_DEVICE_ID,
+        managerId: seed.SMOKE_MANAGER_ID,
+      },
+    });
+    expect(committed.statusCode, committed.body).toBe(201);
+    expect(committed.json()).toMatchObject({
+      purchase: { orderId: 'cli-smoke-1', customerId: seed.SMOKE_CUSTOMER_ID, status: 'committed' },
+    });
+  });
+
+  it('demo:seed creates a new merchant each time', async () => {
+    const [a, b] = await Promise.all([seedA(), seedB()]);
+    expect(a.MERCHANT_ID).not.toBe(b.MERCHANT_ID);
+    expect(a.INTEGRATION_API_KEY).not.toBe(b.INTEGRATION_API_KEY);
+    // Each key acts for its own merchant: B's key does not see A's customer.
+    const res = await app.inject({
+      method: 'POST',
+      url: '/api/v1/integration/customers/resolve',
+      headers: { 'x-api-key': b.INTEGRATION_API_KEY },
+      payload: { customerId: a.SMOKE_CUSTOMER_ID },
+    });
+    expect(res.statusCode).toBe(404);
+  });
+
+  it('merchant:create, apikey:create and customer:create give a working key and customer', async () => {
+    const created = await merchant();
+    expect(created).toMatchObject({ merchantId: expect.stringMatching(UUID), name: 'CLI Bakery' });
+    const [key, person] = await Promise.all([apiKey(), customer()]);
+    expect(key.apiKey).toEqual(expect.any(String));
+    expect(person).toEqual({ customerId: expect.stringMatching(UUID), token: expect.any(String) });
+
+    const res = await app.inject({
+      method: 'POST',
+      url: '/api/v1/integration/customers/resolve',
+      headers: { 'x-api-key': key.apiKey },
+      payload: { phone: '+79991234501' },
+    });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.json()).toMatchObject({ customer: { id: person.customerId }, balance: { available: 0 } });
+    const code = await app.inject({
+      method: 'POST',
+      url: '/api/v1/client/code',
+      headers: { authorization: `Bearer ${person.token}` },
+    });
+    expect(code.statusCode, code.body).toBe(200);
+  });
+
+  it('customer:token issues a new working token for a customer', async () => {
+    const person = await customer();
+    const issued = await runJson<{ customerId: string; token: string }>([
+      'customer:token',
+      '--customer',
+      person.customerId,
+    ]);
+    expect(issued.customerId).toBe(person.customerId);
+    expect(issued.token).not.toBe(person.token);
+    const res = await app.inject({
+      method: 'GET',
+      url: '/api/v1/client/me',
+      headers: { authorization: `Bearer ${issued.token}` },
+    });
+    expect(res.statusCode, res.body).toBe(200);
+  });
+
+  it('points:expire and points:activate run and report as JSON', async () => {
+    const [expired, activated] = await Promise.all([
+      runJson<Record<string, unknown>>(['points:expire']),
+      runJson<Record<string, unknown>>(['points:activate']),
+    ]);
+    expect(Object.keys(expired).length).toBeGreaterThan(0);
+    expect(Object.keys(activated).length).toBeGreaterThan(0);
+  });
+
+  it('db:status shows every migration applied, and db:migrate applies nothing twice', async () => {
+    const status = await runJson<{
+      migrations: Array<{ name: string; appliedAt: string | null }>;
+      pending: string[];
+    }>(['db:status']);
+    expect(status.pending).toEqual([]);
+    expect(status.migrations.length).toBeGreaterThan(0);
+    for (const m of status.migrations) expect(m.appliedAt, m.name).not.toBeNull();
+    expect(await runJson(['db:migrate'])).toEqual({ applied: [] });
+  });
+
+  it.for<[string, string[], RegExp]>([
+    ['an unknown command', ['no:such-command'], /unknown command/i],
+    ['customer:create without --merchant', ['customer:create', '--phone', '+79991234502'], /--merchant/],
+    [
+      'customer:create with an invalid phone',
+      ['customer:create', '--merchant', '00000000-0000-4000-8000-000000000000', '--phone', 'not-a-phone'],
+      /--phone/,
+    ],
+  ])(
+    'exits 1 on %s, with the reason on stderr and nothing on stdout',
+    async ([, args, reason], { expect }) => {
+      const result = await runCli([...args, '--json']);
+      expect.soft(result.code, `exit code (stderr: ${result.stderr.trim()})`).toBe(1);
+      expect.soft(result.stderr).toMatch(reason);
+      expect.soft(result.stdout, 'stdout').toBe('');
+    },
+  );
+});
