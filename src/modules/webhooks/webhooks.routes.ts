@@ -1,0 +1,153 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { Database } from '../../db/database.js';
+import { authenticateOperator } from '../../http/admin-auth.js';
+import { enqueueEvent } from '../../jobs/outbox.queue.js';
+import {
+  createWebhookEndpoint,
+  deleteWebhookEndpoint,
+  listWebhookEndpoints,
+  rotateWebhookSecret,
+  updateWebhookEndpoint,
+} from './webhooks.service.js';
+
+const tags = ['admin: webhooks'];
+const security = [{ operatorToken: [] }];
+const MerchantParams = z.strictObject({ merchantId: z.uuid() });
+const EndpointParams = z.strictObject({ merchantId: z.uuid(), endpointId: z.uuid() });
+const EventTypes = z
+  .array(z.string().min(1).max(100))
+  .max(50)
+  .describe('Event types to receive; empty = all');
+const CreateBody = z.strictObject({
+  url: z.string().min(1).max(2048),
+  eventTypes: EventTypes.optional(),
+  description: z.string().max(500).optional(),
+});
+const UpdateBody = z.strictObject({
+  url: z.string().min(1).max(2048).optional(),
+  eventTypes: EventTypes.optional(),
+  enabled: z.boolean().optional(),
+  description: z.string().max(500).optional(),
+});
+
+/** Webhook endpoints of a merchant, managed by operators (the portal gets the same under its auth). */
+export function webhookAdminRoutes(deps: {
+  db: Database;
+  adminToken?: string;
+  allowPrivateNetworks: boolean;
+}): FastifyPluginAsyncZod {
+  return async (app) => {
+    app.addHook('preHandler', async (request) => authenticateOperator(request, deps.adminToken));
+    const { db, allowPrivateNetworks } = deps;
+
+    app.get(
+      '/merchants/:merchantId/webhooks',
+      {
+        schema: {
+          tags,
+          security,
+          summary: 'List endpoints (secrets are never shown again)',
+          params: MerchantParams,
+        },
+      },
+      async (request) => ({ items: await listWebhookEndpoints(db, request.params) }),
+    );
+
+    app.post(
+      '/merchants/:merchantId/webhooks',
+      {
+        schema: {
+          tags,
+          security,
+          summary: 'Add an endpoint; the secret is shown once',
+          params: MerchantParams,
+          body: CreateBody,
+        },
+      },
+      async (request, reply) => {
+        const created = await createWebhookEndpoint(db, {
+          ...request.params,
+          ...request.body,
+          allowPrivateNetworks,
+        });
+        return reply.status(201).send(created);
+      },
+    );
+
+    app.patch(
+      '/merchants/:merchantId/webhooks/:endpointId',
+      {
+        schema: {
+          tags,
+          security,
+          summary: 'Change url, event types, enabled',
+          params: EndpointParams,
+          body: UpdateBody,
+        },
+      },
+      async (request) =>
+        updateWebhookEndpoint(db, { ...request.params, ...request.body, allowPrivateNetworks }),
+    );
+
+    app.delete(
+      '/merchants/:merchantId/webhooks/:endpointId',
+      { schema: { tags, security, summary: 'Delete an endpoint', params: EndpointParams } },
+      async (request, reply) => {
+        await deleteWebhookEndpoint(db, request.params);
+        return reply.status(204).send();
+      },
+    );
+
+    app.post(
+      '/merchants/:merchantId/webhooks/:endpointId/rotate-secret',
+      {
+        schema: {
+          tags,
+          security,
+          summary: 'New secret; the old one keeps signing too during the overlap (default 24 h)',
+          params: EndpointParams,
+          body: z
+            .strictObject({
+              overlapSeconds: z
+                .int()
+                .min(0)
+                .max(7 * 86_400)
+                .optional(),
+            })
+            .optional(),
+        },
+      },
+      async (request) =>
+        rotateWebhookSecret(db, { ...request.params, overlapSeconds: request.body?.overlapSeconds }),
+    );
+
+    app.post(
+      '/merchants/:merchantId/webhooks/:endpointId/test',
+      {
+        schema: {
+          tags,
+          security,
+          summary: 'Send a webhook.test event to this endpoint',
+          params: EndpointParams,
+        },
+      },
+      async (request, reply) => {
+        const endpoints = await listWebhookEndpoints(db, { merchantId: request.params.merchantId });
+        if (!endpoints.some((e) => e.id === request.params.endpointId)) {
+          return reply
+            .status(404)
+            .send({ error: { code: 'not_found', message: 'Webhook endpoint not found' } });
+        }
+        const eventId = await enqueueEvent(db, {
+          merchantId: request.params.merchantId,
+          type: 'webhook.test',
+          payload: { message: 'Test event from the loyalty platform', occurredAt: new Date().toISOString() },
+          target: 'webhook',
+          endpointId: request.params.endpointId,
+        });
+        return reply.status(202).send({ eventId });
+      },
+    );
+  };
+}
