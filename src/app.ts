@@ -1,20 +1,26 @@
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyInstance, LogController } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, LogController } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Redis } from 'ioredis';
-import { sql } from 'kysely';
 import type { Config } from './config.js';
 import type { Database } from './db/database.js';
 import type { NotificationListener } from './db/listener.js';
 import { ApiKeyAuthenticator } from './http/auth.js';
-import { registerErrorHandler } from './http/errors.js';
+import { errorBody, registerErrorHandler } from './http/errors.js';
 import { createMetrics, createOutboxMetrics, type Metrics, registerHttpMetrics } from './http/metrics.js';
 import { FailureLimiter } from './http/rate-limit.js';
+import { RequestStats, registerRequestStats } from './http/request-stats.js';
+import { registerSafetySwitches } from './http/switches.js';
+import { outboxCounts } from './jobs/outbox.queue.js';
+import { adminRoutes } from './modules/admin/admin.routes.js';
+import { SwitchBoard } from './modules/admin/switches.service.js';
 import { clientRoutes } from './modules/client/client.routes.js';
 import { integrationRoutes } from './modules/integration/integration.routes.js';
 import { CACHE_CHANNEL } from './modules/merchants/merchants.service.js';
 import { opsRoutes } from './modules/ops/ops.routes.js';
+import { telegramRoutes } from './modules/telegram/telegram.routes.js';
+import { webhookAdminRoutes } from './modules/webhooks/webhooks.routes.js';
 
 /** What the app is built on; the entry points (and tests) create these. */
 export interface AppDeps {
@@ -42,7 +48,18 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       disableRequestLogging: config.LOG_LEVEL !== 'debug' && config.LOG_LEVEL !== 'trace',
     }),
     routerOptions: { ignoreTrailingSlash: true },
+    // Errors the router raises before any route runs (bad percent-encoding, over-long ids) get the
+    // same error body as everything else.
+    frameworkErrors: (error, _request, reply) => {
+      const status = error.statusCode ?? 400;
+      const code = status === 414 ? 'uri_too_long' : 'bad_url';
+      (reply as FastifyReply)
+        .status(status)
+        .send(errorBody(code, 'The request URL is malformed or too long'));
+    },
   });
+  // Only JSON bodies: text/plain would otherwise be parsed and fail later with a confusing message.
+  app.removeContentTypeParser('text/plain');
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.addHook('onSend', async (request, reply) => {
@@ -50,6 +67,19 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
   registerErrorHandler(app);
   registerHttpMetrics(app, metrics, config.ALERT_HTTP_SLOW_THRESHOLD_MS);
+  const requestStats = new RequestStats(deps.db, {
+    slowThresholdMs: config.ALERT_HTTP_SLOW_THRESHOLD_MS,
+    sampleRate: config.ALERTS_5XX_SAMPLE_RATE,
+  });
+  registerRequestStats(app, requestStats);
+  requestStats.start();
+  const switches = new SwitchBoard(deps.db, {
+    maintenance: config.MAINTENANCE_MODE,
+    readOnly: config.READ_ONLY_MODE,
+  });
+  await switches.start({ listener: deps.listener });
+  app.addHook('onClose', async () => switches.stop());
+  registerSafetySwitches(app, switches);
 
   await app.register(fastifySwagger, {
     openapi: {
@@ -66,6 +96,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
         securitySchemes: {
           apiKey: { type: 'apiKey', in: 'header', name: 'X-Api-Key' },
           userToken: { type: 'http', scheme: 'bearer' },
+          operatorToken: { type: 'http', scheme: 'bearer', description: 'ADMIN_API_TOKEN' },
         },
       },
     },
@@ -89,11 +120,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
 
   const collectDbMetrics = createOutboxMetrics(metrics, async () => {
-    const { rows } = await sql<{ pending: number; dead: number }>`
-      select count(*) filter (where status in ('pending', 'processing'))::int as pending,
-             count(*) filter (where status = 'dead')::int as dead
-      from outbox_events`.execute(deps.db);
-    return rows[0] ?? { pending: 0, dead: 0 };
+    const counts = await outboxCounts(deps.db);
+    return { pending: counts.pending + counts.processing, dead: counts.deadTotal };
   });
 
   await app.register(
@@ -103,6 +131,18 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     prefix: '/api/v1/integration',
   });
   await app.register(clientRoutes({ db: deps.db, config }), { prefix: '/api/v1/client' });
+  await app.register(adminRoutes({ db: deps.db, adminToken: config.ADMIN_API_TOKEN, switches }), {
+    prefix: '/api/v1/admin',
+  });
+  await app.register(
+    webhookAdminRoutes({
+      db: deps.db,
+      adminToken: config.ADMIN_API_TOKEN,
+      allowPrivateNetworks: config.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
+    }),
+    { prefix: '/api/v1/admin' },
+  );
+  await app.register(telegramRoutes({ db: deps.db, config }));
 
   app.get('/', { schema: { hide: true } }, async () => ({
     name: 'loyalty-platform',

@@ -1,13 +1,18 @@
+import { randomBytes } from 'node:crypto';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { NotificationListener } from './db/listener.js';
 import { migrateToLatest } from './db/migrate.js';
 import { createMetrics } from './http/metrics.js';
+import { startWorkers } from './jobs/workers.js';
 import { seedDemo } from './modules/demo/demo.service.js';
+import { registerNotifyWebhook } from './modules/telegram/telegram.service.js';
 import { openRuntime } from './runtime.js';
 
 // The API process. With no DATABASE_URL (a fresh machine) it starts an embedded PostgreSQL,
-// migrates, seeds a demo merchant on an empty database and prints how to use it.
+// migrates, seeds a demo merchant on an empty database and prints how to use it. `npm start`
+// passes --with-workers, so one process also runs the outbox worker and the periodic jobs
+// (production runs them in the separate worker service, WORKERS_ENABLED=1).
 
 async function main(): Promise<void> {
   let loaded: ReturnType<typeof loadConfig>;
@@ -22,6 +27,12 @@ async function main(): Promise<void> {
   }
   const { config, warnings } = loaded;
   for (const warning of warnings) console.warn(`config: ${warning}`);
+  const isWithWorkers = config.WORKERS_ENABLED || process.argv.includes('--with-workers');
+  let isAdminTokenGenerated = false;
+  if (!config.ADMIN_API_TOKEN && config.NODE_ENV !== 'production') {
+    config.ADMIN_API_TOKEN = `adm_${randomBytes(18).toString('base64url')}`;
+    isAdminTokenGenerated = true;
+  }
 
   const metrics = createMetrics();
   const say = (message: string) => console.log(message);
@@ -35,10 +46,12 @@ async function main(): Promise<void> {
   });
   const listener = new NotificationListener(runtime.databaseUrl);
   let isClosing = false;
+  let stopWorkers: (() => Promise<void>) | null = null;
   const close = async (signal: string) => {
     if (isClosing) return;
     isClosing = true;
     say(`${signal}: shutting down`);
+    await stopWorkers?.().catch(() => {});
     await app.close().catch(() => {});
     await listener.close();
     await runtime.close();
@@ -61,12 +74,25 @@ async function main(): Promise<void> {
   }
 
   await app.listen({ port: config.PORT, host: config.HOST });
+  if (isWithWorkers) {
+    stopWorkers = await startWorkers({ db: runtime.db, config, metrics, listener, log: app.log });
+  }
+  if (config.TELEGRAM_NOTIFY_BOT_TOKEN && config.API_BASE_URL) {
+    registerNotifyWebhook(config)
+      .then((r) => app.log.info({ url: r.url }, 'notify bot webhook registered'))
+      .catch((err) => app.log.error({ err }, 'notify bot webhook could not be registered'));
+  }
   const base = `http://localhost:${config.PORT}`;
   say('');
   say(`Loyalty platform is running at ${base}`);
   say(`  API reference:  ${base}/docs`);
   say(`  Health:         ${base}/health   Metrics: ${base}/metrics`);
   say(`  Database:       ${runtime.embedded ? 'embedded PostgreSQL' : 'DATABASE_URL'}`);
+  say(
+    `  Workers:        ${isWithWorkers ? 'outbox delivery and periodic jobs run in this process' : 'off (WORKERS_ENABLED=1 runs them)'}`,
+  );
+  if (isAdminTokenGenerated)
+    say(`  Admin API:      ${base}/api/v1/admin  (Authorization: Bearer ${config.ADMIN_API_TOKEN})`);
   if (demo) {
     say('');
     say('Demo merchant created (this database was empty):');

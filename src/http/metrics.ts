@@ -8,6 +8,7 @@ export interface Metrics {
   httpDuration: Histogram<'method' | 'route' | 'status'>;
   httpSlow: Counter<'method' | 'route'>;
   dbSlowQueries: Counter;
+  externalRequests: Counter<'provider' | 'result' | 'status'>;
 }
 
 /** Creates a registry (one per app, so tests can build several) with the standard metrics. */
@@ -38,6 +39,12 @@ export function createMetrics(options: { withDefaults?: boolean } = {}): Metrics
     dbSlowQueries: new Counter({
       name: 'db_slow_queries_total',
       help: 'Database queries slower than DB_SLOW_QUERY_MS',
+      registers: [registry],
+    }),
+    externalRequests: new Counter({
+      name: 'external_requests_total',
+      help: 'Calls to outside services by provider (telegram, merchant_webhook), result and HTTP status',
+      labelNames: ['provider', 'result', 'status'],
       registers: [registry],
     }),
   };

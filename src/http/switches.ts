@@ -1,0 +1,38 @@
+import type { FastifyInstance } from 'fastify';
+import type { SwitchBoard } from '../modules/admin/switches.service.js';
+import { errorBody } from './errors.js';
+
+/** Routes that answer in every mode: operations endpoints (the runbook's health/metrics). */
+const OPS_PATHS = new Set(['/health', '/live', '/ready', '/metrics']);
+/** The switch endpoint itself stays reachable, or a run-time mode could never be turned off. */
+const SWITCH_PATH = '/api/v1/admin/switches';
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * MAINTENANCE_MODE: 503 `maintenance` with Retry-After on every route but the operations ones.
+ * READ_ONLY_MODE: only GET, HEAD and OPTIONS pass; the rest get 503 `read_only`.
+ */
+export function registerSafetySwitches(app: FastifyInstance, switches: SwitchBoard): void {
+  app.addHook('onRequest', async (request, reply) => {
+    const path = request.url.split('?')[0] ?? '';
+    if (OPS_PATHS.has(path)) return;
+    const isSwitchRoute = path === SWITCH_PATH && !switches.describe().maintenance.forcedByEnv;
+    if (switches.isMaintenance && !isSwitchRoute) {
+      return reply
+        .status(503)
+        .header('Retry-After', '120')
+        .send(errorBody('maintenance', 'The service is under maintenance, try again later'));
+    }
+    if (switches.isReadOnly && !SAFE_METHODS.has(request.method) && !isSwitchRoute) {
+      return reply
+        .status(503)
+        .header('Retry-After', '120')
+        .send(
+          errorBody(
+            'read_only',
+            'The service is read-only right now: only GET, HEAD and OPTIONS are accepted',
+          ),
+        );
+    }
+  });
+}

@@ -1,0 +1,186 @@
+import type { Config } from '../config.js';
+import type { Database } from '../db/database.js';
+import type { NotificationListener } from '../db/listener.js';
+import type { Metrics } from '../http/metrics.js';
+import type { DeliveryResult } from './delivery.js';
+import { parseEventPayload } from './outbox.events.js';
+import {
+  claimDueEvents,
+  type FanOutTarget,
+  fanOut,
+  markDelivered,
+  markFailed,
+  nextDelaySeconds,
+  type OutboxEvent,
+  reclaimExpiredLeases,
+  recordAttempt,
+} from './outbox.queue.js';
+
+/** Channel the outbox insert trigger notifies on. */
+export const OUTBOX_CHANNEL = 'loyalty_outbox';
+
+/** Where events go: the fan-out of domain events and the delivery of each target. */
+export interface OutboxRoutes {
+  /** The deliveries a domain event (target null) fans out into. */
+  targetsFor(event: OutboxEvent, payload: Record<string, unknown>): Promise<FanOutTarget[]>;
+  /** Delivers one target event; must not throw (failures are results). */
+  deliver(event: OutboxEvent, payload: Record<string, unknown>): Promise<DeliveryResult>;
+  /** Called once when an event goes dead (e.g. to disable a 410 endpoint or tell staff). */
+  onDead?(event: OutboxEvent, result: DeliveryResult): Promise<void>;
+}
+
+/** Logger subset the dispatcher uses. */
+export interface Log {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+const PROVIDER = {
+  webhook: 'merchant_webhook',
+  telegram_customer: 'telegram',
+  telegram_staff: 'telegram',
+} as const;
+
+/**
+ * Delivers outbox events: claims due events (committed before any network call), delivers them
+ * with bounded concurrency, records one attempt row per try, retries on the configured schedule
+ * with jitter (honouring Retry-After) and marks an event dead when the schedule is used up.
+ * Woken by NOTIFY, polls as a fallback, and takes back claims of crashed workers after the lease.
+ */
+export class OutboxDispatcher {
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private wake: (() => void) | null = null;
+  private lastReclaim = 0;
+
+  constructor(
+    private readonly deps: {
+      db: Database;
+      config: Config;
+      routes: OutboxRoutes;
+      metrics?: Metrics;
+      listener?: NotificationListener;
+      log: Log;
+    },
+  ) {}
+
+  /** Starts the delivery loop. */
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    const { listener } = this.deps;
+    if (listener) {
+      await listener.listen(OUTBOX_CHANNEL);
+      listener.on('notification', (channel: string) => {
+        if (channel === OUTBOX_CHANNEL) this.wake?.();
+      });
+    }
+    this.loop = this.run();
+  }
+
+  /** Stops claiming and waits for in-flight deliveries to finish. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.loop;
+    this.loop = null;
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      let claimed = 0;
+      try {
+        claimed = await this.runOnce();
+      } catch (err) {
+        this.deps.log.error({ err }, 'outbox round failed');
+      }
+      if (claimed === 0 && this.running) await this.sleep(this.deps.config.OUTBOX_POLL_INTERVAL_MS);
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  /** One round: take back expired claims, claim a batch, deliver it. Returns how many were claimed. */
+  async runOnce(): Promise<number> {
+    const { db, config } = this.deps;
+    if (Date.now() - this.lastReclaim > 5_000) {
+      this.lastReclaim = Date.now();
+      const reclaimed = await reclaimExpiredLeases(db);
+      if (reclaimed > 0) this.deps.log.warn({ reclaimed }, 'outbox: took back claims whose lease expired');
+    }
+    const events = await claimDueEvents(db, {
+      batchSize: config.OUTBOX_BATCH_SIZE,
+      leaseSeconds: config.OUTBOX_LEASE_SECONDS,
+    });
+    let next = 0;
+    const worker = async () => {
+      while (next < events.length) {
+        const event = events[next++];
+        if (event) await this.process(event);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(config.OUTBOX_CONCURRENCY, events.length) }, worker));
+    return events.length;
+  }
+
+  private async process(event: OutboxEvent): Promise<void> {
+    const { db, routes, log } = this.deps;
+    try {
+      const parsed = parseEventPayload(event.type, event.payload);
+      if (!parsed.ok) {
+        await this.finish(event, { result: 'error', durationMs: 0, error: parsed.error, isPermanent: true });
+        return;
+      }
+      if (event.target === null) {
+        const targets = await routes.targetsFor(event, parsed.payload);
+        await fanOut(db, { event, targets });
+        return;
+      }
+      const result = await routes.deliver(event, parsed.payload);
+      this.deps.metrics?.externalRequests.inc({
+        provider: PROVIDER[event.target],
+        result: result.result,
+        status: result.statusCode ? String(result.statusCode) : 'none',
+      });
+      await this.finish(event, result);
+    } catch (err) {
+      // A bug or a database error: leave the claim; the lease brings the event back.
+      log.error({ err, eventId: event.id }, 'outbox: processing failed');
+    }
+  }
+
+  private async finish(event: OutboxEvent, result: DeliveryResult): Promise<void> {
+    const { db, config, routes } = this.deps;
+    await recordAttempt(db, { eventId: event.id, attempt: event.attempts, result });
+    if (result.result === 'ok') {
+      await markDelivered(db, { id: event.id, attempt: event.attempts });
+      return;
+    }
+    let delay = result.isPermanent ? null : nextDelaySeconds(config.OUTBOX_RETRY_SCHEDULE, event.attempts);
+    if (delay !== null && result.retryAfterSeconds !== undefined)
+      delay = Math.max(delay, result.retryAfterSeconds);
+    const error = result.error ?? `${result.result}${result.statusCode ? ` ${result.statusCode}` : ''}`;
+    const outcome = await markFailed(db, {
+      id: event.id,
+      attempt: event.attempts,
+      error,
+      delaySeconds: delay,
+    });
+    if (outcome === 'dead') {
+      this.deps.log.warn({ eventId: event.id, type: event.type, error }, 'outbox: event is dead');
+      await routes
+        .onDead?.(event, result)
+        .catch((err) => this.deps.log.error({ err }, 'outbox: onDead failed'));
+    }
+  }
+}

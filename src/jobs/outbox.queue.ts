@@ -1,0 +1,301 @@
+import { sql } from 'kysely';
+import type { Executor } from '../db/database.js';
+import type { DeliveryResult } from './delivery.js';
+
+// The outbox queue's SQL, in one place. Claims commit before any network call (status
+// 'processing' with a lease); the attempt number is the fencing token of every later update, so a
+// worker whose lease expired (and whose event another worker re-claimed) cannot overwrite it.
+
+/** An outbox row as the worker sees it. */
+export interface OutboxEvent {
+  id: number;
+  merchant_id: string | null;
+  type: string;
+  version: number;
+  payload: unknown;
+  target: 'webhook' | 'telegram_customer' | 'telegram_staff' | null;
+  endpoint_id: string | null;
+  chat_id: string | null;
+  parent_id: number | null;
+  attempts: number;
+  created_at: Date;
+}
+
+/** Name of the counter of events that have ever gone dead. */
+export const DEAD_COUNTER = 'outbox_dead_total';
+
+/**
+ * Claims up to `batchSize` due events with FOR UPDATE SKIP LOCKED (several workers never claim the
+ * same row), skipping paused merchants and everything while delivery is paused globally.
+ */
+export async function claimDueEvents(
+  db: Executor,
+  options: { batchSize: number; leaseSeconds: number },
+): Promise<OutboxEvent[]> {
+  const { rows } = await sql<OutboxEvent>`
+    with due as (
+      select e.id from outbox_events e
+      left join merchants m on m.id = e.merchant_id
+      where e.status = 'pending' and e.next_attempt_at <= now()
+        and m.outbox_paused_at is null
+        and not exists (select 1 from runtime_switches s where s.name = 'outbox_paused' and s.enabled)
+      order by e.next_attempt_at, e.id
+      limit ${options.batchSize}
+      for update of e skip locked
+    )
+    update outbox_events e
+    set status = 'processing', attempts = e.attempts + 1,
+        locked_until = now() + make_interval(secs => ${options.leaseSeconds})
+    from due where e.id = due.id
+    returning e.id, e.merchant_id, e.type, e.version, e.payload, e.target, e.endpoint_id, e.chat_id,
+              e.parent_id, e.attempts, e.created_at
+  `.execute(db);
+  return rows;
+}
+
+/** Puts events whose worker's lease ran out (a crash) back in the queue: at-least-once delivery. */
+export async function reclaimExpiredLeases(db: Executor): Promise<number> {
+  const result = await db
+    .updateTable('outbox_events')
+    .set({ status: 'pending', locked_until: null, next_attempt_at: sql`now()` })
+    .where('status', '=', 'processing')
+    .where('locked_until', '<', sql<Date>`now()`)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
+/** Seconds before attempt `attempts + 1`, with ±20% jitter; null when the schedule is used up. */
+export function nextDelaySeconds(schedule: number[], attempts: number, random = Math.random): number | null {
+  const base = schedule[attempts - 1];
+  if (base === undefined) return null;
+  return base * (0.8 + 0.4 * random());
+}
+
+/** Records one attempt row (status, latency, error, the first bytes of the answer). */
+export async function recordAttempt(
+  db: Executor,
+  options: { eventId: number; attempt: number; result: DeliveryResult },
+): Promise<void> {
+  const { result } = options;
+  await db
+    .insertInto('outbox_attempts')
+    .values({
+      event_id: options.eventId,
+      attempt: options.attempt,
+      duration_ms: Math.round(result.durationMs),
+      status_code: result.statusCode ?? null,
+      result: result.result,
+      error: result.error ?? null,
+      response_excerpt: result.responseExcerpt ?? null,
+      started_at: new Date(Date.now() - result.durationMs),
+    })
+    .execute();
+}
+
+/** Marks a claimed event delivered (fenced by its attempt number). */
+export async function markDelivered(
+  db: Executor,
+  options: { id: number; attempt: number },
+): Promise<boolean> {
+  const result = await db
+    .updateTable('outbox_events')
+    .set({ status: 'delivered', delivered_at: sql`now()`, locked_until: null, last_error: null })
+    .where('id', '=', options.id)
+    .where('status', '=', 'processing')
+    .where('attempts', '=', options.attempt)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+/** Schedules the next attempt of a claimed event, or marks it dead when retrying cannot help. */
+export async function markFailed(
+  db: Executor,
+  options: { id: number; attempt: number; error: string; delaySeconds: number | null },
+): Promise<'retry' | 'dead' | 'lost'> {
+  if (options.delaySeconds === null) {
+    const { rows } = await sql<{ id: number }>`
+      with dead as (
+        update outbox_events
+        set status = 'dead', dead_at = now(), locked_until = null, last_error = ${options.error}
+        where id = ${options.id} and status = 'processing' and attempts = ${options.attempt}
+        returning id
+      ), counted as (
+        insert into counters (name, value) select ${DEAD_COUNTER}, count(*) from dead
+        on conflict (name) do update set value = counters.value + excluded.value
+      )
+      select id from dead
+    `.execute(db);
+    return rows.length > 0 ? 'dead' : 'lost';
+  }
+  const result = await db
+    .updateTable('outbox_events')
+    .set({
+      status: 'pending',
+      locked_until: null,
+      last_error: options.error,
+      next_attempt_at: sql`now() + make_interval(secs => ${options.delaySeconds})`,
+    })
+    .where('id', '=', options.id)
+    .where('status', '=', 'processing')
+    .where('attempts', '=', options.attempt)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n ? 'retry' : 'lost';
+}
+
+/** One delivery a domain event fans out into. */
+export interface FanOutTarget {
+  target: 'webhook' | 'telegram_customer' | 'telegram_staff';
+  type?: string;
+  payload?: unknown;
+  endpointId?: string;
+  chatId?: string;
+}
+
+/**
+ * Replaces a claimed domain event by its deliveries: inserts one child per target and marks the
+ * parent delivered, in one transaction (a crash in between redoes the whole fan-out).
+ */
+export async function fanOut(
+  db: Executor,
+  options: { event: OutboxEvent; targets: FanOutTarget[] },
+): Promise<boolean> {
+  const { event, targets } = options;
+  const run = async (trx: Executor) => {
+    const done = await markDelivered(trx, { id: event.id, attempt: event.attempts });
+    if (!done) return false;
+    if (targets.length > 0) {
+      await trx
+        .insertInto('outbox_events')
+        .values(
+          targets.map((t) => ({
+            merchant_id: event.merchant_id,
+            type: t.type ?? event.type,
+            version: event.version,
+            payload: JSON.stringify(t.payload ?? event.payload),
+            target: t.target,
+            endpoint_id: t.endpointId ?? null,
+            chat_id: t.chatId ?? null,
+            parent_id: event.id,
+          })),
+        )
+        .execute();
+    }
+    return true;
+  };
+  return db.isTransaction ? run(db) : db.transaction().execute(run);
+}
+
+/** Writes an event outside a ledger transaction (staff notifications, test events). */
+export async function enqueueEvent(
+  db: Executor,
+  options: {
+    merchantId: string | null;
+    type: string;
+    payload: unknown;
+    target?: FanOutTarget['target'];
+    endpointId?: string;
+    chatId?: string;
+  },
+): Promise<number> {
+  const row = await db
+    .insertInto('outbox_events')
+    .values({
+      merchant_id: options.merchantId,
+      type: options.type,
+      payload: JSON.stringify(options.payload),
+      target: options.target ?? null,
+      endpoint_id: options.endpointId ?? null,
+      chat_id: options.chatId ?? null,
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  return row.id;
+}
+
+/** Counts by status (admin panel, /metrics) and the ever-dead counter. */
+export async function outboxCounts(db: Executor): Promise<{
+  pending: number;
+  processing: number;
+  delivered: number;
+  dead: number;
+  deadTotal: number;
+}> {
+  const { rows } = await sql<{
+    pending: number;
+    processing: number;
+    delivered: number;
+    dead: number;
+    dead_total: number;
+  }>`
+    select
+      count(*) filter (where status = 'pending')::int as pending,
+      count(*) filter (where status = 'processing')::int as processing,
+      count(*) filter (where status = 'delivered')::int as delivered,
+      count(*) filter (where status = 'dead')::int as dead,
+      coalesce((select value from counters where name = ${DEAD_COUNTER}), 0)::bigint as dead_total
+    from outbox_events
+  `.execute(db);
+  const r = rows[0];
+  return {
+    pending: r?.pending ?? 0,
+    processing: r?.processing ?? 0,
+    delivered: r?.delivered ?? 0,
+    dead: r?.dead ?? 0,
+    deadTotal: r?.dead_total ?? 0,
+  };
+}
+
+/** Sets the next attempt of one event to now with a fresh schedule (dead or waiting events). */
+export async function retryEvent(
+  db: Executor,
+  options: { id: number; merchantId?: string },
+): Promise<boolean> {
+  let query = db
+    .updateTable('outbox_events')
+    .set({ status: 'pending', attempts: 0, next_attempt_at: sql`now()`, locked_until: null })
+    .where('id', '=', options.id)
+    .where('status', 'in', ['dead', 'pending']);
+  if (options.merchantId) query = query.where('merchant_id', '=', options.merchantId);
+  const result = await query.executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+/** Re-queues every dead event of a merchant that died within [since, until). Returns how many. */
+export async function replayDeadEvents(
+  db: Executor,
+  options: { merchantId: string; since: Date; until?: Date },
+): Promise<number> {
+  let query = db
+    .updateTable('outbox_events')
+    .set({ status: 'pending', attempts: 0, next_attempt_at: sql`now()`, locked_until: null })
+    .where('status', '=', 'dead')
+    .where('merchant_id', '=', options.merchantId)
+    .where('dead_at', '>=', options.since);
+  if (options.until) query = query.where('dead_at', '<', options.until);
+  const result = await query.executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
+/** Deletes delivered events older than the retention period (attempts go with them). */
+export async function purgeDeliveredEvents(
+  db: Executor,
+  options: { olderThanDays: number },
+): Promise<number> {
+  const result = await db
+    .deleteFrom('outbox_events')
+    .where('status', '=', 'delivered')
+    .where('delivered_at', '<', sql<Date>`now() - make_interval(days => ${options.olderThanDays})`)
+    // A parent stays while any of its deliveries is still pending or dead.
+    .where(({ not, exists, selectFrom }) =>
+      not(
+        exists(
+          selectFrom('outbox_events as c')
+            .select('c.id')
+            .whereRef('c.parent_id', '=', 'outbox_events.id')
+            .where('c.status', '!=', 'delivered'),
+        ),
+      ),
+    )
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

@@ -1,0 +1,81 @@
+import http from 'node:http';
+import pino from 'pino';
+import { ConfigError, loadConfig } from './config.js';
+import { NotificationListener } from './db/listener.js';
+import { createMetrics } from './http/metrics.js';
+import { startWorkers } from './jobs/workers.js';
+import { openRuntime } from './runtime.js';
+
+// The worker process (`npm run worker`, the `worker` service in production): outbox delivery,
+// periodic jobs and the alert monitor, only when WORKERS_ENABLED=1. Several can run side by side.
+// It serves its own /health and /metrics (external_requests_total) on WORKER_PORT.
+
+async function main(): Promise<void> {
+  let loaded: ReturnType<typeof loadConfig>;
+  try {
+    loaded = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const { config, warnings } = loaded;
+  const log = pino({ level: config.LOG_LEVEL, base: { process: 'worker' } });
+  for (const warning of warnings) log.warn(`config: ${warning}`);
+  if (!config.WORKERS_ENABLED) {
+    // Stay up (so an orchestrator does not restart it in a loop) but say clearly why nothing happens.
+    log.warn(
+      'WORKERS_ENABLED is not 1: this worker does nothing. Set WORKERS_ENABLED=1 to deliver the outbox.',
+    );
+    setInterval(() => log.warn('WORKERS_ENABLED is not 1: outbox delivery is off'), 60_000);
+    return;
+  }
+
+  const metrics = createMetrics();
+  const runtime = await openRuntime(config, {
+    allowEmbedded: false,
+    poolMax: Math.min(config.DATABASE_POOL_MAX, config.OUTBOX_CONCURRENCY + 4),
+  });
+  const listener = new NotificationListener(runtime.databaseUrl);
+  await listener.start();
+  const stopWorkers = await startWorkers({ db: runtime.db, config, metrics, listener, log });
+
+  const server = http.createServer(async (req, res) => {
+    if (req.url === '/health' || req.url === '/live') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok","process":"worker"}');
+    } else if (req.url === '/metrics') {
+      if (config.METRICS_TOKEN && req.headers['x-metrics-token'] !== config.METRICS_TOKEN) {
+        res.writeHead(401).end();
+        return;
+      }
+      res
+        .writeHead(200, { 'content-type': metrics.registry.contentType })
+        .end(await metrics.registry.metrics());
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  if (config.WORKER_PORT > 0) server.listen(config.WORKER_PORT, config.HOST);
+  log.info({ port: config.WORKER_PORT }, 'worker started');
+
+  let isClosing = false;
+  const close = async (signal: string) => {
+    if (isClosing) return;
+    isClosing = true;
+    log.info(`${signal}: finishing deliveries in flight`);
+    server.close();
+    await stopWorkers();
+    await listener.close();
+    await runtime.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void close('SIGINT'));
+  process.once('SIGTERM', () => void close('SIGTERM'));
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
