@@ -52,6 +52,20 @@ export interface ApiKeys {
   revoked_at: Timestamp | null;
 }
 
+export interface AuditLog {
+  action: string;
+  actor: string;
+  actor_user_id: string | null;
+  after: Json | null;
+  before: Json | null;
+  created_at: Generated<Timestamp>;
+  entity_id: string | null;
+  entity_type: string;
+  id: Generated<number>;
+  ip: string | null;
+  merchant_id: string | null;
+}
+
 export interface Balances {
   available: Generated<number>;
   customer_id: string;
@@ -108,6 +122,7 @@ export interface HttpMinuteStats {
 }
 
 export interface IdempotencyKeys {
+  claim_id: Generated<string>;
   created_at: Generated<Timestamp>;
   key: string;
   locked_until: Timestamp | null;
@@ -208,6 +223,19 @@ export interface PointLots {
   state: string;
 }
 
+export interface PortalUsers {
+  created_at: Generated<Timestamp>;
+  disabled_at: Timestamp | null;
+  email: string;
+  id: Generated<string>;
+  last_login_at: Timestamp | null;
+  locale: Generated<string>;
+  merchant_id: string | null;
+  name: string | null;
+  password_hash: string;
+  role: string;
+}
+
 export interface Purchases {
   created_at: Generated<Timestamp>;
   customer_id: string;
@@ -230,6 +258,19 @@ export interface Purchases {
   tier: string | null;
   total: number;
   unrecovered_points: Generated<number>;
+}
+
+export interface RefreshTokens {
+  created_at: Generated<Timestamp>;
+  expires_at: Timestamp;
+  family_id: string;
+  id: Generated<string>;
+  ip: string | null;
+  revoked_at: Timestamp | null;
+  token_hash: string;
+  used_at: Timestamp | null;
+  user_agent: string | null;
+  user_id: string;
 }
 
 export interface Refunds {
@@ -280,10 +321,18 @@ export interface WebhookEndpoints {
   url: string;
 }
 
+export interface WorkerHeartbeats {
+  hostname: string;
+  last_seen_at: Timestamp;
+  started_at: Timestamp;
+  worker_id: string;
+}
+
 export interface DB {
   alert_incidents: AlertIncidents;
   alert_states: AlertStates;
   api_keys: ApiKeys;
+  audit_log: AuditLog;
   balances: Balances;
   counters: Counters;
   customer_codes: CustomerCodes;
@@ -299,9 +348,12 @@ export interface DB {
   outbox_events: OutboxEvents;
   outlets: Outlets;
   point_lots: PointLots;
+  portal_users: PortalUsers;
   purchases: Purchases;
+  refresh_tokens: RefreshTokens;
   refunds: Refunds;
   runtime_switches: RuntimeSwitches;
   staff_telegram_links: StaffTelegramLinks;
   webhook_endpoints: WebhookEndpoints;
+  worker_heartbeats: WorkerHeartbeats;
 }

@@ -202,6 +202,8 @@ create table idempotency_keys (
   merchant_id uuid not null references merchants (id) on delete cascade,
   key text not null,
   request_hash text not null,
+  -- Identifies the request holding the key; completing or releasing it needs the same claim.
+  claim_id uuid not null default gen_random_uuid(),
   status text not null check (status in ('in_progress', 'done')),
   locked_until timestamptz,
   result jsonb,

@@ -165,8 +165,14 @@ begin
     'balance', v_result->'balance', 'outletId', p->>'outletId', 'occurredAt', loyalty_iso(v_created)));
 
   if p->>'idempotencyKey' is not null then
+    -- Only the claim that started this request may complete it: if its lease ran out and a retry
+    -- took the key over, this whole transaction is undone instead of running the operation twice.
     update idempotency_keys set status = 'done', result = v_result, locked_until = null
-    where merchant_id = v_merchant and key = p->>'idempotencyKey';
+    where merchant_id = v_merchant and key = p->>'idempotencyKey' and claim_id = (p->>'claimId')::uuid
+      and status = 'in_progress';
+    if not found then
+      raise exception 'idempotency_key_in_use' using detail = '{}';
+    end if;
   end if;
   return v_result;
 end $fn$;
@@ -284,8 +290,14 @@ begin
     'balance', v_result->'balance', 'occurredAt', loyalty_iso(v_created)));
 
   if p->>'idempotencyKey' is not null then
+    -- Only the claim that started this request may complete it: if its lease ran out and a retry
+    -- took the key over, this whole transaction is undone instead of running the operation twice.
     update idempotency_keys set status = 'done', result = v_result, locked_until = null
-    where merchant_id = v_merchant and key = p->>'idempotencyKey';
+    where merchant_id = v_merchant and key = p->>'idempotencyKey' and claim_id = (p->>'claimId')::uuid
+      and status = 'in_progress';
+    if not found then
+      raise exception 'idempotency_key_in_use' using detail = '{}';
+    end if;
   end if;
   return v_result;
 end $fn$;
@@ -332,13 +344,16 @@ declare
   v_lot record;
   v_sum bigint;
   v_customers integer := 0;
+  v_scanned integer := 0;
   v_points bigint := 0;
 begin
   for c in
     select distinct customer_id, merchant_id from point_lots
     where state = 'active' and remaining > 0 and expires_at <= p_now
+    order by customer_id -- the same lock order in every batch function: no deadlocks between them
     limit p_limit
   loop
+    v_scanned := v_scanned + 1;
     perform 1 from balances where customer_id = c.customer_id for update;
     v_sum := 0;
     for v_lot in
@@ -360,7 +375,8 @@ begin
       v_points := v_points + v_sum;
     end if;
   end loop;
-  return jsonb_build_object('customers', v_customers, 'points', v_points);
+  -- scanned = customers looked at: the caller loops while a batch was full.
+  return jsonb_build_object('customers', v_customers, 'points', v_points, 'scanned', v_scanned);
 end $fn$;
 
 -- Makes pending lots available once their pending period is over (available_at <= p_now).
@@ -371,13 +387,16 @@ declare
   v_lot record;
   v_sum bigint;
   v_customers integer := 0;
+  v_scanned integer := 0;
   v_points bigint := 0;
 begin
   for c in
     select distinct customer_id, merchant_id from point_lots
     where state = 'pending' and available_at <= p_now
+    order by customer_id -- the same lock order in every batch function: no deadlocks between them
     limit p_limit
   loop
+    v_scanned := v_scanned + 1;
     perform 1 from balances where customer_id = c.customer_id for update;
     v_sum := 0;
     for v_lot in
@@ -403,7 +422,8 @@ begin
       v_points := v_points + v_sum;
     end if;
   end loop;
-  return jsonb_build_object('customers', v_customers, 'points', v_points);
+  -- scanned = customers looked at: the caller loops while a batch was full.
+  return jsonb_build_object('customers', v_customers, 'points', v_points, 'scanned', v_scanned);
 end $fn$;
 `)
     .execute(db);

@@ -143,21 +143,29 @@ export async function commitForPos(
   idempotencyKey: string,
 ): Promise<{ result: CommitResult; isReplay: boolean }> {
   const hash = requestHash('purchases.commit', body);
-  return runIdempotent(deps.db, { merchantId: auth.merchantId, key: idempotencyKey, hash }, async () => {
-    const ref = toRef(body.customer);
-    const [customer] = await Promise.all([resolveCustomer(deps, auth, ref), assertContext(deps, auth, body)]);
-    return commitPurchase(deps.db, {
-      merchantId: auth.merchantId,
-      rules: auth.rules,
-      customer,
-      code: 'code' in ref ? ref.code : undefined,
-      orderId: body.orderId,
-      receipt: body.receipt,
-      redeemPoints: body.redeemPoints ?? 0,
-      context: body,
-      idempotencyKey,
-    });
-  });
+  return runIdempotent(
+    deps.db,
+    { merchantId: auth.merchantId, key: idempotencyKey, hash },
+    async (claimId) => {
+      const ref = toRef(body.customer);
+      const [customer] = await Promise.all([
+        resolveCustomer(deps, auth, ref),
+        assertContext(deps, auth, body),
+      ]);
+      return commitPurchase(deps.db, {
+        merchantId: auth.merchantId,
+        rules: auth.rules,
+        customer,
+        code: 'code' in ref ? ref.code : undefined,
+        orderId: body.orderId,
+        receipt: body.receipt,
+        redeemPoints: body.redeemPoints ?? 0,
+        context: body,
+        idempotencyKey,
+        claimId,
+      });
+    },
+  );
 }
 
 /** POST /purchases/{id}/refunds: idempotent refund. */
@@ -169,15 +177,20 @@ export async function refundForPos(
   idempotencyKey: string,
 ): Promise<{ result: RefundResult; isReplay: boolean }> {
   const hash = requestHash(`purchases.refund:${purchaseId}`, body);
-  return runIdempotent(deps.db, { merchantId: auth.merchantId, key: idempotencyKey, hash }, async () => {
-    await assertContext(deps, auth, body);
-    return refundPurchase(deps.db, {
-      merchantId: auth.merchantId,
-      rules: auth.rules,
-      purchaseId,
-      amount: body.amount,
-      context: body,
-      idempotencyKey,
-    });
-  });
+  return runIdempotent(
+    deps.db,
+    { merchantId: auth.merchantId, key: idempotencyKey, hash },
+    async (claimId) => {
+      await assertContext(deps, auth, body);
+      return refundPurchase(deps.db, {
+        merchantId: auth.merchantId,
+        rules: auth.rules,
+        purchaseId,
+        amount: body.amount,
+        context: body,
+        idempotencyKey,
+        claimId,
+      });
+    },
+  );
 }

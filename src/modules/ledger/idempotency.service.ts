@@ -8,7 +8,7 @@ import { sha256Hex } from '../../lib/tokens.js';
 const LEASE_SECONDS = 60;
 
 /** The outcome of claiming a key: go ahead, or replay the stored result of the first request. */
-export type IdempotencyClaim = { kind: 'claimed' } | { kind: 'replay'; result: unknown };
+export type IdempotencyClaim = { kind: 'claimed'; claimId: string } | { kind: 'replay'; result: unknown };
 
 /** Hash of what makes two requests "the same": the operation and its canonical body. */
 export function requestHash(operation: string, body: unknown): string {
@@ -26,16 +26,18 @@ export async function claimIdempotencyKey(
 ): Promise<IdempotencyClaim> {
   const { merchantId, key, hash } = options;
   for (let attempt = 0; attempt < 3; attempt++) {
-    const claimed = await sql<{ key: string }>`
+    const claimed = await sql<{ claim_id: string }>`
       insert into idempotency_keys (merchant_id, key, request_hash, status, locked_until)
       values (${merchantId}, ${key}, ${hash}, 'in_progress', now() + make_interval(secs => ${LEASE_SECONDS}))
       on conflict (merchant_id, key) do update
-        set request_hash = excluded.request_hash, locked_until = excluded.locked_until, created_at = now()
+        set request_hash = excluded.request_hash, locked_until = excluded.locked_until, created_at = now(),
+            claim_id = gen_random_uuid()
         where idempotency_keys.status = 'in_progress' and idempotency_keys.locked_until < now()
           and idempotency_keys.request_hash = excluded.request_hash
-      returning key
+      returning claim_id
     `.execute(db);
-    if (claimed.rows.length > 0) return { kind: 'claimed' };
+    const claim = claimed.rows[0];
+    if (claim) return { kind: 'claimed', claimId: claim.claim_id };
     const existing = await db
       .selectFrom('idempotency_keys')
       .select(['request_hash', 'status', 'result'])
@@ -65,12 +67,14 @@ export async function claimIdempotencyKey(
 /** Frees a claimed key after a request failed, so a retry with the same key runs again. */
 export async function releaseIdempotencyKey(
   db: Executor,
-  options: { merchantId: string; key: string },
+  options: { merchantId: string; key: string; claimId: string },
 ): Promise<void> {
+  // Only this request's own claim: a newer claim of the same key (after a lease ran out) stays.
   await db
     .deleteFrom('idempotency_keys')
     .where('merchant_id', '=', options.merchantId)
     .where('key', '=', options.key)
+    .where('claim_id', '=', options.claimId)
     .where('status', '=', 'in_progress')
     .execute();
 }
@@ -84,14 +88,14 @@ export async function releaseIdempotencyKey(
 export async function runIdempotent<T>(
   db: Executor,
   options: { merchantId: string; key: string; hash: string },
-  operation: () => Promise<T>,
+  operation: (claimId: string) => Promise<T>,
 ): Promise<{ result: T; isReplay: boolean }> {
   const claim = await claimIdempotencyKey(db, options);
   if (claim.kind === 'replay') return { result: claim.result as T, isReplay: true };
   try {
-    return { result: await operation(), isReplay: false };
+    return { result: await operation(claim.claimId), isReplay: false };
   } catch (error) {
-    await releaseIdempotencyKey(db, options).catch(() => {});
+    await releaseIdempotencyKey(db, { ...options, claimId: claim.claimId }).catch(() => {});
     throw error;
   }
 }

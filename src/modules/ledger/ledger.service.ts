@@ -109,6 +109,7 @@ export async function commitPurchase(
     redeemPoints: number;
     context: PosContext;
     idempotencyKey?: string;
+    claimId?: string;
   },
 ): Promise<CommitResult> {
   const { rules, receipt } = options;
@@ -119,6 +120,7 @@ export async function commitPurchase(
     orderId: options.orderId,
     code: options.code ?? null,
     idempotencyKey: options.idempotencyKey ?? null,
+    claimId: options.claimId ?? null,
     outletId: options.context.outletId ?? null,
     deviceId: options.context.deviceId ?? null,
     managerId: options.context.managerId ?? null,
@@ -148,6 +150,7 @@ export async function refundPurchase(
     amount?: number;
     context: PosContext;
     idempotencyKey?: string;
+    claimId?: string;
   },
 ): Promise<RefundResult> {
   return callLedger<RefundResult>(db, 'loyalty_refund_purchase', {
@@ -155,6 +158,7 @@ export async function refundPurchase(
     purchaseId: options.purchaseId,
     amount: options.amount ?? null,
     idempotencyKey: options.idempotencyKey ?? null,
+    claimId: options.claimId ?? null,
     outletId: options.context.outletId ?? null,
     deviceId: options.context.deviceId ?? null,
     managerId: options.context.managerId ?? null,
@@ -230,13 +234,13 @@ async function runInBatches(
   const total: BatchResult = { customers: 0, points: 0 };
   // Each call is its own short transaction over at most batchSize customers; loop until done.
   for (;;) {
-    const result = await sql<{ r: BatchResult }>`select ${sql.raw(fn)}(${now}, ${batchSize}) as r`.execute(
-      db,
-    );
-    const batch = result.rows[0]?.r ?? { customers: 0, points: 0 };
+    const result = await sql<{ r: BatchResult & { scanned: number } }>`
+      select ${sql.raw(fn)}(${now}, ${batchSize}) as r`.execute(db);
+    const batch = result.rows[0]?.r ?? { customers: 0, points: 0, scanned: 0 };
     total.customers += batch.customers;
     total.points += batch.points;
-    if (batch.customers < batchSize) return total;
+    // A customer looked at may have had nothing left to move, so the batch size is judged by scanned.
+    if (batch.scanned < batchSize) return total;
   }
 }
 
