@@ -1,0 +1,151 @@
+import type { CpuUse } from './cpu.js';
+import type { Percentiles, PhaseRecorder } from './stats.js';
+import type { WaitShare } from './waits.js';
+
+/** The figures of one measured phase. */
+export interface PhaseResult {
+  key: 'commit' | 'resolve' | 'latency' | 'ceiling';
+  name: string;
+  mode: string;
+  elapsedSeconds: number;
+  completed: number;
+  ok: number;
+  /** Successful (2xx) operations per second of wall time. */
+  opsPerSec: number;
+  latencyMs: Percentiles;
+  non2xx: number;
+  errors: number;
+  /** Count per non-2xx outcome, e.g. `409 idempotency_key_in_use`. */
+  failures: Record<string, number>;
+  errorSamples: string[];
+  cpu: CpuUse;
+  /** What the scratch database's busy backends waited on, share of samples. */
+  postgresWaits: WaitShare[];
+}
+
+/** One of the targets the benchmark checks. */
+export interface TargetResult {
+  name: string;
+  value: string;
+  pass: boolean;
+}
+
+export function phaseResult(
+  base: {
+    key: PhaseResult['key'];
+    name: string;
+    mode: string;
+    elapsedMs: number;
+    cpu: CpuUse;
+    postgresWaits: WaitShare[];
+  },
+  recorder: PhaseRecorder,
+): PhaseResult {
+  const elapsedSeconds = base.elapsedMs / 1000;
+  return {
+    key: base.key,
+    name: base.name,
+    mode: base.mode,
+    elapsedSeconds: round(elapsedSeconds, 3),
+    completed: recorder.completed,
+    ok: recorder.ok,
+    opsPerSec: round(recorder.ok / Math.max(elapsedSeconds, 0.001), 1),
+    latencyMs: roundAll(recorder.percentiles()),
+    non2xx: recorder.non2xx,
+    errors: recorder.errors,
+    failures: Object.fromEntries(recorder.failures),
+    errorSamples: recorder.errorSamples,
+    cpu: base.cpu,
+    postgresWaits: base.postgresWaits,
+  };
+}
+
+export function round(value: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
+
+function roundAll(p: Percentiles): Percentiles {
+  return {
+    p50: round(p.p50, 2),
+    p95: round(p.p95, 2),
+    p99: round(p.p99, 2),
+    max: round(p.max, 2),
+    mean: round(p.mean, 2),
+  };
+}
+
+function table(header: string[], rows: string[][], leftColumns = 1): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i < leftColumns ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+const fixed = (value: number, digits: number) => value.toFixed(digits);
+const pct = (value: number | null) => (value === null ? 'n/a' : `${fixed(value, 0)}%`);
+
+/** The phase table: throughput, latency percentiles and failures. */
+export function phaseTable(phases: PhaseResult[]): string {
+  return table(
+    ['phase', 'mode', 'ok ops', 'ops/s', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'non-2xx', 'errors'],
+    phases.map((p) => [
+      p.name,
+      p.mode,
+      String(p.ok),
+      fixed(p.opsPerSec, 1),
+      fixed(p.latencyMs.p50, 2),
+      fixed(p.latencyMs.p95, 2),
+      fixed(p.latencyMs.p99, 2),
+      fixed(p.latencyMs.max, 1),
+      String(p.non2xx),
+      String(p.errors),
+    ]),
+    2,
+  );
+}
+
+/** Where the CPU went in each phase. */
+export function cpuTable(phases: PhaseResult[]): string {
+  return table(
+    ['phase', 'mode', 'machine', 'bench', 'api', 'postgres', 'other'],
+    phases.map((p) => [
+      p.name,
+      p.mode,
+      pct(p.cpu.machinePct),
+      pct(p.cpu.benchPct),
+      pct(p.cpu.apiPct),
+      pct(p.cpu.postgresPct),
+      pct(p.cpu.otherPct),
+    ]),
+    2,
+  );
+}
+
+/** The top waits of the busy Postgres backends in each phase. */
+export function waitTable(phases: PhaseResult[], top = 4): string {
+  return table(
+    ['phase', 'mode', 'top waits of busy backends (share of samples)'],
+    phases.map((p) => [
+      p.name,
+      p.mode,
+      p.postgresWaits
+        .slice(0, top)
+        .map((w) => `${w.wait} ${w.pct.toFixed(0)}%`)
+        .join(', ') || 'n/a',
+    ]),
+    3,
+  );
+}
+
+/** The targets with PASS or MISS next to each. */
+export function targetTable(targets: TargetResult[]): string {
+  return table(
+    ['target', 'measured', ''],
+    targets.map((t) => [t.name, t.value, t.pass ? 'PASS' : 'MISS']),
+    1,
+  );
+}

@@ -1,0 +1,493 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import { loadConfig } from '../src/config.js';
+import { createDatabaseOn, dropDatabaseOn, withDatabase } from '../src/db/admin.js';
+import { createDatabase, type Database } from '../src/db/database.js';
+import { findFreePort, startEmbeddedPostgres } from '../src/db/embedded.js';
+import { migrateToLatest } from '../src/db/migrate.js';
+import type { DB } from '../src/db/types.js';
+import { AppError } from '../src/http/errors.js';
+import { FailureLimiter } from '../src/http/rate-limit.js';
+import { commitForPos, type IntegrationDeps } from '../src/modules/integration/integration.service.js';
+import { findApiKey } from '../src/modules/merchants/merchants.service.js';
+import { type ApiProcess, startApi } from './lib/api-process.js';
+import { cpuBetween, cpuSnapshot } from './lib/cpu.js';
+import { type Operation, runClosedLoop, runOpenLoop } from './lib/drivers.js';
+import { HttpClient, keepAliveAgent } from './lib/http.js';
+import {
+  cpuTable,
+  type PhaseResult,
+  phaseResult,
+  phaseTable,
+  round,
+  targetTable,
+  waitTable,
+} from './lib/report.js';
+import { checkLedger, issueCodes, seedMerchant } from './lib/seed.js';
+import { messageOf, PhaseRecorder } from './lib/stats.js';
+import { WaitSampler } from './lib/waits.js';
+import { Workload } from './lib/workload.js';
+
+// `npm run bench`: load benchmark of the POS integration API against a scratch database.
+//
+//   DATABASE_URL          server to use (a scratch database is created on it and dropped after);
+//                         unset: an embedded PostgreSQL in a temp dir
+//   BENCH_CONCURRENCY     POS clients in the closed-loop phases and the ceiling (default 32)
+//   BENCH_SECONDS         length of each measured phase (default 10)
+//   BENCH_WARMUP_SECONDS  unmeasured warm-up before each phase (default 2)
+//   BENCH_RATE            commits/s of the open-loop latency phase (default 500)
+//   BENCH_CUSTOMERS       customers seeded (default 2000)
+//   DATABASE_POOL_MAX     the API's pool (default 20); the ceiling's pool has the same size
+//   BENCH_API_CPU_PROF    a directory: the API runs with --cpu-prof and writes its profile there
+//
+// Phases: (a) commits, closed loop; (b) resolves by id and by code, closed loop; (c) commits at a
+// fixed rate, open loop; (d) the database's ceiling: the statements the API sends per commit, through
+// the app's own service function (commitForPos) on a pg pool, no HTTP. (d) runs right after (a), so
+// the ratio of the two compares like with like on a machine whose other load drifts. Prints a table
+// and writes bench/results/latest.json. Exits non-zero only when the benchmark itself fails.
+
+const TARGET_RATIO = 0.8;
+const TARGET_P99_MS = 50;
+const TARGET_RESOLVES_PER_SEC = 3_000;
+const STARTING_POINTS = 10_000;
+const PURCHASES = '/api/v1/integration/purchases';
+const RESOLVE = '/api/v1/integration/customers/resolve';
+
+function intFromEnv(name: string, fallback: number, min: number, max: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new Error(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+function readSettings() {
+  const { config } = loadConfig({ DATABASE_POOL_MAX: process.env.DATABASE_POOL_MAX });
+  return {
+    concurrency: intFromEnv('BENCH_CONCURRENCY', 32, 1, 1024),
+    seconds: intFromEnv('BENCH_SECONDS', 10, 1, 3600),
+    warmupSeconds: intFromEnv('BENCH_WARMUP_SECONDS', 2, 0, 600),
+    rate: intFromEnv('BENCH_RATE', 500, 1, 100_000),
+    customers: intFromEnv('BENCH_CUSTOMERS', 2_000, 10, 1_000_000),
+    poolMax: config.DATABASE_POOL_MAX,
+  };
+}
+
+/** A connection string with any password masked, for printing. */
+function printable(url: string): string {
+  const u = new URL(url);
+  if (u.password) u.password = '***';
+  return u.toString();
+}
+
+/** The first words of a statement, whitespace collapsed: enough to tell the statements apart. */
+function statementHead(text: string): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > 72 ? `${flat.slice(0, 72)}...` : flat;
+}
+
+function gitCommit(cwd: string): string | null {
+  try {
+    return execFileSync('git', ['rev-parse', 'HEAD'], { cwd, encoding: 'utf8', stdio: 'pipe' }).trim();
+  } catch {
+    return null;
+  }
+}
+
+async function postgresInfo(db: Database) {
+  const result = await sql<Record<string, string>>`
+    select version() as version,
+           current_setting('server_version') as server_version,
+           current_setting('max_connections') as max_connections,
+           current_setting('shared_buffers') as shared_buffers,
+           current_setting('synchronous_commit') as synchronous_commit,
+           current_setting('fsync') as fsync
+  `.execute(db);
+  return result.rows[0] ?? {};
+}
+
+async function main(): Promise<void> {
+  const settings = readSettings();
+  const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+  const resultsFile = fileURLToPath(new URL('./results/latest.json', import.meta.url));
+  const runId = `b${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
+  const cores = os.availableParallelism();
+  const startedAt = new Date();
+  const cleanups: Array<{ name: string; run: () => Promise<void> }> = [];
+  let interrupted = false;
+  const onSignal = (signal: string) => {
+    interrupted = true;
+    console.error(`\n${signal}: stopping the current phase and cleaning up`);
+  };
+  process.once('SIGINT', () => onSignal('SIGINT'));
+  process.once('SIGTERM', () => onSignal('SIGTERM'));
+  const shouldStop = () => interrupted;
+  const checkInterrupted = () => {
+    if (interrupted) throw new Error('interrupted');
+  };
+  const say = (message: string) => console.log(message);
+
+  try {
+    // --- the database server and the scratch database ---
+    let serverUrl = process.env.DATABASE_URL?.trim() || '';
+    let serverKind = 'DATABASE_URL';
+    if (!serverUrl) {
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'loyalty-bench-pg-'));
+      // As root, Postgres runs as the `postgres` user, which must be able to enter this directory.
+      chmodSync(dir, 0o755);
+      cleanups.push({ name: 'temp dir', run: async () => rmSync(dir, { recursive: true, force: true }) });
+      say(`· starting embedded PostgreSQL in ${dir} ...`);
+      const embedded = await startEmbeddedPostgres({ dataDir: path.join(dir, 'data'), database: 'postgres' });
+      cleanups.push({ name: 'embedded PostgreSQL', run: () => embedded.stop() });
+      serverUrl = embedded.url;
+      serverKind = 'embedded';
+    }
+    const scratch = `loyalty_bench_${runId}`;
+    const scratchUrl = withDatabase(serverUrl, scratch);
+    say(`· creating scratch database ${scratch} on ${printable(withDatabase(serverUrl, 'postgres'))}`);
+    await createDatabaseOn(serverUrl, scratch);
+    cleanups.push({ name: 'scratch database', run: () => dropDatabaseOn(serverUrl, scratch) });
+    const { db } = createDatabase({ connectionString: scratchUrl, max: 4, applicationName: 'loyalty-bench' });
+    cleanups.push({ name: 'setup pool', run: () => db.destroy() });
+    await migrateToLatest(db);
+    const pg = await postgresInfo(db);
+
+    say(`· seeding 1 merchant and ${settings.customers} customers with ${STARTING_POINTS} points each ...`);
+    const merchant = await seedMerchant(db, {
+      customers: settings.customers,
+      startingPoints: STARTING_POINTS,
+    });
+    const workload = new Workload(merchant, runId);
+    checkInterrupted();
+
+    // --- the API as a separate process ---
+    const port = await findFreePort();
+    say(`· starting the API (node --import tsx src/server.ts) on 127.0.0.1:${port} ...`);
+    const profileDir = process.env.BENCH_API_CPU_PROF?.trim();
+    const api: ApiProcess = await startApi({
+      cwd: repoRoot,
+      port,
+      nodeFlags: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profileDir)}`] : [],
+      env: {
+        DATABASE_URL: scratchUrl,
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'warn',
+        SEED_DEMO: '0',
+        NODE_ENV: 'development',
+        WORKERS_ENABLED: '0',
+        APP_ENCRYPTION_KEY: randomBytes(32).toString('hex'),
+        DATABASE_POOL_MAX: String(settings.poolMax),
+      },
+    });
+    cleanups.push({ name: 'API process', run: () => api.stop() });
+
+    const closedAgent = keepAliveAgent(settings.concurrency);
+    const openAgent = keepAliveAgent(256);
+    cleanups.push({
+      name: 'HTTP agents',
+      run: async () => {
+        closedAgent.destroy();
+        openAgent.destroy();
+      },
+    });
+    const client = new HttpClient(port, closedAgent);
+    const openClient = new HttpClient(port, openAgent);
+    const keyHeader = { 'x-api-key': merchant.apiKey };
+    const commitOp =
+      (http: HttpClient, phase: string): Operation =>
+      (seq) => {
+        const { body, key } = workload.commit(phase, seq);
+        return http.post(PURCHASES, body, { ...keyHeader, 'idempotency-key': key });
+      };
+
+    // One commit and one resolve must work before anything is measured.
+    const smoke = workload.commit('smoke', 0);
+    const first = await client.request('POST', PURCHASES, smoke.body, {
+      ...keyHeader,
+      'idempotency-key': smoke.key,
+    });
+    if (first.status !== 201) throw new Error(`smoke commit answered ${first.status}: ${first.body}`);
+    const resolved = await client.request(
+      'POST',
+      RESOLVE,
+      { customerId: workload.randomCustomer() },
+      keyHeader,
+    );
+    if (resolved.status !== 200)
+      throw new Error(`smoke resolve answered ${resolved.status}: ${resolved.body}`);
+
+    // The scratch database's backends (their CPU is read from /proc when the server is local).
+    const backendPids = async () => {
+      const result = await sql<{ pid: number }>`
+        select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()
+      `.execute(db);
+      return result.rows.map((r) => r.pid);
+    };
+    // How busy the machine is with the API idle: other work on it skews every figure below.
+    const idleBefore = cpuSnapshot(api.pid, []);
+    await sleep(1_000);
+    const idle = cpuBetween(idleBefore, cpuSnapshot(api.pid, []), cores);
+
+    const closed = { concurrency: settings.concurrency, durationMs: settings.seconds * 1000, shouldStop };
+    const warmup = async (op: Operation) => {
+      if (settings.warmupSeconds === 0) return;
+      await runClosedLoop({ ...closed, durationMs: settings.warmupSeconds * 1000 }, op, new PhaseRecorder());
+    };
+    const measure = async (
+      base: { key: PhaseResult['key']; name: string; mode: string },
+      run: (recorder: PhaseRecorder) => Promise<{ elapsedMs: number }>,
+    ): Promise<PhaseResult> => {
+      checkInterrupted();
+      // Start each phase without a checkpoint's worth of dirty pages from the one before (best effort).
+      await sql`checkpoint`.execute(db).catch(() => {});
+      say(`· ${base.name} (${base.mode}), ${settings.seconds} s ...`);
+      const recorder = new PhaseRecorder();
+      const pidsBefore = await backendPids();
+      const before = cpuSnapshot(api.pid, pidsBefore);
+      const waits = new WaitSampler(db);
+      waits.start();
+      const { elapsedMs } = await run(recorder);
+      const postgresWaits = await waits.stop();
+      const pidsAfter = new Set([...pidsBefore, ...(await backendPids())]);
+      const cpu = cpuBetween(before, cpuSnapshot(api.pid, [...pidsAfter]), cores);
+      return phaseResult({ ...base, elapsedMs, cpu, postgresWaits }, recorder);
+    };
+    const closedMode = `closed, ${settings.concurrency} clients`;
+
+    // (a) commits, closed loop
+    await warmup(commitOp(client, 'wa'));
+    const commits = await measure({ key: 'commit', name: 'commit  API', mode: closedMode }, (r) =>
+      runClosedLoop(closed, commitOp(client, 'a'), r),
+    );
+
+    // (d) the database's ceiling, measured right after (a) so that both see the same machine: the
+    // same statements per commit, straight through pg (no HTTP).
+    // commitForPos is what the route calls: idempotency claim, customer lookup and context check
+    // (in parallel), loyalty_commit_purchase. The API key lookup is cached in the API, so it is
+    // done once here. Every statement is counted, to show the ceiling sends what the API sends.
+    const { pool } = createDatabase({
+      connectionString: scratchUrl,
+      max: settings.poolMax,
+      applicationName: 'loyalty-bench-ceiling',
+    });
+    const statements = new Map<string, number>();
+    let counting = false;
+    const ceilingDb = new Kysely<DB>({
+      dialect: new PostgresDialect({ pool }),
+      log: (event) => {
+        if (!counting) return;
+        const head = statementHead(event.query.sql);
+        statements.set(head, (statements.get(head) ?? 0) + 1);
+      },
+    });
+    let ceilingOpen = true;
+    const closeCeiling = async () => {
+      if (!ceilingOpen) return;
+      ceilingOpen = false;
+      await ceilingDb.destroy();
+    };
+    cleanups.push({ name: 'ceiling pool', run: closeCeiling });
+    const auth = await findApiKey(ceilingDb, merchant.apiKey);
+    if (!auth) throw new Error('the bench API key was not found');
+    const deps: IntegrationDeps = {
+      db: ceilingDb,
+      codeFailures: new FailureLimiter({ redis: null, max: 10, windowSeconds: 60, prefix: 'bench' }),
+    };
+    const ceilingOp =
+      (phase: string): Operation =>
+      async (seq) => {
+        const { body, key } = workload.commit(phase, seq);
+        try {
+          await commitForPos(deps, auth, body, key);
+          return { status: 201 };
+        } catch (error) {
+          if (error instanceof AppError) return { status: error.status, code: error.code };
+          throw error;
+        }
+      };
+    await warmup(ceilingOp('wd'));
+    const ceiling = await measure(
+      { key: 'ceiling', name: 'commit  pg ceiling', mode: `${closedMode}, pool ${settings.poolMax}` },
+      (r) => {
+        counting = true;
+        return runClosedLoop(closed, ceilingOp('d'), r).finally(() => {
+          counting = false;
+        });
+      },
+    );
+    await closeCeiling();
+
+    // (b) resolves by id and by code; the codes are issued just before (they are not consumed)
+    say('· issuing a code for every customer ...');
+    const codes = await issueCodes(db, {
+      merchantId: merchant.merchantId,
+      customerIds: merchant.customerIds,
+      ttlSeconds: 3_600,
+      concurrency: 4,
+    });
+    const resolveOp: Operation = (seq) => client.post(RESOLVE, workload.resolve(seq, codes), keyHeader);
+    await warmup(resolveOp);
+    const resolves = await measure(
+      { key: 'resolve', name: 'resolve API', mode: `${closedMode}, id/code` },
+      (r) => runClosedLoop(closed, resolveOp, r),
+    );
+
+    // (c) commits at a fixed rate, open loop
+    await warmup(commitOp(client, 'wc'));
+    let openStats = { sent: 0, skipped: 0 };
+    const latency = await measure(
+      { key: 'latency', name: 'commit  API', mode: `open, ${settings.rate}/s` },
+      async (r) => {
+        const result = await runOpenLoop(
+          { rate: settings.rate, durationMs: settings.seconds * 1000, maxInFlight: 1_000, shouldStop },
+          commitOp(openClient, 'c'),
+          r,
+        );
+        openStats = { sent: result.sent, skipped: result.skipped };
+        return result;
+      },
+    );
+
+    checkInterrupted();
+
+    const ledger = await checkLedger(db, merchant.merchantId);
+    const phases = [commits, resolves, latency, ceiling];
+    const ratio = ceiling.opsPerSec > 0 ? commits.opsPerSec / ceiling.opsPerSec : 0;
+    const rateReached = latency.opsPerSec >= settings.rate * 0.95;
+    const targets = [
+      {
+        name: `commits >= ${TARGET_RATIO}x ceiling`,
+        value: `${ratio.toFixed(2)}x (${commits.opsPerSec.toFixed(0)} / ${ceiling.opsPerSec.toFixed(0)} per s)`,
+        pass: ratio >= TARGET_RATIO,
+      },
+      {
+        name: `p99 <= ${TARGET_P99_MS} ms at ${settings.rate} commits/s`,
+        value: `p99 ${latency.latencyMs.p99.toFixed(1)} ms at ${latency.opsPerSec.toFixed(0)}/s achieved`,
+        pass: latency.latencyMs.p99 <= TARGET_P99_MS && rateReached,
+      },
+      {
+        name: `resolves >= ${TARGET_RESOLVES_PER_SEC.toLocaleString('en-US')}/s`,
+        value: `${resolves.opsPerSec.toFixed(0)}/s`,
+        pass: resolves.opsPerSec >= TARGET_RESOLVES_PER_SEC,
+      },
+    ];
+    const ceilingOk = Math.max(1, ceiling.completed);
+    const perCommit = [...statements].map(([statement, count]) => ({
+      statement,
+      perCommit: round(count / ceilingOk, 2),
+    }));
+    const cpuModel = os.cpus()[0]?.model ?? 'unknown';
+    const machine = {
+      cores,
+      cpuModel,
+      memoryGiB: round(os.totalmem() / 2 ** 30, 1),
+      platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+      node: process.version,
+    };
+
+    say('');
+    say(
+      `machine   ${cores} cores (${cpuModel}), ${machine.memoryGiB} GiB, ${machine.platform}, Node ${machine.node}`,
+    );
+    say(`postgres  ${pg.version ?? 'unknown'}`);
+    say(
+      `          ${serverKind}, max_connections ${pg.max_connections}, shared_buffers ${pg.shared_buffers}, ` +
+        `synchronous_commit ${pg.synchronous_commit}, fsync ${pg.fsync}; same machine as the API and the load`,
+    );
+    say(
+      `setup     ${settings.customers} customers, ${settings.concurrency} POS clients (keep-alive), ` +
+        `${settings.seconds} s per phase after ${settings.warmupSeconds} s warm-up, API pool ${settings.poolMax}, ` +
+        `REDIS_URL ${process.env.REDIS_URL ? 'set' : 'unset'}; commits: half earn-only, half earn+redeem`,
+    );
+    say('');
+    say(phaseTable(phases));
+    say('');
+    say(
+      'CPU during each phase (machine: % of all cores; the others: % of one core; postgres: the scratch ' +
+        "database's backends; other: anything else on the machine)",
+    );
+    if (idle.machinePct !== null) {
+      const busy = idle.machinePct > 10 ? ': other work is running, so the figures understate this code' : '';
+      say(`before the run, with the API idle, the machine was ${idle.machinePct.toFixed(0)}% busy${busy}`);
+    }
+    say(cpuTable(phases));
+    say('');
+    say('What the Postgres backends of the scratch database waited on (sampled every 25 ms)');
+    say(waitTable(phases));
+    for (const phase of phases) {
+      const failures = Object.entries(phase.failures);
+      if (failures.length > 0) {
+        say(
+          `  ${phase.name} (${phase.mode}) failures: ${failures.map(([k, v]) => `${k} x${v}`).join(', ')}` +
+            (phase.errorSamples.length > 0 ? `; e.g. ${phase.errorSamples.join(' | ')}` : ''),
+        );
+      }
+    }
+    if (openStats.skipped > 0) {
+      say(`  open loop: ${openStats.skipped} commits skipped (over 1000 in flight), ${openStats.sent} sent`);
+    }
+    say('');
+    say('ceiling statements per commit (counted while it ran):');
+    for (const s of perCommit) say(`  ${s.perCommit.toFixed(2)}  ${s.statement}`);
+    say(
+      `ledger    ${ledger.purchases} purchases on ${ledger.customers} customers; balances off their entries: ` +
+        `${ledger.balancesNotMatchingEntries}, off their lots: ${ledger.balancesNotMatchingLots}`,
+    );
+    if (api.linesSinceReady() > 0) {
+      say(`API log   ${api.linesSinceReady()} chunks at warn or above during the run; last lines:`);
+      for (const line of api.tail().slice(-5)) say(`  ${line.slice(0, 300)}`);
+    }
+    say('');
+    say(`commit ratio API/ceiling = ${ratio.toFixed(2)}`);
+    say(targetTable(targets));
+
+    const results = {
+      runId,
+      startedAt: startedAt.toISOString(),
+      finishedAt: new Date().toISOString(),
+      gitCommit: gitCommit(repoRoot),
+      machine: { ...machine, busyPctBeforeRun: idle.machinePct === null ? null : round(idle.machinePct, 1) },
+      postgres: { server: serverKind, ...pg },
+      settings: {
+        ...settings,
+        startingPoints: STARTING_POINTS,
+        redeemShare: 0.5,
+        redisUrlSet: !!process.env.REDIS_URL,
+      },
+      phases,
+      openLoop: { rate: settings.rate, ...openStats },
+      commitRatio: round(ratio, 3),
+      targets,
+      ceilingStatementsPerCommit: perCommit,
+      ledger,
+      apiLogChunksDuringRun: api.linesSinceReady(),
+    };
+    mkdirSync(path.dirname(resultsFile), { recursive: true });
+    writeFileSync(resultsFile, `${JSON.stringify(results, null, 2)}\n`);
+    say(`\nwrote ${path.relative(process.cwd(), resultsFile)}`);
+  } finally {
+    for (let c = cleanups.pop(); c; c = cleanups.pop()) {
+      try {
+        await c.run();
+      } catch (error) {
+        console.error(`cleanup of the ${c.name} failed: ${messageOf(error)}`);
+      }
+    }
+  }
+}
+
+main()
+  .then(() => process.exit(0))
+  .catch((error: unknown) => {
+    console.error(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    process.exit(1);
+  });
