@@ -14,7 +14,11 @@ import { migrateToLatest } from '../src/db/migrate.js';
 import type { DB } from '../src/db/types.js';
 import { AppError } from '../src/http/errors.js';
 import { FailureLimiter } from '../src/http/rate-limit.js';
-import { commitForPos, type IntegrationDeps } from '../src/modules/integration/integration.service.js';
+import {
+  ContextCache,
+  commitForPos,
+  type IntegrationDeps,
+} from '../src/modules/integration/integration.service.js';
 import { findApiKey } from '../src/modules/merchants/merchants.service.js';
 import { type ApiProcess, startApi } from './lib/api-process.js';
 import { cpuBetween, cpuSnapshot } from './lib/cpu.js';
@@ -301,6 +305,8 @@ async function main(): Promise<void> {
     const deps: IntegrationDeps = {
       db: ceilingDb,
       codeFailures: new FailureLimiter({ redis: null, max: 10, windowSeconds: 60, prefix: 'bench' }),
+      // The API caches checked POS contexts the same way, so the ceiling sends the same statements.
+      contexts: new ContextCache(),
     };
     const ceilingOp =
       (phase: string): Operation =>

@@ -12,11 +12,14 @@ import { createMetrics, createOutboxMetrics, type Metrics, registerHttpMetrics }
 import { FailureLimiter } from './http/rate-limit.js';
 import { RequestStats, registerRequestStats } from './http/request-stats.js';
 import { registerSafetySwitches } from './http/switches.js';
+import { OutboxNotifier } from './jobs/outbox.notify.js';
 import { outboxCounts } from './jobs/outbox.queue.js';
 import { adminRoutes } from './modules/admin/admin.routes.js';
 import { SwitchBoard } from './modules/admin/switches.service.js';
+import { authRoutes, type LoginLimiters } from './modules/auth/auth.routes.js';
 import { clientRoutes } from './modules/client/client.routes.js';
 import { integrationRoutes } from './modules/integration/integration.routes.js';
+import { ContextCache } from './modules/integration/integration.service.js';
 import { CACHE_CHANNEL } from './modules/merchants/merchants.service.js';
 import { opsRoutes } from './modules/ops/ops.routes.js';
 import { telegramRoutes } from './modules/telegram/telegram.routes.js';
@@ -96,7 +99,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
         securitySchemes: {
           apiKey: { type: 'apiKey', in: 'header', name: 'X-Api-Key' },
           userToken: { type: 'http', scheme: 'bearer' },
-          operatorToken: { type: 'http', scheme: 'bearer', description: 'ADMIN_API_TOKEN' },
+          operatorToken: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'Operator access token or ADMIN_API_TOKEN',
+          },
+          accessToken: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
         },
       },
     },
@@ -105,12 +113,21 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
 
   const apiKeys = new ApiKeyAuthenticator(deps.db, config.API_KEY_CACHE_SECONDS);
+  const contexts = new ContextCache(config.API_KEY_CACHE_SECONDS * 1000);
+  const notifier = new OutboxNotifier(deps.db);
+  app.addHook('onClose', async () => notifier.close());
   if (deps.listener) {
     await deps.listener.listen(CACHE_CHANNEL);
     deps.listener.on('notification', (channel: string) => {
-      if (channel === CACHE_CHANNEL) apiKeys.clear();
+      if (channel === CACHE_CHANNEL) {
+        apiKeys.clear();
+        contexts.clear();
+      }
     });
-    deps.listener.on('reconnect', () => apiKeys.clear());
+    deps.listener.on('reconnect', () => {
+      apiKeys.clear();
+      contexts.clear();
+    });
   }
   const codeFailures = new FailureLimiter({
     redis,
@@ -118,6 +135,14 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     windowSeconds: config.CODE_RESOLVE_WINDOW_SECONDS,
     prefix: 'loyalty:code-failures',
   });
+
+  const limiter = (prefix: string, max: number) =>
+    new FailureLimiter({ redis, max, windowSeconds: config.LOGIN_WINDOW_SECONDS, prefix });
+  const limiters: LoginLimiters = {
+    perAccount: limiter('loyalty:login-account', config.LOGIN_MAX_FAILURES_PER_ACCOUNT),
+    perIp: limiter('loyalty:login-ip', config.LOGIN_MAX_FAILURES_PER_IP),
+  };
+  app.decorateRequest('sessionUser', null);
 
   const collectDbMetrics = createOutboxMetrics(metrics, async () => {
     const counts = await outboxCounts(deps.db);
@@ -127,17 +152,23 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(
     opsRoutes({ db: deps.db, redis, metrics, metricsToken: config.METRICS_TOKEN, collectDbMetrics }),
   );
-  await app.register(integrationRoutes({ db: deps.db, codeFailures, apiKeys }), {
+  await app.register(integrationRoutes({ db: deps.db, codeFailures, apiKeys, contexts, notifier }), {
     prefix: '/api/v1/integration',
   });
   await app.register(clientRoutes({ db: deps.db, config }), { prefix: '/api/v1/client' });
-  await app.register(adminRoutes({ db: deps.db, adminToken: config.ADMIN_API_TOKEN, switches }), {
+  await app.register(authRoutes({ db: deps.db, config, metrics, limiters, audience: 'portal' }), {
+    prefix: '/api/v1/portal',
+  });
+  await app.register(authRoutes({ db: deps.db, config, metrics, limiters, audience: 'admin' }), {
+    prefix: '/api/v1/admin',
+  });
+  await app.register(adminRoutes({ db: deps.db, config, switches }), {
     prefix: '/api/v1/admin',
   });
   await app.register(
     webhookAdminRoutes({
       db: deps.db,
-      adminToken: config.ADMIN_API_TOKEN,
+      config,
       allowPrivateNetworks: config.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
     }),
     { prefix: '/api/v1/admin' },

@@ -122,14 +122,11 @@ export interface HttpMinuteStats {
 }
 
 export interface IdempotencyKeys {
-  claim_id: Generated<string>;
   created_at: Generated<Timestamp>;
   key: string;
-  locked_until: Timestamp | null;
   merchant_id: string;
   request_hash: string;
-  result: Json | null;
-  status: string;
+  result: Json;
 }
 
 export interface LedgerEntries {

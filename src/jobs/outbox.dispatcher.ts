@@ -4,6 +4,7 @@ import type { NotificationListener } from '../db/listener.js';
 import type { Metrics } from '../http/metrics.js';
 import type { DeliveryResult } from './delivery.js';
 import { parseEventPayload } from './outbox.events.js';
+import { OUTBOX_CHANNEL } from './outbox.notify.js';
 import {
   claimDueEvents,
   type FanOutTarget,
@@ -15,9 +16,6 @@ import {
   reclaimExpiredLeases,
   recordAttempt,
 } from './outbox.queue.js';
-
-/** Channel the outbox insert trigger notifies on. */
-export const OUTBOX_CHANNEL = 'loyalty_outbox';
 
 /** Where events go: the fan-out of domain events and the delivery of each target. */
 export interface OutboxRoutes {

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Executor } from '../db/database.js';
 import type { DeliveryResult } from './delivery.js';
+import { wakeWorkers } from './outbox.notify.js';
 
 // The outbox queue's SQL, in one place. Claims commit before any network call (status
 // 'processing' with a lease); the attempt number is the fencing token of every later update, so a
@@ -209,6 +210,7 @@ export async function enqueueEvent(
     })
     .returning('id')
     .executeTakeFirstOrThrow();
+  if (!db.isTransaction) await wakeWorkers(db);
   return row.id;
 }
 
@@ -257,6 +259,7 @@ export async function retryEvent(
     .where('status', 'in', ['dead', 'pending']);
   if (options.merchantId) query = query.where('merchant_id', '=', options.merchantId);
   const result = await query.executeTakeFirst();
+  if (result.numUpdatedRows > 0n && !db.isTransaction) await wakeWorkers(db);
   return result.numUpdatedRows > 0n;
 }
 
@@ -273,6 +276,7 @@ export async function replayDeadEvents(
     .where('dead_at', '>=', options.since);
   if (options.until) query = query.where('dead_at', '<', options.until);
   const result = await query.executeTakeFirst();
+  if (result.numUpdatedRows > 0n && !db.isTransaction) await wakeWorkers(db);
   return Number(result.numUpdatedRows);
 }
 

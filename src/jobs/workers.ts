@@ -92,7 +92,6 @@ export function createJobs(deps: { db: Database; config: Config; send: AlertSend
         await purgeDeliveredEvents(db, { olderThanDays: config.OUTBOX_RETENTION_DAYS });
         await db
           .deleteFrom('idempotency_keys')
-          .where('status', '=', 'done')
           .where(
             'created_at',
             '<',

@@ -196,17 +196,13 @@ create table customer_codes (
 );
 create index customer_codes_customer_idx on customer_codes (customer_id);
 
--- Idempotency records per merchant. in_progress rows carry a lease (locked_until) so a crashed
--- request does not hold its key forever; done rows keep the operation's result for replays.
+-- Idempotency records per merchant: written by the ledger functions in the same transaction as
+-- the operation (src/db/migrations/0002), so a record exists exactly when the operation committed.
 create table idempotency_keys (
   merchant_id uuid not null references merchants (id) on delete cascade,
   key text not null,
   request_hash text not null,
-  -- Identifies the request holding the key; completing or releasing it needs the same claim.
-  claim_id uuid not null default gen_random_uuid(),
-  status text not null check (status in ('in_progress', 'done')),
-  locked_until timestamptz,
-  result jsonb,
+  result jsonb not null,
   created_at timestamptz not null default now(),
   primary key (merchant_id, key)
 );

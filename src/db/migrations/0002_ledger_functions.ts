@@ -73,6 +73,29 @@ language sql stable as $fn$
   select jsonb_build_object('available', available, 'pending', pending) from balances where customer_id = p_customer
 $fn$;
 
+-- Idempotency inside the operation's own transaction. A transaction-scoped advisory lock on
+-- (merchant, key) lets exactly one request with a key run; a second one at the same time gets
+-- idempotency_key_in_use at once instead of waiting. Once the first committed, the stored result
+-- is replayed (same body) or the key is refused (other body). Returns the stored result or null.
+create function loyalty_idempotency_begin(p_merchant uuid, p_key text, p_hash text) returns jsonb
+language plpgsql as $fn$
+declare
+  v_hash text;
+  v_result jsonb;
+begin
+  if p_key is null then return null; end if;
+  if not pg_try_advisory_xact_lock(hashtextextended(p_merchant::text || '/' || p_key, 0)) then
+    raise exception 'idempotency_key_in_use' using detail = '{}';
+  end if;
+  select request_hash, result into v_hash, v_result from idempotency_keys
+  where merchant_id = p_merchant and key = p_key;
+  if not found then return null; end if;
+  if v_hash <> p_hash then
+    raise exception 'idempotency_key_reuse' using detail = '{}';
+  end if;
+  return v_result || jsonb_build_object('replayed', true);
+end $fn$;
+
 -- Commits a purchase whose figures the application computed from the programme rules.
 -- p: merchantId, customerId, orderId, code?, idempotencyKey?, outletId?, deviceId?, managerId?,
 --    total, eligibleAmount, discount, earnPoints, redeemPoints, earnRateBp, tier?, receipt,
@@ -95,6 +118,9 @@ declare
   v_created timestamptz;
   v_result jsonb;
 begin
+  v_result := loyalty_idempotency_begin(v_merchant, p->>'idempotencyKey', p->>'requestHash');
+  if v_result is not null then return v_result; end if;
+
   select available into v_available from balances
   where customer_id = v_customer and merchant_id = v_merchant for update;
   if not found then
@@ -165,14 +191,8 @@ begin
     'balance', v_result->'balance', 'outletId', p->>'outletId', 'occurredAt', loyalty_iso(v_created)));
 
   if p->>'idempotencyKey' is not null then
-    -- Only the claim that started this request may complete it: if its lease ran out and a retry
-    -- took the key over, this whole transaction is undone instead of running the operation twice.
-    update idempotency_keys set status = 'done', result = v_result, locked_until = null
-    where merchant_id = v_merchant and key = p->>'idempotencyKey' and claim_id = (p->>'claimId')::uuid
-      and status = 'in_progress';
-    if not found then
-      raise exception 'idempotency_key_in_use' using detail = '{}';
-    end if;
+    insert into idempotency_keys (merchant_id, key, request_hash, result)
+    values (v_merchant, p->>'idempotencyKey', p->>'requestHash', v_result);
   end if;
   return v_result;
 end $fn$;
@@ -199,6 +219,9 @@ declare
   v_created timestamptz;
   v_result jsonb;
 begin
+  v_result := loyalty_idempotency_begin(v_merchant, p->>'idempotencyKey', p->>'requestHash');
+  if v_result is not null then return v_result; end if;
+
   select * into v_purchase from purchases
   where id = (p->>'purchaseId')::uuid and merchant_id = v_merchant for update;
   if not found then
@@ -290,14 +313,8 @@ begin
     'balance', v_result->'balance', 'occurredAt', loyalty_iso(v_created)));
 
   if p->>'idempotencyKey' is not null then
-    -- Only the claim that started this request may complete it: if its lease ran out and a retry
-    -- took the key over, this whole transaction is undone instead of running the operation twice.
-    update idempotency_keys set status = 'done', result = v_result, locked_until = null
-    where merchant_id = v_merchant and key = p->>'idempotencyKey' and claim_id = (p->>'claimId')::uuid
-      and status = 'in_progress';
-    if not found then
-      raise exception 'idempotency_key_in_use' using detail = '{}';
-    end if;
+    insert into idempotency_keys (merchant_id, key, request_hash, result)
+    values (v_merchant, p->>'idempotencyKey', p->>'requestHash', v_result);
   end if;
   return v_result;
 end $fn$;
@@ -436,7 +453,8 @@ drop function if exists loyalty_activate_points(timestamptz, integer), loyalty_e
   loyalty_adjust_points(uuid, uuid, bigint, text, integer), loyalty_refund_purchase(jsonb),
   loyalty_commit_purchase(jsonb), loyalty_balance_json(uuid),
   loyalty_add_points(uuid, uuid, bigint, text, text, integer, uuid, uuid, text),
-  loyalty_take_points(uuid, bigint), loyalty_pro_rata(bigint, bigint, bigint), loyalty_iso(timestamptz);
+  loyalty_take_points(uuid, bigint), loyalty_pro_rata(bigint, bigint, bigint), loyalty_iso(timestamptz),
+  loyalty_idempotency_begin(uuid, text, text);
 `)
     .execute(db);
 }

@@ -21,14 +21,9 @@ create index outbox_events_processing_idx on outbox_events (locked_until) where 
 create index outbox_events_delivered_idx on outbox_events (delivered_at) where status = 'delivered';
 create index outbox_events_parent_idx on outbox_events (parent_id) where parent_id is not null;
 
--- Wake the workers when events are written; they poll as well, so a lost notification only delays.
-create function outbox_events_notify() returns trigger language plpgsql as $fn$
-begin
-  perform pg_notify('loyalty_outbox', '');
-  return null;
-end $fn$;
-create trigger outbox_events_inserted after insert on outbox_events
-  for each statement execute function outbox_events_notify();
+-- Workers are woken by NOTIFY loyalty_outbox, sent by the API after its commits (throttled, see
+-- src/jobs/outbox.notify.ts) rather than by a trigger: NOTIFY inside a transaction takes a
+-- server-wide lock through the commit's flush and would serialise every ledger write.
 
 create table outbox_attempts (
   id bigint generated always as identity primary key,
@@ -137,8 +132,6 @@ drop table if exists alert_states, alert_incidents, http_minute_stats, counters,
   staff_telegram_links, outbox_attempts cascade;
 alter table outbox_events drop constraint if exists outbox_events_endpoint_fk;
 drop table if exists webhook_endpoints cascade;
-drop trigger if exists outbox_events_inserted on outbox_events;
-drop function if exists outbox_events_notify();
 alter table merchants drop column if exists outbox_paused_at, drop column if exists telegram_bot_token_enc,
   drop column if exists telegram_bot_username, drop column if exists telegram_webhook_secret,
   drop column if exists notify_large_purchase_minor;

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Executor } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
+import { wakeWorkers } from '../../jobs/outbox.notify.js';
 
 /** Pauses or resumes outbox delivery of one merchant (paused events wait, are not attempted). */
 export async function setMerchantOutboxPaused(
@@ -14,7 +15,7 @@ export async function setMerchantOutboxPaused(
     .executeTakeFirst();
   if (result.numUpdatedRows === 0n) throw new AppError('merchant_not_found', 'Merchant not found');
   // Resuming should not wait for the next poll.
-  if (!options.paused) await sql`select pg_notify('loyalty_outbox', '')`.execute(db);
+  if (!options.paused) await wakeWorkers(db);
 }
 
 /** Merchants whose delivery is paused. */

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Database, Executor } from '../../db/database.js';
 import type { NotificationListener } from '../../db/listener.js';
+import { wakeWorkers } from '../../jobs/outbox.notify.js';
 
 /** The run-time switches operators can flip from the admin API. */
 export type SwitchName = 'maintenance' | 'read_only' | 'outbox_paused';
@@ -23,6 +24,7 @@ export async function setSwitch(
     )
     .execute();
   await sql`select pg_notify(${SWITCHES_CHANNEL}, ${options.name})`.execute(db);
+  if (options.name === 'outbox_paused' && !options.enabled) await wakeWorkers(db);
 }
 
 /** The stored switches (absent = off). */

@@ -52,8 +52,7 @@ interface RowCounts {
   ledger_entries: number;
   point_lots: number;
   outbox_events: number;
-  idempotency_in_progress: number;
-  idempotency_done: number;
+  idempotency_keys: number;
   customer_codes_consumed: number;
   customers: number;
 }
@@ -66,8 +65,7 @@ async function countRows(): Promise<RowCounts> {
       (select count(*) from ledger_entries)::int as ledger_entries,
       (select count(*) from point_lots)::int as point_lots,
       (select count(*) from outbox_events)::int as outbox_events,
-      (select count(*) from idempotency_keys where status = 'in_progress')::int as idempotency_in_progress,
-      (select count(*) from idempotency_keys where status = 'done')::int as idempotency_done,
+      (select count(*) from idempotency_keys)::int as idempotency_keys,
       (select count(*) from customer_codes where consumed_at is not null)::int as customer_codes_consumed,
       (select count(*) from customers)::int as customers
   `.execute(t.db);

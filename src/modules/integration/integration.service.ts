@@ -2,6 +2,7 @@ import type { Database } from '../../db/database.js';
 import type { MerchantAuth } from '../../http/auth.js';
 import { AppError } from '../../http/errors.js';
 import type { FailureLimiter } from '../../http/rate-limit.js';
+import type { OutboxNotifier } from '../../jobs/outbox.notify.js';
 import { type CustomerRef, type CustomerState, findCustomerState } from '../customers/customers.service.js';
 import { requestHash, runIdempotent } from '../ledger/idempotency.service.js';
 import {
@@ -27,6 +28,38 @@ export interface IntegrationDeps {
   db: Database;
   /** Failed code resolves per API key, so codes cannot be guessed. */
   codeFailures: FailureLimiter;
+  /** Remembers POS contexts already checked (cleared on NOTIFY like the API-key cache). */
+  contexts: ContextCache;
+  /** Wakes the outbox workers after a commit or refund. */
+  notifier?: OutboxNotifier;
+}
+
+/**
+ * POS contexts (outlet, device, manager ids) already found to belong to a merchant. Every POS
+ * request carries one, and they change rarely, so the check is done once per minute per process;
+ * a change announced on the cache channel clears it at once.
+ */
+export class ContextCache {
+  private readonly valid = new Map<string, number>();
+
+  constructor(private readonly ttlMs = 60_000) {}
+
+  /** Whether this context was checked recently. */
+  has(key: string): boolean {
+    const expiresAt = this.valid.get(key);
+    return expiresAt !== undefined && expiresAt > Date.now();
+  }
+
+  /** Remembers a context that passed the check. */
+  add(key: string): void {
+    if (this.valid.size > 50_000) this.valid.clear();
+    this.valid.set(key, Date.now() + this.ttlMs);
+  }
+
+  /** Forgets everything (an outlet, device or manager changed somewhere). */
+  clear(): void {
+    this.valid.clear();
+  }
 }
 
 function toRef(body: { code?: string; phone?: string; customerId?: string }): CustomerRef {
@@ -44,6 +77,8 @@ function tierOf(rules: ProgrammeRules, spend: number) {
 /** Checks that every context id given belongs to the merchant (404 otherwise, like any foreign id). */
 async function assertContext(deps: IntegrationDeps, auth: MerchantAuth, context: PosContext): Promise<void> {
   if (!context.outletId && !context.deviceId && !context.managerId) return;
+  const key = `${auth.merchantId}|${context.outletId ?? ''}|${context.deviceId ?? ''}|${context.managerId ?? ''}`;
+  if (deps.contexts.has(key)) return;
   const foreign = await findForeignContext(deps.db, { merchantId: auth.merchantId, ...context });
   if (foreign.outlet)
     throw new AppError('outlet_not_found', 'outletId: outlet not found', { field: 'outletId' });
@@ -61,6 +96,7 @@ async function assertContext(deps: IntegrationDeps, auth: MerchantAuth, context:
       field: 'deviceId',
     });
   }
+  deps.contexts.add(key);
 }
 
 /**
@@ -143,10 +179,10 @@ export async function commitForPos(
   idempotencyKey: string,
 ): Promise<{ result: CommitResult; isReplay: boolean }> {
   const hash = requestHash('purchases.commit', body);
-  return runIdempotent(
+  const outcome = await runIdempotent(
     deps.db,
     { merchantId: auth.merchantId, key: idempotencyKey, hash },
-    async (claimId) => {
+    async () => {
       const ref = toRef(body.customer);
       const [customer] = await Promise.all([
         resolveCustomer(deps, auth, ref),
@@ -162,10 +198,12 @@ export async function commitForPos(
         redeemPoints: body.redeemPoints ?? 0,
         context: body,
         idempotencyKey,
-        claimId,
+        requestHash: hash,
       });
     },
   );
+  if (!outcome.isReplay) deps.notifier?.poke();
+  return outcome;
 }
 
 /** POST /purchases/{id}/refunds: idempotent refund. */
@@ -177,10 +215,10 @@ export async function refundForPos(
   idempotencyKey: string,
 ): Promise<{ result: RefundResult; isReplay: boolean }> {
   const hash = requestHash(`purchases.refund:${purchaseId}`, body);
-  return runIdempotent(
+  const outcome = await runIdempotent(
     deps.db,
     { merchantId: auth.merchantId, key: idempotencyKey, hash },
-    async (claimId) => {
+    async () => {
       await assertContext(deps, auth, body);
       return refundPurchase(deps.db, {
         merchantId: auth.merchantId,
@@ -189,8 +227,10 @@ export async function refundForPos(
         amount: body.amount,
         context: body,
         idempotencyKey,
-        claimId,
+        requestHash: hash,
       });
     },
   );
+  if (!outcome.isReplay) deps.notifier?.poke();
+  return outcome;
 }

@@ -109,9 +109,9 @@ export async function commitPurchase(
     redeemPoints: number;
     context: PosContext;
     idempotencyKey?: string;
-    claimId?: string;
+    requestHash?: string;
   },
-): Promise<CommitResult> {
+): Promise<CommitResult & { replayed?: boolean }> {
   const { rules, receipt } = options;
   const quote = quoteForCustomer(options);
   return callLedger<CommitResult>(db, 'loyalty_commit_purchase', {
@@ -120,7 +120,7 @@ export async function commitPurchase(
     orderId: options.orderId,
     code: options.code ?? null,
     idempotencyKey: options.idempotencyKey ?? null,
-    claimId: options.claimId ?? null,
+    requestHash: options.requestHash ?? null,
     outletId: options.context.outletId ?? null,
     deviceId: options.context.deviceId ?? null,
     managerId: options.context.managerId ?? null,
@@ -150,15 +150,15 @@ export async function refundPurchase(
     amount?: number;
     context: PosContext;
     idempotencyKey?: string;
-    claimId?: string;
+    requestHash?: string;
   },
-): Promise<RefundResult> {
+): Promise<RefundResult & { replayed?: boolean }> {
   return callLedger<RefundResult>(db, 'loyalty_refund_purchase', {
     merchantId: options.merchantId,
     purchaseId: options.purchaseId,
     amount: options.amount ?? null,
     idempotencyKey: options.idempotencyKey ?? null,
-    claimId: options.claimId ?? null,
+    requestHash: options.requestHash ?? null,
     outletId: options.context.outletId ?? null,
     deviceId: options.context.deviceId ?? null,
     managerId: options.context.managerId ?? null,
