@@ -1,7 +1,10 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config.js';
 import { migrateToLatest, migrationStatus } from './db/migrate.js';
+import { AppError } from './http/errors.js';
 import { normalizePhone } from './lib/phone.js';
+import { createPortalUser } from './modules/auth/auth.service.js';
+import type { StaffRole } from './modules/auth/permissions.js';
 import { createCustomer, issueCustomerToken } from './modules/customers/customers.service.js';
 import { seedDemo } from './modules/demo/demo.service.js';
 import { activatePoints, expirePoints } from './modules/ledger/ledger.service.js';
@@ -81,6 +84,36 @@ const commands: Record<string, Command> = {
     needsDb: true,
     async run(_flags, rt) {
       return { ...(await seedDemo(dbOf(rt))) };
+    },
+  },
+  'admin:create': {
+    usage: 'admin:create --email <e> --password <p>   create a platform operator (admin panel)',
+    needsDb: true,
+    async run(flags, rt) {
+      const user = await createPortalUser(dbOf(rt), {
+        merchantId: null,
+        email: required(flags, 'email'),
+        password: required(flags, 'password'),
+        role: 'operator',
+      });
+      return { userId: user.id, email: user.email, role: user.role };
+    },
+  },
+  'user:create': {
+    usage: 'user:create --merchant <id> --email <e> --password <p> [--role owner|admin|manager|cashier]',
+    needsDb: true,
+    async run(flags, rt) {
+      const role = typeof flags.role === 'string' ? flags.role : 'owner';
+      if (!['owner', 'admin', 'manager', 'cashier'].includes(role)) {
+        throw new UsageError('--role must be one of owner, admin, manager, cashier');
+      }
+      const user = await createPortalUser(dbOf(rt), {
+        merchantId: required(flags, 'merchant'),
+        email: required(flags, 'email'),
+        password: required(flags, 'password'),
+        role: role as StaffRole,
+      });
+      return { userId: user.id, email: user.email, role: user.role };
     },
   },
   'merchant:create': {
@@ -227,6 +260,9 @@ async function main(argv: string[]): Promise<number> {
       customer: { type: 'string' },
       outlet: { type: 'string' },
       'key-id': { type: 'string' },
+      email: { type: 'string' },
+      password: { type: 'string' },
+      role: { type: 'string' },
       at: { type: 'string' },
     },
     strict: true,
@@ -249,6 +285,8 @@ main(process.argv.slice(2))
   .catch((error: unknown) => {
     if (error instanceof UsageError || error instanceof ConfigError) {
       console.error(error.message);
+    } else if (error instanceof AppError) {
+      console.error(`${error.code}: ${error.message}`);
     } else if (error instanceof Error && 'code' in error && typeof error.code === 'string') {
       console.error(`${error.code}: ${error.message}`);
     } else {

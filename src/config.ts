@@ -127,6 +127,18 @@ const EnvSchema = z.object({
   ADMIN_API_TOKEN: optionalString,
   /** 1 allows webhook targets on private, loopback and link-local addresses (development, tests). */
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: bool(false),
+  /** Secret that signs portal and admin access tokens (JWT); derived from APP_ENCRYPTION_KEY when unset. */
+  JWT_SECRET: optionalString,
+  /** Lifetime of a portal access token, seconds. */
+  PORTAL_ACCESS_TOKEN_TTL_SECONDS: int(900, 60, 86_400),
+  /** Lifetime of a portal refresh token, days (each use rotates it). */
+  PORTAL_REFRESH_TOKEN_TTL_DAYS: int(30, 1, 365),
+  /** Failed logins per account within LOGIN_WINDOW_SECONDS before 429. */
+  LOGIN_MAX_FAILURES_PER_ACCOUNT: int(5, 1),
+  /** Failed logins per IP address within LOGIN_WINDOW_SECONDS before 429. */
+  LOGIN_MAX_FAILURES_PER_IP: int(20, 1),
+  /** Window of the login limits, seconds. */
+  LOGIN_WINDOW_SECONDS: int(900, 1),
   /** Key for secrets at rest (32 bytes, hex or base64). Required in production. */
   APP_ENCRYPTION_KEY: optionalString,
 

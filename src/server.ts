@@ -5,7 +5,7 @@ import { NotificationListener } from './db/listener.js';
 import { migrateToLatest } from './db/migrate.js';
 import { createMetrics } from './http/metrics.js';
 import { startWorkers } from './jobs/workers.js';
-import { seedDemo } from './modules/demo/demo.service.js';
+import { seedDemo, seedDemoOperator } from './modules/demo/demo.service.js';
 import { registerNotifyWebhook } from './modules/telegram/telegram.service.js';
 import { openRuntime } from './runtime.js';
 
@@ -65,7 +65,9 @@ async function main(): Promise<void> {
   const app = await buildApp(config, { db: runtime.db, redis: runtime.redis, metrics, listener });
 
   let demo = null;
+  let operator = null;
   if (config.SEED_DEMO) {
+    operator = await seedDemoOperator(runtime.db);
     const { count } = await runtime.db
       .selectFrom('merchants')
       .select((eb) => eb.fn.countAll<number>().as('count'))
@@ -86,6 +88,7 @@ async function main(): Promise<void> {
   say('');
   say(`Loyalty platform is running at ${base}`);
   say(`  API reference:  ${base}/docs`);
+  say(`  Portal:         ${base}/portal   Admin panel: ${base}/admin   Mini App: ${base}/miniapp`);
   say(`  Health:         ${base}/health   Metrics: ${base}/metrics`);
   say(`  Database:       ${runtime.embedded ? 'embedded PostgreSQL' : 'DATABASE_URL'}`);
   say(
@@ -104,7 +107,12 @@ async function main(): Promise<void> {
       `  curl -s -X POST ${base}/api/v1/integration/customers/resolve -H "X-Api-Key: ${demo.INTEGRATION_API_KEY}" ` +
         `-H 'Content-Type: application/json' -d '{"phone":"${demo.SMOKE_PHONE}"}'`,
     );
-  } else if (config.SEED_DEMO) {
+  }
+  if (operator) {
+    say('');
+    say(`Demo operator for the admin panel (${base}/admin): ${operator.email} / ${operator.password}`);
+  }
+  if (!demo && config.SEED_DEMO) {
     say('  (existing data kept; `npm run cli -- demo:seed --json` creates another demo merchant)');
   }
   say('Press Ctrl-C to stop.');

@@ -9,6 +9,8 @@ export interface Metrics {
   httpSlow: Counter<'method' | 'route'>;
   dbSlowQueries: Counter;
   externalRequests: Counter<'provider' | 'result' | 'status'>;
+  portalLogins: Counter<'result'>;
+  portalRefreshes: Counter<'result'>;
 }
 
 /** Creates a registry (one per app, so tests can build several) with the standard metrics. */
@@ -45,6 +47,18 @@ export function createMetrics(options: { withDefaults?: boolean } = {}): Metrics
       name: 'external_requests_total',
       help: 'Calls to outside services by provider (telegram, merchant_webhook), result and HTTP status',
       labelNames: ['provider', 'result', 'status'],
+      registers: [registry],
+    }),
+    portalLogins: new Counter({
+      name: 'portal_auth_login_total',
+      help: 'Portal and admin panel logins by result',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    portalRefreshes: new Counter({
+      name: 'portal_auth_refresh_total',
+      help: 'Portal and admin panel token refreshes by result',
+      labelNames: ['result'],
       registers: [registry],
     }),
   };

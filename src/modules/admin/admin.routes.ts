@@ -1,7 +1,8 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import type { Config } from '../../config.js';
 import type { Database } from '../../db/database.js';
-import { authenticateOperator } from '../../http/admin-auth.js';
+import { requireOperator } from '../../http/admin-auth.js';
 import { AppError } from '../../http/errors.js';
 import { outboxCounts, purgeDeliveredEvents, replayDeadEvents, retryEvent } from '../../jobs/outbox.queue.js';
 import { ErrorResponse } from '../integration/integration.schema.js';
@@ -48,11 +49,11 @@ const SwitchesBody = z
 /** The operators' admin API (Bearer ADMIN_API_TOKEN), mounted at /api/v1/admin. */
 export function adminRoutes(deps: {
   db: Database;
-  adminToken?: string;
+  config: Config;
   switches: SwitchBoard;
 }): FastifyPluginAsyncZod {
   return async (app) => {
-    app.addHook('preHandler', async (request) => authenticateOperator(request, deps.adminToken));
+    app.addHook('preHandler', requireOperator(deps.config));
 
     app.get(
       '/outbox',

@@ -1,7 +1,8 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import type { Config } from '../../config.js';
 import type { Database } from '../../db/database.js';
-import { authenticateOperator } from '../../http/admin-auth.js';
+import { requireOperator } from '../../http/admin-auth.js';
 import { enqueueEvent } from '../../jobs/outbox.queue.js';
 import {
   createWebhookEndpoint,
@@ -34,11 +35,11 @@ const UpdateBody = z.strictObject({
 /** Webhook endpoints of a merchant, managed by operators (the portal gets the same under its auth). */
 export function webhookAdminRoutes(deps: {
   db: Database;
-  adminToken?: string;
+  config: Config;
   allowPrivateNetworks: boolean;
 }): FastifyPluginAsyncZod {
   return async (app) => {
-    app.addHook('preHandler', async (request) => authenticateOperator(request, deps.adminToken));
+    app.addHook('preHandler', requireOperator(deps.config));
     const { db, allowPrivateNetworks } = deps;
 
     app.get(
