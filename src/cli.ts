@@ -16,6 +16,8 @@ import {
   createOutlet,
   revokeApiKey,
 } from './modules/merchants/merchants.service.js';
+import { registerNotifyWebhook } from './modules/telegram/telegram.service.js';
+import { createWebhookEndpoint } from './modules/webhooks/webhooks.service.js';
 import { openRuntime, type Runtime } from './runtime.js';
 
 // `npm run cli -- <command> [options]`: operator commands against DATABASE_URL. With --json a
@@ -211,6 +213,30 @@ const commands: Record<string, Command> = {
       return { customerId, token };
     },
   },
+  'webhook:add': {
+    usage: 'webhook:add --merchant <id> --url <url> [--events a,b]   prints {id, secret} (secret shown once)',
+    needsDb: true,
+    async run(flags, rt) {
+      const events =
+        typeof flags.events === 'string' ? flags.events.split(',').map((e) => e.trim()) : undefined;
+      const { config } = loadConfig();
+      const endpoint = await createWebhookEndpoint(dbOf(rt), {
+        merchantId: required(flags, 'merchant'),
+        url: required(flags, 'url'),
+        eventTypes: events?.filter((e) => e !== ''),
+        allowPrivateNetworks: config.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
+      });
+      return { id: endpoint.id, secret: endpoint.secret };
+    },
+  },
+  'telegram:set-webhook': {
+    usage: 'telegram:set-webhook                register the notify bot webhook at API_BASE_URL',
+    needsDb: false,
+    async run() {
+      const { config } = loadConfig();
+      return { ...(await registerNotifyWebhook(config)) };
+    },
+  },
   'points:expire': {
     usage: 'points:expire [--at <iso time>]    expire lots due at that time (default now)',
     needsDb: true,
@@ -261,6 +287,8 @@ async function main(argv: string[]): Promise<number> {
       outlet: { type: 'string' },
       'key-id': { type: 'string' },
       email: { type: 'string' },
+      url: { type: 'string' },
+      events: { type: 'string' },
       password: { type: 'string' },
       role: { type: 'string' },
       at: { type: 'string' },
@@ -289,6 +317,8 @@ main(process.argv.slice(2))
       console.error(`${error.code}: ${error.message}`);
     } else if (error instanceof Error && 'code' in error && typeof error.code === 'string') {
       console.error(`${error.code}: ${error.message}`);
+    } else if (error instanceof Error && !process.env.DEBUG) {
+      console.error(error.message);
     } else {
       console.error(error);
     }
