@@ -17,11 +17,13 @@ import { outboxCounts } from './jobs/outbox.queue.js';
 import { adminRoutes } from './modules/admin/admin.routes.js';
 import { SwitchBoard } from './modules/admin/switches.service.js';
 import { authRoutes, type LoginLimiters } from './modules/auth/auth.routes.js';
+import { botRoutes } from './modules/bot/bot.routes.js';
 import { clientRoutes } from './modules/client/client.routes.js';
 import { integrationRoutes } from './modules/integration/integration.routes.js';
 import { ContextCache } from './modules/integration/integration.service.js';
 import { CACHE_CHANNEL } from './modules/merchants/merchants.service.js';
 import { opsRoutes } from './modules/ops/ops.routes.js';
+import { observeTelegramCalls } from './modules/telegram/telegram.client.js';
 import { telegramRoutes } from './modules/telegram/telegram.routes.js';
 import { webhookAdminRoutes } from './modules/webhooks/webhooks.routes.js';
 
@@ -112,6 +114,14 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
 
+  // Every Bot API call this process makes (notify bot replies, bot setup) is counted.
+  observeTelegramCalls((call) =>
+    metrics.externalRequests.inc({
+      provider: 'telegram',
+      result: call.result,
+      status: String(call.status ?? 'none'),
+    }),
+  );
   const apiKeys = new ApiKeyAuthenticator(deps.db, config.API_KEY_CACHE_SECONDS);
   const contexts = new ContextCache(config.API_KEY_CACHE_SECONDS * 1000);
   const notifier = new OutboxNotifier(deps.db);
@@ -174,6 +184,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     { prefix: '/api/v1/admin' },
   );
   await app.register(telegramRoutes({ db: deps.db, config }));
+  await app.register(botRoutes({ db: deps.db, config }));
 
   app.get('/', { schema: { hide: true } }, async () => ({
     name: 'loyalty-platform',

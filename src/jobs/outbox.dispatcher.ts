@@ -34,12 +34,6 @@ export interface Log {
   error(obj: object, msg?: string): void;
 }
 
-const PROVIDER = {
-  webhook: 'merchant_webhook',
-  telegram_customer: 'telegram',
-  telegram_staff: 'telegram',
-} as const;
-
 /**
  * Delivers outbox events: claims due events (committed before any network call), delivers them
  * with bounded concurrency, records one attempt row per try, retries on the configured schedule
@@ -145,11 +139,14 @@ export class OutboxDispatcher {
         return;
       }
       const result = await routes.deliver(event, parsed.payload);
-      this.deps.metrics?.externalRequests.inc({
-        provider: PROVIDER[event.target],
-        result: result.result,
-        status: result.statusCode ? String(result.statusCode) : 'none',
-      });
+      // Telegram calls are counted where they are made (telegram.client observes every Bot API call).
+      if (event.target === 'webhook') {
+        this.deps.metrics?.externalRequests.inc({
+          provider: 'merchant_webhook',
+          result: result.result,
+          status: result.statusCode ? String(result.statusCode) : 'none',
+        });
+      }
       await this.finish(event, result);
     } catch (err) {
       // A bug or a database error: leave the claim; the lease brings the event back.

@@ -5,7 +5,7 @@ import type { NotificationListener } from '../db/listener.js';
 import type { Metrics } from '../http/metrics.js';
 import { SecretBox } from '../lib/crypto.js';
 import { activatePoints, expirePoints } from '../modules/ledger/ledger.service.js';
-import { sendTelegramMessage } from '../modules/telegram/telegram.client.js';
+import { observeTelegramCalls, sendTelegramMessage } from '../modules/telegram/telegram.client.js';
 import { listStaffChats } from '../modules/telegram/telegram.service.js';
 import { TelegramThrottle } from '../modules/telegram/telegram.throttle.js';
 import { closeWebhookAgents } from '../modules/webhooks/webhooks.delivery.js';
@@ -26,11 +26,6 @@ export function createAlertSender(deps: { config: Config; metrics?: Metrics; log
       chatId: config.ALERT_TELEGRAM_CHAT_ID,
       text,
       apiBaseUrl: config.TELEGRAM_API_BASE_URL,
-    });
-    deps.metrics?.externalRequests.inc({
-      provider: 'telegram',
-      result: result.result,
-      status: result.statusCode ? String(result.statusCode) : 'none',
     });
     if (result.result !== 'ok') log.error({ error: result.error }, 'alert could not be sent');
     return result.result === 'ok';
@@ -119,7 +114,16 @@ export async function startWorkers(deps: {
   listener?: NotificationListener;
   log: Log;
 }): Promise<() => Promise<void>> {
-  const { db, config, log } = deps;
+  const { db, config, log, metrics } = deps;
+  if (metrics) {
+    observeTelegramCalls((call) =>
+      metrics.externalRequests.inc({
+        provider: 'telegram',
+        result: call.result,
+        status: String(call.status ?? 'none'),
+      }),
+    );
+  }
   const routes = createOutboxRoutes({
     db,
     config,

@@ -1,6 +1,6 @@
 import { Api, GrammyError, HttpError } from 'grammy';
 import type { ForceReply, InlineKeyboardMarkup, ParseMode, ReplyKeyboardMarkup } from 'grammy/types';
-import { type DeliveryResult, excerpt } from '../../jobs/delivery.js';
+import { type DeliveryOutcome, type DeliveryResult, excerpt } from '../../jobs/delivery.js';
 import { botKeyOf, type TelegramThrottle } from './telegram.throttle.js';
 
 // Every call to the Bot API goes through grammY's Api with apiRoot = TELEGRAM_API_BASE_URL, so
@@ -21,11 +21,46 @@ export function callTelegram(
   apiBaseUrl: string,
   options: { timeoutSeconds?: number } = {},
 ): Api {
-  return new Api(token, {
+  const api = new Api(token, {
     // grammY refuses an apiRoot with a trailing slash.
     apiRoot: apiBaseUrl.replace(/\/+$/, ''),
     // grammY's default is 500 s: far too long for a call made while an HTTP request waits.
     timeoutSeconds: options.timeoutSeconds ?? TELEGRAM_TIMEOUT_MS / 1000,
+  });
+  instrumentTelegramApi(api);
+  return api;
+}
+
+/** One Bot API call as external_requests_total{provider="telegram"} counts it. */
+export type TelegramCallObserver = (call: {
+  result: DeliveryOutcome;
+  status?: number;
+  method: string;
+}) => void;
+
+let observer: TelegramCallObserver | null = null;
+
+/** Sets who hears about every Bot API call of this process (the metrics of the API or worker). */
+export function observeTelegramCalls(next: TelegramCallObserver | null): void {
+  observer = next;
+}
+
+/** Reports every call of an Api (also a grammY Bot's `bot.api`) to the process's observer. */
+export function instrumentTelegramApi(api: Api): void {
+  api.config.use(async (prev, method, payload, signal) => {
+    try {
+      const response = await prev(method, payload, signal);
+      if (response.ok) observer?.({ result: 'ok', status: 200, method });
+      else {
+        const result = response.error_code === 429 ? 'rate_limited' : 'http_error';
+        observer?.({ result, status: response.error_code, method });
+      }
+      return response;
+    } catch (error) {
+      const isTimeout = error instanceof Error && /abort|timeout/i.test(`${error.name} ${error.message}`);
+      observer?.({ result: isTimeout ? 'timeout' : 'error', method });
+      throw error;
+    }
   });
 }
 
