@@ -8,6 +8,7 @@ import { type Config, loadConfig } from '../config.js';
 import { createDatabase } from '../db/database.js';
 import { createMetrics } from '../http/metrics.js';
 import { RequestStats } from '../http/request-stats.js';
+import { observeTelegramCalls } from '../modules/telegram/telegram.client.js';
 import { type AlertSender, runAlertMonitor } from './alerts.js';
 import { claimDueEvents, enqueueEvent, markFailed } from './outbox.queue.js';
 import { runExclusive } from './scheduler.js';
@@ -280,7 +281,7 @@ describe('5xx figures and incidents from real requests', () => {
 });
 
 describe('createAlertSender', () => {
-  it('sends to ALERT_TELEGRAM_CHAT_ID with ALERT_TELEGRAM_BOT_TOKEN and counts external_requests_total', async () => {
+  it('sends to ALERT_TELEGRAM_CHAT_ID with ALERT_TELEGRAM_BOT_TOKEN; each call reaches external_requests_total', async () => {
     const token = fake.createBot();
     const chatId = '-1001234567';
     const config = configWith({
@@ -288,20 +289,31 @@ describe('createAlertSender', () => {
       ALERT_TELEGRAM_CHAT_ID: chatId,
       TELEGRAM_API_BASE_URL: fake.baseUrl,
     });
+    // What the worker wires (startWorkers): every Bot API call of the process into its counter.
     const metrics = createMetrics({ withDefaults: false });
+    observeTelegramCalls((call) =>
+      metrics.externalRequests.inc({
+        provider: 'telegram',
+        result: call.result,
+        status: String(call.status ?? 'none'),
+      }),
+    );
     const log = createRecordingLog();
     const send = createAlertSender({ config, metrics, log });
+    try {
+      await seedMinute(at(1), { '5xx': 11 });
+      const report = await runAlertMonitor({ db: t.db, config, send }, at(1));
+      expect(report.sent).toEqual(['http_5xx']);
+      expect(fake.sentMessages(chatId)).toEqual([
+        { token, chatId, text: '🔴 ALERT: 5xx responses per minute: 11/min (threshold 10)' },
+      ]);
 
-    await seedMinute(at(1), { '5xx': 11 });
-    const report = await runAlertMonitor({ db: t.db, config, send }, at(1));
-    expect(report.sent).toEqual(['http_5xx']);
-    expect(fake.sentMessages(chatId)).toEqual([
-      { token, chatId, text: '🔴 ALERT: 5xx responses per minute: 11/min (threshold 10)' },
-    ]);
-
-    // Telegram refusing: reported as not sent, counted with its result and status.
-    fake.rateLimitNext(1, 3);
-    expect(await send('second alert')).toBe(false);
+      // Telegram refusing: reported as not sent, counted with its result and status.
+      fake.rateLimitNext(1, 3);
+      expect(await send('second alert')).toBe(false);
+    } finally {
+      observeTelegramCalls(null);
+    }
     const counted = (await metrics.externalRequests.get()).values.map((v) => ({
       labels: v.labels,
       value: v.value,

@@ -7,6 +7,7 @@ import { parseEventPayload } from './outbox.events.js';
 import { OUTBOX_CHANNEL } from './outbox.notify.js';
 import {
   claimDueEvents,
+  extendLeases,
   type FanOutTarget,
   fanOut,
   markDelivered,
@@ -45,6 +46,9 @@ export class OutboxDispatcher {
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
   private lastReclaim = 0;
+  /** Claims being delivered by this worker: event id -> attempt number (the fencing token). */
+  private readonly inFlight = new Map<number, number>();
+  private leaseTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly deps: {
@@ -68,12 +72,31 @@ export class OutboxDispatcher {
         if (channel === OUTBOX_CHANNEL) this.wake?.();
       });
     }
+    // Deliveries may take longer than a lease (a 10 s webhook timeout, a Telegram retry_after):
+    // the leases of claims in flight are extended so no other worker takes them back meanwhile.
+    const everyMs = Math.max(1_000, (this.deps.config.OUTBOX_LEASE_SECONDS * 1000) / 3);
+    this.leaseTimer = setInterval(() => void this.extendLeases(), everyMs);
+    this.leaseTimer.unref();
     this.loop = this.run();
+  }
+
+  private async extendLeases(): Promise<void> {
+    if (this.inFlight.size === 0) return;
+    try {
+      await extendLeases(this.deps.db, {
+        claims: [...this.inFlight.entries()].map(([id, attempt]) => ({ id, attempt })),
+        leaseSeconds: this.deps.config.OUTBOX_LEASE_SECONDS,
+      });
+    } catch (err) {
+      this.deps.log.warn({ err }, 'outbox: could not extend leases');
+    }
   }
 
   /** Stops claiming and waits for in-flight deliveries to finish. */
   async stop(): Promise<void> {
     this.running = false;
+    if (this.leaseTimer) clearInterval(this.leaseTimer);
+    this.leaseTimer = null;
     this.wake?.();
     await this.loop;
     this.loop = null;
@@ -107,7 +130,9 @@ export class OutboxDispatcher {
     const { db, config } = this.deps;
     if (Date.now() - this.lastReclaim > 5_000) {
       this.lastReclaim = Date.now();
-      const reclaimed = await reclaimExpiredLeases(db);
+      const reclaimed = await reclaimExpiredLeases(db, {
+        maxAttempts: config.OUTBOX_RETRY_SCHEDULE.length + 1,
+      });
       if (reclaimed > 0) this.deps.log.warn({ reclaimed }, 'outbox: took back claims whose lease expired');
     }
     const events = await claimDueEvents(db, {
@@ -127,6 +152,7 @@ export class OutboxDispatcher {
 
   private async process(event: OutboxEvent): Promise<void> {
     const { db, routes, log } = this.deps;
+    this.inFlight.set(event.id, event.attempts);
     try {
       const parsed = parseEventPayload(event.type, event.payload);
       if (!parsed.ok) {
@@ -149,8 +175,14 @@ export class OutboxDispatcher {
       }
       await this.finish(event, result);
     } catch (err) {
-      // A bug or a database error: leave the claim; the lease brings the event back.
+      // A failure of ours (e.g. a secret that no longer decrypts): record it as a failed attempt so
+      // the event follows the retry schedule and goes dead visibly instead of looping silently.
       log.error({ err, eventId: event.id }, 'outbox: processing failed');
+      const error = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+      // If even that fails (database down), the lease brings the event back.
+      await this.finish(event, { result: 'error', durationMs: 0, error }).catch(() => {});
+    } finally {
+      this.inFlight.delete(event.id);
     }
   }
 

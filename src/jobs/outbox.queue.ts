@@ -54,15 +54,49 @@ export async function claimDueEvents(
   return rows;
 }
 
-/** Puts events whose worker's lease ran out (a crash) back in the queue: at-least-once delivery. */
-export async function reclaimExpiredLeases(db: Executor): Promise<number> {
-  const result = await db
-    .updateTable('outbox_events')
-    .set({ status: 'pending', locked_until: null, next_attempt_at: sql`now()` })
-    .where('status', '=', 'processing')
-    .where('locked_until', '<', sql<Date>`now()`)
-    .executeTakeFirst();
-  return Number(result.numUpdatedRows);
+/**
+ * Puts events whose worker's lease ran out (a crash) back in the queue: at-least-once delivery.
+ * An event whose claims keep getting lost (it crashes every worker that takes it) goes dead once its
+ * attempts are used up, and is counted like any dead event.
+ */
+export async function reclaimExpiredLeases(db: Executor, options: { maxAttempts: number }): Promise<number> {
+  const { rows } = await sql<{ reclaimed: number; dead: number }>`
+    with expired as (
+      select id, attempts from outbox_events
+      where status = 'processing' and locked_until < now()
+      for update skip locked
+    ), requeued as (
+      update outbox_events e set status = 'pending', locked_until = null, next_attempt_at = now()
+      from expired x where e.id = x.id and x.attempts < ${options.maxAttempts}
+      returning e.id
+    ), buried as (
+      update outbox_events e
+      set status = 'dead', dead_at = now(), locked_until = null,
+          last_error = coalesce(e.last_error, 'the worker delivering it stopped (lease expired) too many times')
+      from expired x where e.id = x.id and x.attempts >= ${options.maxAttempts}
+      returning e.id
+    ), counted as (
+      insert into counters (name, value) select ${DEAD_COUNTER}, count(*) from buried having count(*) > 0
+      on conflict (name) do update set value = counters.value + excluded.value
+    )
+    select (select count(*) from requeued)::int as reclaimed, (select count(*) from buried)::int as dead
+  `.execute(db);
+  const row = rows[0];
+  return (row?.reclaimed ?? 0) + (row?.dead ?? 0);
+}
+
+/** Extends the leases of claims still being delivered (fenced by attempt number). */
+export async function extendLeases(
+  db: Executor,
+  options: { claims: Array<{ id: number; attempt: number }>; leaseSeconds: number },
+): Promise<void> {
+  if (options.claims.length === 0) return;
+  const values = options.claims.map((c) => sql`(${c.id}::bigint, ${c.attempt}::int)`);
+  await sql`
+    update outbox_events e set locked_until = now() + make_interval(secs => ${options.leaseSeconds})
+    from (values ${sql.join(values)}) as c(id, attempt)
+    where e.id = c.id and e.attempts = c.attempt and e.status = 'processing'
+  `.execute(db);
 }
 
 /** Seconds before attempt `attempts + 1`, with ±20% jitter; null when the schedule is used up. */

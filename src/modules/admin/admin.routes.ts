@@ -5,7 +5,9 @@ import type { Database } from '../../db/database.js';
 import { requireOperator } from '../../http/admin-auth.js';
 import { AppError } from '../../http/errors.js';
 import { outboxCounts, purgeDeliveredEvents, replayDeadEvents, retryEvent } from '../../jobs/outbox.queue.js';
+import { writeAudit } from '../audit/audit.service.js';
 import { ErrorResponse } from '../integration/integration.schema.js';
+import { operatorActorOf } from '../portal/portal.http.js';
 import {
   getOutboxEvent,
   listOutboxEvents,
@@ -107,6 +109,12 @@ export function adminRoutes(deps: {
       async (request) => {
         const ok = await retryEvent(deps.db, { id: request.params.id });
         if (!ok) throw new AppError('not_found', 'No dead or waiting event with this id');
+        await writeAudit(deps.db, {
+          actor: operatorActorOf(request),
+          action: 'outbox.retry',
+          entityType: 'outbox_event',
+          entityId: String(request.params.id),
+        });
         return { retried: true };
       },
     );
@@ -121,13 +129,21 @@ export function adminRoutes(deps: {
           body: ReplayBody,
         },
       },
-      async (request) => ({
-        replayed: await replayDeadEvents(deps.db, {
+      async (request) => {
+        const replayed = await replayDeadEvents(deps.db, {
           merchantId: request.body.merchantId,
           since: new Date(request.body.since),
           until: request.body.until ? new Date(request.body.until) : undefined,
-        }),
-      }),
+        });
+        await writeAudit(deps.db, {
+          actor: operatorActorOf(request),
+          action: 'outbox.replay',
+          entityType: 'outbox',
+          entityId: request.body.merchantId,
+          after: { ...request.body, replayed },
+        });
+        return { replayed };
+      },
     );
 
     app.post(
@@ -137,6 +153,14 @@ export function adminRoutes(deps: {
         if (request.body.merchantId)
           await setMerchantOutboxPaused(deps.db, { merchantId: request.body.merchantId, paused: true });
         else await setSwitch(deps.db, { name: 'outbox_paused', enabled: true, by: 'admin-api' });
+        await deps.switches.refresh();
+        await writeAudit(deps.db, {
+          actor: operatorActorOf(request),
+          action: 'outbox.pause',
+          entityType: 'outbox',
+          entityId: request.body.merchantId ?? null,
+          after: { paused: true, merchantId: request.body.merchantId ?? null },
+        });
         return { paused: true, merchantId: request.body.merchantId ?? null };
       },
     );
@@ -150,6 +174,14 @@ export function adminRoutes(deps: {
         if (request.body.merchantId)
           await setMerchantOutboxPaused(deps.db, { merchantId: request.body.merchantId, paused: false });
         else await setSwitch(deps.db, { name: 'outbox_paused', enabled: false, by: 'admin-api' });
+        await deps.switches.refresh();
+        await writeAudit(deps.db, {
+          actor: operatorActorOf(request),
+          action: 'outbox.resume',
+          entityType: 'outbox',
+          entityId: request.body.merchantId ?? null,
+          after: { paused: false, merchantId: request.body.merchantId ?? null },
+        });
         return { paused: false, merchantId: request.body.merchantId ?? null };
       },
     );
@@ -164,7 +196,16 @@ export function adminRoutes(deps: {
           body: z.strictObject({ olderThanDays: z.int().min(1).max(3650) }),
         },
       },
-      async (request) => ({ purged: await purgeDeliveredEvents(deps.db, request.body) }),
+      async (request) => {
+        const purged = await purgeDeliveredEvents(deps.db, request.body);
+        await writeAudit(deps.db, {
+          actor: operatorActorOf(request),
+          action: 'outbox.purge',
+          entityType: 'outbox',
+          after: { ...request.body, purged },
+        });
+        return { purged };
+      },
     );
 
     app.get(
@@ -188,12 +229,22 @@ export function adminRoutes(deps: {
       },
       async (request) => {
         const { maintenance, readOnly } = request.body;
+        await deps.switches.refresh();
+        const before = deps.switches.describe();
         if (maintenance !== undefined)
           await setSwitch(deps.db, { name: 'maintenance', enabled: maintenance, by: 'admin-api' });
         if (readOnly !== undefined)
           await setSwitch(deps.db, { name: 'read_only', enabled: readOnly, by: 'admin-api' });
         await deps.switches.refresh();
-        return deps.switches.describe();
+        const after = deps.switches.describe();
+        await writeAudit(deps.db, {
+          actor: operatorActorOf(request),
+          action: 'switches.update',
+          entityType: 'switches',
+          before,
+          after,
+        });
+        return after;
       },
     );
   };
