@@ -9,7 +9,7 @@ import {
   claimDueEvents,
   extendLeases,
   type FanOutTarget,
-  fanOut,
+  fanOutMany,
   markDelivered,
   markFailed,
   nextDelaySeconds,
@@ -139,19 +139,49 @@ export class OutboxDispatcher {
       batchSize: config.OUTBOX_BATCH_SIZE,
       leaseSeconds: config.OUTBOX_LEASE_SECONDS,
     });
+    const domain = events.filter((e) => e.target === null);
+    const deliveries = events.filter((e) => e.target !== null);
+    await this.fanOutBatch(domain);
     let next = 0;
     const worker = async () => {
-      while (next < events.length) {
-        const event = events[next++];
+      while (next < deliveries.length) {
+        const event = deliveries[next++];
         if (event) await this.process(event);
       }
     };
-    await Promise.all(Array.from({ length: Math.min(config.OUTBOX_CONCURRENCY, events.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(config.OUTBOX_CONCURRENCY, deliveries.length) }, worker));
     return events.length;
   }
 
-  private async process(event: OutboxEvent): Promise<void> {
+  /** Fans a batch of domain events out in one transaction; invalid payloads go dead one by one. */
+  private async fanOutBatch(events: OutboxEvent[]): Promise<void> {
     const { db, routes, log } = this.deps;
+    const ready: Array<{ event: OutboxEvent; targets: FanOutTarget[] }> = [];
+    for (const event of events) {
+      const parsed = parseEventPayload(event.type, event.payload);
+      try {
+        if (!parsed.ok) {
+          await this.finish(event, {
+            result: 'error',
+            durationMs: 0,
+            error: parsed.error,
+            isPermanent: true,
+          });
+        } else {
+          ready.push({ event, targets: await routes.targetsFor(event, parsed.payload) });
+        }
+      } catch (err) {
+        log.error({ err, eventId: event.id }, 'outbox: fan-out failed');
+        const error = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+        await this.finish(event, { result: 'error', durationMs: 0, error }).catch(() => {});
+      }
+    }
+    // Database trouble here leaves the claims; their leases bring the events back.
+    await fanOutMany(db, ready).catch((err) => log.error({ err }, 'outbox: fan-out failed'));
+  }
+
+  private async process(event: OutboxEvent): Promise<void> {
+    const { routes, log } = this.deps;
     this.inFlight.set(event.id, event.attempts);
     try {
       const parsed = parseEventPayload(event.type, event.payload);
@@ -160,8 +190,7 @@ export class OutboxDispatcher {
         return;
       }
       if (event.target === null) {
-        const targets = await routes.targetsFor(event, parsed.payload);
-        await fanOut(db, { event, targets });
+        await this.fanOutBatch([event]);
         return;
       }
       const result = await routes.deliver(event, parsed.payload);
@@ -188,11 +217,15 @@ export class OutboxDispatcher {
 
   private async finish(event: OutboxEvent, result: DeliveryResult): Promise<void> {
     const { db, config, routes } = this.deps;
-    await recordAttempt(db, { eventId: event.id, attempt: event.attempts, result });
     if (result.result === 'ok') {
-      await markDelivered(db, { id: event.id, attempt: event.attempts });
+      // The attempt row and the status change commit together: one flush per delivery.
+      await db.transaction().execute(async (trx) => {
+        await recordAttempt(trx, { eventId: event.id, attempt: event.attempts, result });
+        await markDelivered(trx, { id: event.id, attempt: event.attempts });
+      });
       return;
     }
+    await recordAttempt(db, { eventId: event.id, attempt: event.attempts, result });
     let delay = result.isPermanent ? null : nextDelaySeconds(config.OUTBOX_RETRY_SCHEDULE, event.attempts);
     if (delay !== null && result.retryAfterSeconds !== undefined)
       delay = Math.max(delay, result.retryAfterSeconds);

@@ -187,37 +187,53 @@ export interface FanOutTarget {
 }
 
 /**
- * Replaces a claimed domain event by its deliveries: inserts one child per target and marks the
- * parent delivered, in one transaction (a crash in between redoes the whole fan-out).
+ * Replaces claimed domain events by their deliveries, all in one transaction (one commit for a
+ * whole batch): marks the parents delivered (fenced by attempt number) and inserts one child per
+ * target. Children are due at their parent's creation time, so they go to the head of the queue in
+ * event order instead of waiting behind a backlog of newer events. A crash redoes the whole fan-out.
  */
+export async function fanOutMany(
+  db: Executor,
+  items: Array<{ event: OutboxEvent; targets: FanOutTarget[] }>,
+): Promise<number> {
+  if (items.length === 0) return 0;
+  const run = async (trx: Executor) => {
+    const claims = items.map(({ event }) => sql`(${event.id}::bigint, ${event.attempts}::int)`);
+    const { rows } = await sql<{ id: number }>`
+      update outbox_events e
+      set status = 'delivered', delivered_at = now(), locked_until = null, last_error = null
+      from (values ${sql.join(claims)}) as c(id, attempt)
+      where e.id = c.id and e.attempts = c.attempt and e.status = 'processing'
+      returning e.id
+    `.execute(trx);
+    const owned = new Set(rows.map((r) => Number(r.id)));
+    const children = items
+      .filter(({ event }) => owned.has(event.id))
+      .flatMap(({ event, targets }) =>
+        targets.map((t) => ({
+          merchant_id: event.merchant_id,
+          type: t.type ?? event.type,
+          version: event.version,
+          payload: JSON.stringify(t.payload ?? event.payload),
+          target: t.target,
+          endpoint_id: t.endpointId ?? null,
+          chat_id: t.chatId ?? null,
+          parent_id: event.id,
+          next_attempt_at: event.created_at,
+        })),
+      );
+    if (children.length > 0) await trx.insertInto('outbox_events').values(children).execute();
+    return owned.size;
+  };
+  return db.isTransaction ? run(db) : db.transaction().execute(run);
+}
+
+/** Fans out one claimed domain event (see fanOutMany). */
 export async function fanOut(
   db: Executor,
   options: { event: OutboxEvent; targets: FanOutTarget[] },
 ): Promise<boolean> {
-  const { event, targets } = options;
-  const run = async (trx: Executor) => {
-    const done = await markDelivered(trx, { id: event.id, attempt: event.attempts });
-    if (!done) return false;
-    if (targets.length > 0) {
-      await trx
-        .insertInto('outbox_events')
-        .values(
-          targets.map((t) => ({
-            merchant_id: event.merchant_id,
-            type: t.type ?? event.type,
-            version: event.version,
-            payload: JSON.stringify(t.payload ?? event.payload),
-            target: t.target,
-            endpoint_id: t.endpointId ?? null,
-            chat_id: t.chatId ?? null,
-            parent_id: event.id,
-          })),
-        )
-        .execute();
-    }
-    return true;
-  };
-  return db.isTransaction ? run(db) : db.transaction().execute(run);
+  return (await fanOutMany(db, [options])) === 1;
 }
 
 /** Writes an event outside a ledger transaction (staff notifications, test events). */
