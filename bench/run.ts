@@ -14,22 +14,33 @@ import { migrateToLatest } from '../src/db/migrate.js';
 import type { DB } from '../src/db/types.js';
 import { AppError } from '../src/http/errors.js';
 import { FailureLimiter } from '../src/http/rate-limit.js';
+import { outboxCounts } from '../src/jobs/outbox.queue.js';
 import {
   ContextCache,
   commitForPos,
   type IntegrationDeps,
 } from '../src/modules/integration/integration.service.js';
 import { findApiKey } from '../src/modules/merchants/merchants.service.js';
+import { createWebhookEndpoint } from '../src/modules/webhooks/webhooks.service.js';
 import { type ApiProcess, startApi } from './lib/api-process.js';
 import { cpuBetween, cpuSnapshot } from './lib/cpu.js';
 import { type Operation, runClosedLoop, runOpenLoop } from './lib/drivers.js';
 import { HttpClient, keepAliveAgent } from './lib/http.js';
+import {
+  drainOutbox,
+  FastReceiver,
+  outboxBacklog,
+  outboxTimeline,
+  startWorker,
+  waitForSettled,
+} from './lib/outbox.js';
 import {
   cpuTable,
   type PhaseResult,
   phaseResult,
   phaseTable,
   round,
+  type TargetResult,
   targetTable,
   waitTable,
 } from './lib/report.js';
@@ -49,12 +60,17 @@ import { Workload } from './lib/workload.js';
 //   BENCH_CUSTOMERS       customers seeded (default 2000)
 //   DATABASE_POOL_MAX     the API's pool (default 20); the ceiling's pool has the same size
 //   BENCH_API_CPU_PROF    a directory: the API runs with --cpu-prof and writes its profile there
+//   BENCH_OUTBOX          0 skips the outbox phase (default 1)
 //
 // Phases: (a) commits, closed loop; (b) resolves by id and by code, closed loop; (c) commits at a
 // fixed rate, open loop; (d) the database's ceiling: the statements the API sends per commit, through
 // the app's own service function (commitForPos) on a pg pool, no HTTP. (d) runs right after (a), so
-// the ratio of the two compares like with like on a machine whose other load drifts. Prints a table
-// and writes bench/results/latest.json. Exits non-zero only when the benchmark itself fails.
+// the ratio of the two compares like with like on a machine whose other load drifts. (e) the outbox:
+// the API runs without workers, so (a)-(d) leave thousands of pending `purchase.committed` events;
+// one worker process (src/worker.ts) fans them out to a webhook endpoint on a receiver in this
+// process that answers 204 at once, until all are delivered or 3 x BENCH_SECONDS passed. Its clock
+// starts at the worker's first claim (start-up is not measured). Prints a table and writes
+// bench/results/latest.json. Exits non-zero only when the benchmark itself fails.
 
 const TARGET_RATIO = 0.8;
 const TARGET_P99_MS = 50;
@@ -81,6 +97,7 @@ function readSettings() {
     warmupSeconds: intFromEnv('BENCH_WARMUP_SECONDS', 2, 0, 600),
     rate: intFromEnv('BENCH_RATE', 500, 1, 100_000),
     customers: intFromEnv('BENCH_CUSTOMERS', 2_000, 10, 1_000_000),
+    outbox: intFromEnv('BENCH_OUTBOX', 1, 0, 1) === 1,
     poolMax: config.DATABASE_POOL_MAX,
   };
 }
@@ -176,6 +193,7 @@ async function main(): Promise<void> {
     const port = await findFreePort();
     say(`· starting the API (node --import tsx src/server.ts) on 127.0.0.1:${port} ...`);
     const profileDir = process.env.BENCH_API_CPU_PROF?.trim();
+    const encryptionKey = randomBytes(32).toString('hex');
     const api: ApiProcess = await startApi({
       cwd: repoRoot,
       port,
@@ -188,7 +206,7 @@ async function main(): Promise<void> {
         SEED_DEMO: '0',
         NODE_ENV: 'development',
         WORKERS_ENABLED: '0',
-        APP_ENCRYPTION_KEY: randomBytes(32).toString('hex'),
+        APP_ENCRYPTION_KEY: encryptionKey,
         DATABASE_POOL_MAX: String(settings.poolMax),
       },
     });
@@ -246,23 +264,32 @@ async function main(): Promise<void> {
       if (settings.warmupSeconds === 0) return;
       await runClosedLoop({ ...closed, durationMs: settings.warmupSeconds * 1000 }, op, new PhaseRecorder());
     };
+    // Samples CPU (of `childPid`, the scratch database's backends and the machine) and Postgres waits
+    // from now until the returned function is called.
+    const observe = async (childPid: number | undefined) => {
+      const pidsBefore = await backendPids();
+      const before = cpuSnapshot(childPid, pidsBefore);
+      const waits = new WaitSampler(db);
+      waits.start();
+      return async () => {
+        const postgresWaits = await waits.stop();
+        const pidsAfter = new Set([...pidsBefore, ...(await backendPids())]);
+        return { cpu: cpuBetween(before, cpuSnapshot(childPid, [...pidsAfter]), cores), postgresWaits };
+      };
+    };
+    // Start each phase without a checkpoint's worth of dirty pages from the one before (best effort).
+    const checkpoint = () => sql`checkpoint`.execute(db).catch(() => {});
     const measure = async (
       base: { key: PhaseResult['key']; name: string; mode: string },
       run: (recorder: PhaseRecorder) => Promise<{ elapsedMs: number }>,
     ): Promise<PhaseResult> => {
       checkInterrupted();
-      // Start each phase without a checkpoint's worth of dirty pages from the one before (best effort).
-      await sql`checkpoint`.execute(db).catch(() => {});
+      await checkpoint();
       say(`· ${base.name} (${base.mode}), ${settings.seconds} s ...`);
       const recorder = new PhaseRecorder();
-      const pidsBefore = await backendPids();
-      const before = cpuSnapshot(api.pid, pidsBefore);
-      const waits = new WaitSampler(db);
-      waits.start();
+      const finish = await observe(api.pid);
       const { elapsedMs } = await run(recorder);
-      const postgresWaits = await waits.stop();
-      const pidsAfter = new Set([...pidsBefore, ...(await backendPids())]);
-      const cpu = cpuBetween(before, cpuSnapshot(api.pid, [...pidsAfter]), cores);
+      const { cpu, postgresWaits } = await finish();
       return phaseResult({ ...base, elapsedMs, cpu, postgresWaits }, recorder);
     };
     const closedMode = `closed, ${settings.concurrency} clients`;
@@ -365,11 +392,142 @@ async function main(): Promise<void> {
 
     checkInterrupted();
 
+    // (e) the outbox: one worker delivers the pending events of (a)-(d) to a fast local receiver
+    const runOutbox = async () => {
+      const backlog = await outboxBacklog(db, merchant.merchantId);
+      if (backlog.parents === 0) {
+        say('· outbox: no pending events to deliver, skipped');
+        return null;
+      }
+      const windowMs = settings.seconds * 3 * 1000;
+      const receiver = await FastReceiver.start();
+      cleanups.push({ name: 'webhook receiver', run: () => receiver.close() });
+      // No event types: subscribed to every type.
+      const endpoint = await createWebhookEndpoint(db, {
+        merchantId: merchant.merchantId,
+        url: `http://127.0.0.1:${receiver.port}/webhooks`,
+        eventTypes: [],
+        description: 'bench receiver',
+        allowPrivateNetworks: true,
+      });
+      const countsBefore = await outboxCounts(db);
+      await checkpoint();
+      const workerEnv = {
+        DATABASE_URL: scratchUrl,
+        WORKERS_ENABLED: '1',
+        WORKER_PORT: '0',
+        WEBHOOK_ALLOW_PRIVATE_NETWORKS: '1',
+        LOG_LEVEL: 'warn',
+        OUTBOX_POLL_INTERVAL_MS: '50',
+        NODE_ENV: 'development',
+        APP_ENCRYPTION_KEY: encryptionKey,
+        DATABASE_POOL_MAX: String(settings.poolMax),
+      };
+      // What the worker runs with (OUTBOX_* of this environment pass through to it).
+      const workerConfig = loadConfig({ ...process.env, ...workerEnv }).config;
+      say(
+        `· outbox (1 worker, fast receiver): ${backlog.parents} pending events to 127.0.0.1:${receiver.port}, ` +
+          `until all are delivered or ${windowMs / 1000} s ...`,
+      );
+      const recorder = new PhaseRecorder();
+      const spawnedAt = performance.now();
+      const worker = startWorker({ cwd: repoRoot, env: workerEnv });
+      cleanups.push({ name: 'worker process', run: () => worker.stop() });
+      // At LOG_LEVEL=warn anything it prints is worth a look.
+      worker.markReady();
+      const { window, started: finish } = await drainOutbox({
+        db,
+        receiver,
+        worker,
+        spawnedAt,
+        expected: backlog.parents,
+        windowMs,
+        startupTimeoutMs: 60_000,
+        shouldStop,
+        recorder,
+        onClockStart: () => observe(worker.pid),
+      });
+      const { cpu, postgresWaits } = await finish();
+      // The worker marks an event delivered after the answer: let the last ones land before counting.
+      if (!window.timedOut) await waitForSettled(db, 10_000);
+      await worker.stop();
+      const countsAfter = await outboxCounts(db);
+      const timeline = await outboxTimeline(db, endpoint.id);
+      const phase = phaseResult(
+        {
+          key: 'outbox',
+          name: 'outbox',
+          mode: '1 worker, fast receiver',
+          elapsedMs: window.elapsedMs,
+          cpu,
+          postgresWaits,
+        },
+        recorder,
+      );
+      // The clock as first specified, from the first received request: delivery only, when the fan-out
+      // of the whole backlog happens before the first webhook leaves.
+      const fromFirstRequestMs =
+        receiver.firstAt === null ? null : Math.max(1, window.endAt - receiver.firstAt);
+      const checks = {
+        noDuplicates: receiver.duplicates === 0 && receiver.withoutId === 0,
+        allDelivered: !window.timedOut && receiver.distinct === backlog.parents,
+        noneLeft: countsAfter.pending === 0 && countsAfter.processing === 0 && countsAfter.dead === 0,
+      };
+      return {
+        phase,
+        details: {
+          expectedEvents: backlog.parents,
+          otherPendingBefore: backlog.pending - backlog.parents,
+          worker: {
+            batchSize: workerConfig.OUTBOX_BATCH_SIZE,
+            concurrency: workerConfig.OUTBOX_CONCURRENCY,
+            pollIntervalMs: workerConfig.OUTBOX_POLL_INTERVAL_MS,
+            poolMax: Math.min(workerConfig.DATABASE_POOL_MAX, workerConfig.OUTBOX_CONCURRENCY + 4),
+            startupMs: round(window.firstClaimAt - spawnedAt, 0),
+            logChunks: worker.linesSinceReady(),
+          },
+          clock: "from the worker's first claim to the last first-time delivery",
+          windowSeconds: windowMs / 1000,
+          timedOut: window.timedOut,
+          deliveredInWindow: window.delivered,
+          eventsPerSec: phase.opsPerSec,
+          firstRequestAfterClaimMs:
+            receiver.firstAt === null ? null : round(receiver.firstAt - window.firstClaimAt, 0),
+          fromFirstRequestEventsPerSec:
+            fromFirstRequestMs === null ? null : round(window.delivered / (fromFirstRequestMs / 1000), 1),
+          receiver: {
+            requests: receiver.requests,
+            distinctWebhookIds: receiver.distinct,
+            duplicates: receiver.duplicates,
+            withoutWebhookId: receiver.withoutId,
+            duplicateSamples: receiver.duplicateSamples,
+          },
+          database: {
+            ...timeline,
+            fanOutPerSec:
+              timeline.fanOutMs && timeline.fanOutMs > 0
+                ? round(timeline.parentsFannedOut / (timeline.fanOutMs / 1000), 1)
+                : null,
+            deliveryPerSec:
+              timeline.deliveryMs && timeline.deliveryMs > 0
+                ? round(timeline.childrenDelivered / (timeline.deliveryMs / 1000), 1)
+                : null,
+          },
+          countsBefore,
+          countsAfter,
+          checks: { ...checks, pass: checks.noDuplicates && checks.allDelivered && checks.noneLeft },
+        },
+        workerTail: worker.tail(),
+      };
+    };
+    const outbox = settings.outbox ? await runOutbox() : null;
+    checkInterrupted();
+
     const ledger = await checkLedger(db, merchant.merchantId);
-    const phases = [commits, resolves, latency, ceiling];
+    const phases = [commits, resolves, latency, ceiling, ...(outbox ? [outbox.phase] : [])];
     const ratio = ceiling.opsPerSec > 0 ? commits.opsPerSec / ceiling.opsPerSec : 0;
     const rateReached = latency.opsPerSec >= settings.rate * 0.95;
-    const targets = [
+    const targets: TargetResult[] = [
       {
         name: `commits >= ${TARGET_RATIO}x ceiling`,
         value: `${ratio.toFixed(2)}x (${commits.opsPerSec.toFixed(0)} / ${ceiling.opsPerSec.toFixed(0)} per s)`,
@@ -386,6 +544,28 @@ async function main(): Promise<void> {
         pass: resolves.opsPerSec >= TARGET_RESOLVES_PER_SEC,
       },
     ];
+    if (outbox) {
+      const d = outbox.details;
+      targets.push(
+        {
+          name: 'outbox delivery',
+          value:
+            `${outbox.phase.opsPerSec.toFixed(0)} events/s` +
+            (d.timedOut
+              ? ` (not drained in ${d.windowSeconds} s: ${d.database.parentsFannedOut}/${d.expectedEvents} ` +
+                `fanned out, ${d.deliveredInWindow} delivered)`
+              : ''),
+          pass: null,
+        },
+        {
+          name: 'outbox: each event once, none left',
+          value:
+            `${d.receiver.distinctWebhookIds}/${d.expectedEvents} delivered, ${d.receiver.duplicates} duplicates, ` +
+            `${d.countsAfter.pending} pending, ${d.countsAfter.processing} processing, ${d.countsAfter.dead} dead`,
+          pass: d.checks.pass,
+        },
+      );
+    }
     const ceilingOk = Math.max(1, ceiling.completed);
     const perCommit = [...statements].map(([statement, count]) => ({
       statement,
@@ -418,8 +598,8 @@ async function main(): Promise<void> {
     say(phaseTable(phases));
     say('');
     say(
-      'CPU during each phase (machine: % of all cores; the others: % of one core; postgres: the scratch ' +
-        "database's backends; other: anything else on the machine)",
+      'CPU during each phase (machine: % of all cores; the others: % of one core; api: the API, in the ' +
+        "outbox row the worker; postgres: the scratch database's backends; other: anything else on the machine)",
     );
     if (idle.machinePct !== null) {
       const busy = idle.machinePct > 10 ? ': other work is running, so the figures understate this code' : '';
@@ -448,6 +628,45 @@ async function main(): Promise<void> {
       `ledger    ${ledger.purchases} purchases on ${ledger.customers} customers; balances off their entries: ` +
         `${ledger.balancesNotMatchingEntries}, off their lots: ${ledger.balancesNotMatchingLots}`,
     );
+    if (outbox) {
+      const d = outbox.details;
+      const ms = (value: number | null) => (value === null ? 'n/a' : `${(value / 1000).toFixed(2)} s`);
+      const perSec = (value: number | null) => (value === null ? 'n/a' : `${value.toFixed(0)}/s`);
+      const attempt = (value: number | null) => (value === null ? 'n/a' : `${value.toFixed(0)} ms`);
+      say(
+        `outbox    ${d.expectedEvents} pending events -> webhooks (1 worker: batch ${d.worker.batchSize}, ` +
+          `concurrency ${d.worker.concurrency}, pool ${d.worker.poolMax}, poll ${d.worker.pollIntervalMs} ms); ` +
+          `worker start-up ${ms(d.worker.startupMs)} (not measured)${d.timedOut ? '; TIMED OUT' : ''}`,
+      );
+      say(
+        `          clock from the first claim: ${d.deliveredInWindow} delivered in ${outbox.phase.elapsedSeconds.toFixed(2)} s` +
+          ` = ${perSec(d.eventsPerSec)}; the first webhook arrived ${ms(d.firstRequestAfterClaimMs)} after the ` +
+          `first claim; from it (delivery only): ${perSec(d.fromFirstRequestEventsPerSec)}`,
+      );
+      say(
+        `          database clock: fan-out ${ms(d.database.fanOutMs)} (${perSec(d.database.fanOutPerSec)}), ` +
+          `first delivery ${ms(d.database.firstDeliveryAfterMs)} after the first fan-out, deliveries ` +
+          `${ms(d.database.deliveryMs)} (${perSec(d.database.deliveryPerSec)}); request in the worker p50 ` +
+          `${attempt(d.database.attemptMs.p50)}, p99 ${attempt(d.database.attemptMs.p99)}; ` +
+          `${d.database.failedAttempts} failed attempts, ${d.database.retried} retried`,
+      );
+      say(
+        `          receiver: ${d.receiver.requests} requests, ${d.receiver.distinctWebhookIds} distinct webhook-ids, ` +
+          `${d.receiver.duplicates} duplicates${d.receiver.duplicates > 0 ? ` (e.g. ${d.receiver.duplicateSamples.join(', ')})` : ''}` +
+          `${d.receiver.withoutWebhookId > 0 ? `, ${d.receiver.withoutWebhookId} without webhook-id` : ''}; ` +
+          `outbox after: pending ${d.countsAfter.pending}, processing ${d.countsAfter.processing}, delivered ` +
+          `${d.countsAfter.delivered}, dead ${d.countsAfter.dead} (ever ${d.countsAfter.deadTotal}): ` +
+          `${d.checks.pass ? 'OK' : 'NOT OK'}`,
+      );
+      say(
+        '          outbox row latency columns: age of each event at delivery, from its commit (the backlog ' +
+          'waited for this phase)',
+      );
+      if (d.worker.logChunks > 0) {
+        say(`worker log ${d.worker.logChunks} chunks at warn or above; last lines:`);
+        for (const line of outbox.workerTail.slice(-5)) say(`  ${line.slice(0, 300)}`);
+      }
+    }
     if (api.linesSinceReady() > 0) {
       say(`API log   ${api.linesSinceReady()} chunks at warn or above during the run; last lines:`);
       for (const line of api.tail().slice(-5)) say(`  ${line.slice(0, 300)}`);
@@ -475,6 +694,7 @@ async function main(): Promise<void> {
       targets,
       ceilingStatementsPerCommit: perCommit,
       ledger,
+      outbox: outbox ? outbox.details : { skipped: settings.outbox ? 'no pending events' : 'BENCH_OUTBOX=0' },
       apiLogChunksDuringRun: api.linesSinceReady(),
     };
     mkdirSync(path.dirname(resultsFile), { recursive: true });

@@ -3,18 +3,31 @@ import { once } from 'node:events';
 import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-// The API under test runs as its own process, the way it runs in production: `node --import tsx
-// src/server.ts` with the scratch database, so the load generator does not share its event loop.
+// The processes under test run on their own, the way they run in production: `node --import tsx
+// src/server.ts` (the API) and `node --import tsx src/worker.ts` (an outbox worker) with the scratch
+// database, so the load generator does not share their event loop.
+
+/** A running child process of the benchmark. */
+export interface ChildHandle {
+  pid: number | undefined;
+  /** The last lines the child printed (stdout and stderr). */
+  tail(): string[];
+  /** Chunks the child printed after markReady() (warnings and errors at LOG_LEVEL=warn). */
+  linesSinceReady(): number;
+  /** From now on printed chunks are counted by linesSinceReady(). */
+  markReady(): void;
+  /** Why the child is gone (spawn error, exit code or signal); null while it runs. */
+  exitReason(): string | null;
+  /** SIGTERM, then SIGKILL after a grace period; resolves once the child has exited. */
+  stop(): Promise<void>;
+}
 
 /** The running API child. */
 export interface ApiProcess {
   pid: number | undefined;
   port: number;
-  /** The last lines the child printed (stdout and stderr). */
   tail(): string[];
-  /** Lines the child printed after it became ready (warnings and errors at LOG_LEVEL=warn). */
   linesSinceReady(): number;
-  /** SIGTERM, then SIGKILL after a grace period; resolves once the child has exited. */
   stop(): Promise<void>;
 }
 
@@ -37,6 +50,62 @@ async function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
   return Promise.race([exited, sleep(ms).then(() => false)]);
 }
 
+/** Starts `node [flags] --import tsx <script>` in `cwd` with `env` on top of this process's. */
+export function spawnNodeScript(options: {
+  cwd: string;
+  script: string;
+  env: Record<string, string>;
+  /** Extra node flags, e.g. --cpu-prof. */
+  nodeFlags?: string[];
+  /** How long stop() waits after SIGTERM before SIGKILL. */
+  graceMs?: number;
+}): ChildHandle {
+  const lines: string[] = [];
+  let isReady = false;
+  let printedAfterReady = 0;
+  const child = spawn(process.execPath, [...(options.nodeFlags ?? []), '--import', 'tsx', options.script], {
+    cwd: options.cwd,
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const collect = (chunk: Buffer) => {
+    if (isReady) printedAfterReady += 1;
+    for (const line of chunk.toString('utf8').split('\n')) {
+      if (line.trim() === '') continue;
+      lines.push(line);
+      if (lines.length > TAIL_LINES * 4) lines.splice(0, lines.length - TAIL_LINES);
+    }
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  let spawnError: Error | null = null;
+  child.on('error', (error) => {
+    spawnError = error;
+  });
+
+  return {
+    pid: child.pid,
+    tail: () => lines.slice(-TAIL_LINES),
+    linesSinceReady: () => printedAfterReady,
+    markReady: () => {
+      isReady = true;
+    },
+    exitReason: () => {
+      if (spawnError) return String(spawnError);
+      if (child.exitCode !== null) return `code ${child.exitCode}`;
+      if (child.signalCode !== null) return `signal ${child.signalCode}`;
+      return null;
+    },
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      if (await waitForExit(child, options.graceMs ?? 5_000)) return;
+      child.kill('SIGKILL');
+      await waitForExit(child, 5_000);
+    },
+  };
+}
+
 /** Starts the API on `port` against `databaseUrl` and waits until GET /ready answers 200. */
 export async function startApi(options: {
   cwd: string;
@@ -46,57 +115,28 @@ export async function startApi(options: {
   nodeFlags?: string[];
   readyTimeoutMs?: number;
 }): Promise<ApiProcess> {
-  const lines: string[] = [];
-  let readyAt = -1;
-  const child = spawn(process.execPath, [...(options.nodeFlags ?? []), '--import', 'tsx', 'src/server.ts'], {
+  const child = spawnNodeScript({
     cwd: options.cwd,
-    env: { ...process.env, ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    script: 'src/server.ts',
+    env: options.env,
+    nodeFlags: options.nodeFlags,
   });
-  const collect = (chunk: Buffer) => {
-    for (const line of chunk.toString('utf8').split('\n')) {
-      if (line.trim() === '') continue;
-      lines.push(line);
-      if (lines.length > TAIL_LINES * 4) lines.splice(0, lines.length - TAIL_LINES);
-    }
-  };
-  let printedAfterReady = 0;
-  child.stdout?.on('data', (chunk: Buffer) => {
-    if (readyAt >= 0) printedAfterReady += 1;
-    collect(chunk);
-  });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    if (readyAt >= 0) printedAfterReady += 1;
-    collect(chunk);
-  });
-  let spawnError: Error | null = null;
-  child.on('error', (error) => {
-    spawnError = error;
-  });
-
   const api: ApiProcess = {
     pid: child.pid,
     port: options.port,
-    tail: () => lines.slice(-TAIL_LINES),
-    linesSinceReady: () => printedAfterReady,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      if (await waitForExit(child, 5_000)) return;
-      child.kill('SIGKILL');
-      await waitForExit(child, 5_000);
-    },
+    tail: child.tail,
+    linesSinceReady: child.linesSinceReady,
+    stop: child.stop,
   };
 
   const deadline = performance.now() + (options.readyTimeoutMs ?? 60_000);
   while (performance.now() < deadline) {
-    if (spawnError || child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(
-        `the API exited before it was ready (${spawnError ?? `code ${child.exitCode}`}):\n${api.tail().join('\n')}`,
-      );
+    const exited = child.exitReason();
+    if (exited !== null) {
+      throw new Error(`the API exited before it was ready (${exited}):\n${api.tail().join('\n')}`);
     }
     if ((await getStatus(options.port, '/ready')) === 200) {
-      readyAt = performance.now();
+      child.markReady();
       return api;
     }
     await sleep(200);

@@ -4,7 +4,7 @@ import type { WaitShare } from './waits.js';
 
 /** The figures of one measured phase. */
 export interface PhaseResult {
-  key: 'commit' | 'resolve' | 'latency' | 'ceiling';
+  key: 'commit' | 'resolve' | 'latency' | 'ceiling' | 'outbox';
   name: string;
   mode: string;
   elapsedSeconds: number;
@@ -27,7 +27,8 @@ export interface PhaseResult {
 export interface TargetResult {
   name: string;
   value: string;
-  pass: boolean;
+  /** null: informational, no threshold. */
+  pass: boolean | null;
 }
 
 export function phaseResult(
@@ -141,11 +142,11 @@ export function waitTable(phases: PhaseResult[], top = 4): string {
   );
 }
 
-/** The targets with PASS or MISS next to each. */
+/** The targets with PASS or MISS next to each (`info` for a figure without a threshold). */
 export function targetTable(targets: TargetResult[]): string {
   return table(
     ['target', 'measured', ''],
-    targets.map((t) => [t.name, t.value, t.pass ? 'PASS' : 'MISS']),
+    targets.map((t) => [t.name, t.value, t.pass === null ? 'info' : t.pass ? 'PASS' : 'MISS']),
     1,
   );
 }
