@@ -6,11 +6,18 @@ import type { AddressInfo } from 'node:net';
 // (POST /bot<token>/<method>, {ok, result} or {ok:false, error_code, description, parameters}).
 // It knows the bots it was given (others get 401), records every call, and fails on request.
 
+/** A file uploaded in a multipart call (sendPhoto with an InputFile): stands in for its field. */
+export interface FakeTelegramFile {
+  filename: string;
+  contentType: string;
+  data: Buffer;
+}
+
 /** One call the fake received. */
 export interface FakeTelegramCall {
   token: string;
   method: string;
-  /** Query string, JSON or form fields of the call. */
+  /** Query string, JSON, form or multipart fields of the call; uploaded files are FakeTelegramFile. */
   params: Record<string, unknown>;
   /** The HTTP status the fake answered with. */
   status: number;
@@ -34,6 +41,12 @@ export interface FakeTelegram {
   delayNext(count: number, ms: number): void;
   /** Successful sendMessage calls, optionally to one chat. */
   sentMessages(chatId?: string | number): Array<{ token: string; chatId: string; text: string }>;
+  /** Successful sendPhoto calls, optionally to one chat; `photo` is the upload (or the file id / URL). */
+  sentPhotos(
+    chatId?: string | number,
+  ): Array<{ token: string; chatId: string; photo: FakeTelegramFile | string; caption?: string }>;
+  /** The webhook a bot registered with setWebhook (URL and secret_token), as Telegram would keep it. */
+  webhookOf(token: string): { url: string; secret?: string } | undefined;
   /** Resolves with the first recorded call (past or future) that matches; rejects after `timeoutMs`. */
   waitForCall(predicate: (call: FakeTelegramCall) => boolean, timeoutMs?: number): Promise<FakeTelegramCall>;
   close(): Promise<void>;
@@ -44,15 +57,69 @@ interface Bot {
   username: string;
 }
 
+/**
+ * A lenient multipart/form-data reader: grammY writes headers as `content-disposition:form-data;
+ * name="x";filename=a.png` (no spaces, unquoted filename), which undici's FormData parser rejects.
+ */
+function parseMultipart(
+  raw: Buffer,
+  contentType: string,
+): Array<{ name: string; filename?: string; contentType: string; data: Buffer }> {
+  const boundary = /boundary="?([^";]+)"?/i.exec(contentType)?.[1];
+  if (!boundary) throw new Error('multipart body without a boundary');
+  // latin1 maps every byte to one character, so slicing the string slices the bytes exactly.
+  const text = raw.toString('latin1');
+  const parts: Array<{ name: string; filename?: string; contentType: string; data: Buffer }> = [];
+  for (const chunk of text.split(`--${boundary}`).slice(1)) {
+    if (chunk.startsWith('--')) break;
+    const headerEnd = chunk.indexOf('\r\n\r\n');
+    if (headerEnd < 0) continue;
+    const headers = chunk.slice(2, headerEnd);
+    const body = chunk.slice(headerEnd + 4, chunk.endsWith('\r\n') ? -2 : undefined);
+    const name = /name="?([^";\r\n]+)"?/i.exec(headers)?.[1];
+    if (!name) continue;
+    const filename = /filename="?([^";\r\n]+)"?/i.exec(headers)?.[1];
+    const partType = /content-type:\s*([^\r\n;]+)/i.exec(headers)?.[1] ?? 'application/octet-stream';
+    parts.push({
+      name,
+      ...(filename === undefined ? {} : { filename }),
+      contentType: partType,
+      data: Buffer.from(body, 'latin1'),
+    });
+  }
+  return parts;
+}
+
 async function readParams(req: IncomingMessage, url: URL): Promise<Record<string, unknown>> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
-  const body = Buffer.concat(chunks).toString('utf8');
+  const raw = Buffer.concat(chunks);
+  const body = raw.toString('utf8');
   const params: Record<string, unknown> = Object.fromEntries(url.searchParams);
   const type = req.headers['content-type'] ?? '';
   if (body === '') return params;
   if (type.includes('application/json'))
     return { ...params, ...(JSON.parse(body) as Record<string, unknown>) };
+  if (type.includes('multipart/form-data')) {
+    // Uploads (grammY's InputFile): the file part is referenced from its field as attach://<name>.
+    const files = new Map<string, FakeTelegramFile>();
+    for (const part of parseMultipart(raw, type)) {
+      if (part.filename === undefined) {
+        const value = part.data.toString('utf8');
+        params[part.name] = /^[[{]/.test(value) ? JSON.parse(value) : value;
+      } else {
+        const file = { filename: part.filename, contentType: part.contentType, data: part.data };
+        files.set(part.name, file);
+        params[part.name] = file;
+      }
+    }
+    for (const [key, value] of Object.entries(params)) {
+      const attached = typeof value === 'string' ? /^attach:\/\/(.+)$/.exec(value)?.[1] : undefined;
+      const file = attached ? files.get(attached) : undefined;
+      if (file) params[key] = file;
+    }
+    return params;
+  }
   if (type.includes('application/x-www-form-urlencoded')) {
     // Form fields are strings; Telegram decodes JSON-looking ones (reply_markup, allowed_updates).
     for (const [key, value] of new URLSearchParams(body)) {
@@ -121,6 +188,34 @@ export async function startFakeTelegram(): Promise<FakeTelegram> {
           text: params.text,
         });
       }
+      case 'sendPhoto': {
+        const chatId = String(params.chat_id ?? '');
+        if (chatId === '' || params.photo === undefined || params.photo === '') {
+          return fail(400, 'Bad Request: there is no photo in the request');
+        }
+        const failure = failingChats.get(chatId);
+        if (failure === 'blocked') return fail(403, 'Forbidden: bot was blocked by the user');
+        if (failure === 'not_found') return fail(400, 'Bad Request: chat not found');
+        const fileId = `photo_${nextMessageId}`;
+        return ok({
+          message_id: nextMessageId++,
+          date: Math.floor(Date.now() / 1000),
+          chat: { id: Number(chatId), type: 'private' },
+          photo: [{ file_id: fileId, file_unique_id: fileId, width: 512, height: 512 }],
+          ...(typeof params.caption === 'string' ? { caption: params.caption } : {}),
+        });
+      }
+      case 'answerCallbackQuery':
+        if (typeof params.callback_query_id !== 'string') {
+          return fail(
+            400,
+            'Bad Request: query is too old and response timeout expired or query ID is invalid',
+          );
+        }
+        return ok(true);
+      case 'setChatMenuButton':
+      case 'setMyCommands':
+        return ok(true);
       case 'setWebhook': {
         if (typeof params.url !== 'string') return fail(400, 'Bad Request: bad webhook: URL must be set');
         const secret = typeof params.secret_token === 'string' ? params.secret_token : undefined;
@@ -203,6 +298,20 @@ export async function startFakeTelegram(): Promise<FakeTelegram> {
         .filter((c) => c.method === 'sendMessage' && c.status === 200)
         .map((c) => ({ token: c.token, chatId: String(c.params.chat_id), text: String(c.params.text) }))
         .filter((m) => chatId === undefined || m.chatId === String(chatId));
+    },
+    sentPhotos(chatId) {
+      return calls
+        .filter((c) => c.method === 'sendPhoto' && c.status === 200)
+        .map((c) => ({
+          token: c.token,
+          chatId: String(c.params.chat_id),
+          photo: c.params.photo as FakeTelegramFile | string,
+          ...(typeof c.params.caption === 'string' ? { caption: c.params.caption } : {}),
+        }))
+        .filter((m) => chatId === undefined || m.chatId === String(chatId));
+    },
+    webhookOf(token) {
+      return webhooks.get(token);
     },
     waitForCall(predicate, timeoutMs = 5_000) {
       const found = calls.find(predicate);

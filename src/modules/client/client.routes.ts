@@ -3,12 +3,14 @@ import { z } from 'zod';
 import type { Config } from '../../config.js';
 import type { Database } from '../../db/database.js';
 import { authenticateCustomer, customerOf } from '../../http/auth.js';
+import { SecretBox } from '../../lib/crypto.js';
 import {
   getCustomerProfile,
   issueCustomerCode,
   listCustomerTransactions,
 } from '../customers/customers.service.js';
 import { ErrorResponse } from '../integration/integration.schema.js';
+import { signInWithMiniApp } from './miniapp-auth.js';
 
 const security = [{ userToken: [] }];
 
@@ -18,15 +20,65 @@ const CodeResponse = z.object({
   ttlSeconds: z.int(),
 });
 
+const TelegramAuthBody = z.strictObject({
+  initData: z.string().min(1).max(8192).describe('Telegram.WebApp.initData, exactly as the Mini App got it'),
+  merchantId: z.uuid().describe('The merchant whose bot opened the Mini App (the `m` query parameter)'),
+});
+
+const CustomerSummary = z.object({ id: z.string(), name: z.string().nullable(), phone: z.string() });
+
+const TelegramAuthResponse = z.object({
+  token: z.string().describe('User token for Authorization: Bearer (valid 30 days)'),
+  customer: CustomerSummary,
+});
+
+const MeResponse = z.object({
+  customer: CustomerSummary,
+  merchant: z.object({ id: z.string(), name: z.string() }),
+  balance: z.object({ available: z.int(), pending: z.int() }),
+  tier: z
+    .object({
+      name: z.string().nullable().describe('null below the first tier'),
+      earnRateBp: z.int(),
+      spend: z.int().describe('Spend in the tier window, minor units'),
+      next: z.object({ name: z.string(), minSpend: z.int(), remaining: z.int() }).nullable(),
+    })
+    .nullable()
+    .describe('null when the programme has no tiers'),
+  programme: z.object({ pointValueMinor: z.int(), earnRateBp: z.int() }),
+});
+
 const TransactionsQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(100).default(50),
   before: z.coerce.number().int().min(1).optional().describe('Entry id to page from (exclusive)'),
 });
 
 /** The customer-facing API (Bearer user token), mounted at /api/v1/client. */
-export function clientRoutes(deps: { db: Database; config: Config }): FastifyPluginAsyncZod {
+export function clientRoutes(deps: { db: Database; config: Config; box?: SecretBox }): FastifyPluginAsyncZod {
+  return async (root) => {
+    const box = deps.box ?? new SecretBox(deps.config.APP_ENCRYPTION_KEY);
+    root.decorateRequest('customerAuth', null);
+
+    // Sign-in is the one route without a user token: it is how the Mini App gets one.
+    root.post(
+      '/auth/telegram',
+      {
+        schema: {
+          tags: ['client'],
+          summary: 'Sign in from the Telegram Mini App (initData signed by the merchant bot)',
+          body: TelegramAuthBody,
+          response: { 200: TelegramAuthResponse, 401: ErrorResponse, 404: ErrorResponse },
+        },
+      },
+      async (request) => signInWithMiniApp(deps.db, { ...request.body, box, now: new Date() }),
+    );
+
+    await root.register(authenticatedRoutes(deps));
+  };
+}
+
+function authenticatedRoutes(deps: { db: Database; config: Config }): FastifyPluginAsyncZod {
   return async (app) => {
-    app.decorateRequest('customerAuth', null);
     app.addHook('preHandler', async (request) => {
       request.customerAuth = await authenticateCustomer(deps.db, request);
     });
@@ -54,7 +106,14 @@ export function clientRoutes(deps: { db: Database; config: Config }): FastifyPlu
 
     app.get(
       '/me',
-      { schema: { tags: ['client'], summary: 'Profile, balance and tier', security } },
+      {
+        schema: {
+          tags: ['client'],
+          summary: 'Profile, balance, tier progress and programme',
+          security,
+          response: { 200: MeResponse, 401: ErrorResponse },
+        },
+      },
       async (request) => getCustomerProfile(deps.db, customerOf(request)),
     );
 

@@ -2,6 +2,8 @@ import { sql } from 'kysely';
 import type { Executor } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
 import { randomDigits, randomSecret, sha256Hex } from '../../lib/tokens.js';
+import { selectTier } from '../programme/programme.rules.js';
+import { ProgrammeRules, type Tier } from '../programme/programme.schema.js';
 
 /** How the POS names a customer: exactly one of a one-time code, a phone or an id. */
 export type CustomerRef = { code: string } | { phone: string } | { customerId: string };
@@ -155,8 +157,10 @@ export async function issueCustomerCode(
   throw new AppError('unavailable', 'No free customer code right now, try again');
 }
 
-/** A customer's own view: profile, balance and tier (client API and Mini App). */
+/** A customer's own view: profile, balance, tier progress and programme (client API and Mini App). */
 export async function getCustomerProfile(db: Executor, options: { merchantId: string; customerId: string }) {
+  // Spend over the programme's tier window is summed as the ledger sums it for tier selection
+  // (findCustomerState), so the tier shown is the tier the next purchase earns at.
   const row = await db
     .selectFrom('customers as c')
     .innerJoin('balances as b', 'b.customer_id', 'c.id')
@@ -169,16 +173,133 @@ export async function getCustomerProfile(db: Executor, options: { merchantId: st
       'b.pending',
       'm.id as merchantId',
       'm.name as merchantName',
+      'm.rules',
+      sql<number>`(select coalesce(sum(p.total - p.refunded_amount), 0) from purchases p
+                   where p.customer_id = c.id
+                     and p.created_at > now() - make_interval(days => (m.rules->>'tierWindowDays')::int))`.as(
+        'spend',
+      ),
     ])
     .where('c.id', '=', options.customerId)
     .where('c.merchant_id', '=', options.merchantId)
     .executeTakeFirst();
   if (!row) throw new AppError('customer_not_found', 'Customer not found');
+  const rules = ProgrammeRules.parse(row.rules);
   return {
     customer: { id: row.id, name: row.name, phone: row.phone },
     merchant: { id: row.merchantId, name: row.merchantName },
     balance: { available: row.available, pending: row.pending },
+    tier: describeTierProgress(rules, Number(row.spend)),
+    programme: { pointValueMinor: rules.pointValueMinor, earnRateBp: rules.earnRateBp },
   };
+}
+
+/** Where a customer stands among the programme's tiers; `name` is null below the first tier. */
+export interface TierProgress {
+  name: string | null;
+  /** The earn rate that applies now: the tier's, or the base rate below the first tier. */
+  earnRateBp: number;
+  /** Spend (minor units, purchases less refunds) within the tier window. */
+  spend: number;
+  /** The next tier up and the spend still missing to reach it; null at the top tier. */
+  next: { name: string; minSpend: number; remaining: number } | null;
+}
+
+/** Tier progress for a spend; null when the programme has no tiers. */
+export function describeTierProgress(rules: ProgrammeRules, spend: number): TierProgress | null {
+  if (rules.tiers.length === 0) return null;
+  const current = selectTier(rules, spend);
+  let next: Tier | null = null;
+  for (const tier of rules.tiers) {
+    if (tier.minSpend > spend && (next === null || tier.minSpend < next.minSpend)) next = tier;
+  }
+  return {
+    name: current?.name ?? null,
+    earnRateBp: current?.earnRateBp ?? rules.earnRateBp,
+    spend,
+    next: next ? { name: next.name, minSpend: next.minSpend, remaining: next.minSpend - spend } : null,
+  };
+}
+
+/** A merchant's customer linked to a Telegram user; null when that user has not registered. */
+export async function findCustomerByTelegramUser(
+  db: Executor,
+  options: { merchantId: string; telegramUserId: number },
+): Promise<{ id: string; name: string | null; phone: string } | null> {
+  const row = await db
+    .selectFrom('customers')
+    .select(['id', 'name', 'phone'])
+    .where('merchant_id', '=', options.merchantId)
+    .where('telegram_user_id', '=', options.telegramUserId)
+    .executeTakeFirst();
+  return row ?? null;
+}
+
+/** What registerTelegramCustomer did. */
+export type TelegramRegistration = {
+  customer: { id: string; name: string | null; phone: string };
+  /**
+   * created: a new customer; linked: the customer with that phone (e.g. made at the till) now has
+   * this Telegram user; already_registered: the Telegram user already had a customer (kept as is,
+   * even when the shared phone differs: a phone change is not done by sharing a contact).
+   */
+  outcome: 'created' | 'linked' | 'already_registered';
+};
+
+/**
+ * Registers a Telegram user by the phone they shared with the merchant's bot: links the merchant's
+ * customer with that phone (the same phone at the till finds the same customer), or creates one.
+ */
+export async function registerTelegramCustomer(
+  db: Executor,
+  options: { merchantId: string; phone: string; telegramUserId: number; name?: string | null },
+): Promise<TelegramRegistration> {
+  const run = async (trx: Executor): Promise<TelegramRegistration> => {
+    const existing = await findCustomerByTelegramUser(trx, options);
+    if (existing) return { customer: existing, outcome: 'already_registered' };
+    // The phone's customer is locked, so two registrations of one phone link it once.
+    const byPhone = await trx
+      .selectFrom('customers')
+      .select(['id', 'name', 'phone', 'telegram_user_id'])
+      .where('merchant_id', '=', options.merchantId)
+      .where('phone', '=', options.phone)
+      .forUpdate()
+      .executeTakeFirst();
+    if (byPhone?.telegram_user_id === options.telegramUserId) {
+      // The same registration committed by a concurrent update of this user.
+      return {
+        customer: { id: byPhone.id, name: byPhone.name, phone: byPhone.phone },
+        outcome: 'already_registered',
+      };
+    }
+    if (byPhone) {
+      // A phone proven by Telegram outranks an older link: a recycled number moves to its new owner.
+      const customer = await trx
+        .updateTable('customers')
+        .set((eb) => ({
+          telegram_user_id: options.telegramUserId,
+          name: eb.fn.coalesce('name', eb.val(options.name ?? null)),
+        }))
+        .where('id', '=', byPhone.id)
+        .returning(['id', 'name', 'phone'])
+        .executeTakeFirstOrThrow();
+      return { customer, outcome: 'linked' };
+    }
+    const customer = await createCustomer(trx, { ...options, name: options.name ?? null });
+    return { customer, outcome: 'created' };
+  };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return db.isTransaction ? await run(db) : await db.transaction().execute(run);
+    } catch (error) {
+      // A concurrent registration of the same phone (customer_exists) or the same Telegram user
+      // (unique violation) won the race: the second attempt finds what it committed.
+      const isRace =
+        (error instanceof AppError && error.code === 'customer_exists') ||
+        (typeof error === 'object' && error !== null && 'code' in error && error.code === '23505');
+      if (!isRace || attempt >= 2 || db.isTransaction) throw error;
+    }
+  }
 }
 
 /** A customer's ledger entries, newest first, paged by entry id. */

@@ -1,0 +1,78 @@
+import type { Executor } from '../../db/database.js';
+import type { SecretBox } from '../../lib/crypto.js';
+import { listCustomerTransactions } from '../customers/customers.service.js';
+import type { HistoryEntry } from './bot.messages.js';
+
+/** A merchant's connected customer bot, with its token unsealed. */
+export interface MerchantBot {
+  merchantId: string;
+  merchantName: string;
+  username: string;
+  token: string;
+}
+
+/** The merchant's customer bot; null when the merchant does not exist or has no bot connected. */
+export async function findMerchantBot(
+  db: Executor,
+  options: { merchantId: string; box: SecretBox },
+): Promise<MerchantBot | null> {
+  const row = await db
+    .selectFrom('merchants')
+    .select(['id', 'name', 'telegram_bot_token_enc', 'telegram_bot_username'])
+    .where('id', '=', options.merchantId)
+    .executeTakeFirst();
+  if (!row?.telegram_bot_token_enc || !row.telegram_bot_username) return null;
+  return {
+    merchantId: row.id,
+    merchantName: row.name,
+    username: row.telegram_bot_username,
+    token: options.box.open(row.telegram_bot_token_enc),
+  };
+}
+
+/** Whether the merchant has a customer bot connected (without opening its token). */
+export async function hasMerchantBot(db: Executor, merchantId: string): Promise<boolean> {
+  const row = await db
+    .selectFrom('merchants')
+    .select('telegram_bot_token_enc')
+    .where('id', '=', merchantId)
+    .executeTakeFirst();
+  return Boolean(row?.telegram_bot_token_enc);
+}
+
+/**
+ * The Mini App's URL for a merchant, or null when it cannot be opened from Telegram: without
+ * API_BASE_URL, or when it is not https (Telegram refuses web_app buttons to other URLs).
+ */
+export function miniAppUrl(apiBaseUrl: string | undefined, merchantId: string): string | null {
+  if (!apiBaseUrl?.startsWith('https://')) return null;
+  return `${apiBaseUrl.replace(/\/+$/, '')}/miniapp?m=${encodeURIComponent(merchantId)}`;
+}
+
+/**
+ * A customer's latest ledger entries for the bot's history, newest first. An activation is shown
+ * once (points becoming available), not as its two legs (pending out, available in).
+ */
+export async function listRecentHistory(
+  db: Executor,
+  options: { merchantId: string; customerId: string; limit?: number },
+): Promise<HistoryEntry[]> {
+  const limit = options.limit ?? 10;
+  // Each activation adds one hidden leg, so twice the limit always yields enough shown entries.
+  const rows = await listCustomerTransactions(db, {
+    merchantId: options.merchantId,
+    customerId: options.customerId,
+    limit: limit * 2,
+  });
+  return rows
+    .filter((r) => !(r.kind === 'activate' && r.bucket === 'pending'))
+    .slice(0, limit)
+    .map((r) => ({
+      kind: r.kind,
+      bucket: r.bucket,
+      points: r.points,
+      orderId: r.orderId,
+      reason: r.reason,
+      createdAt: r.createdAt,
+    }));
+}
