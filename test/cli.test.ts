@@ -90,6 +90,8 @@ interface DemoSeed {
   SMOKE_MANAGER_ID: string;
   SMOKE_CUSTOMER_ID: string;
   SMOKE_PHONE: string;
+  PORTAL_EMAIL: string;
+  PORTAL_PASSWORD: string;
 }
 
 const seedA = once(() => runJson<DemoSeed>(['demo:seed']));
@@ -134,6 +136,8 @@ describe.concurrent('cli', { timeout: 120_000 }, () => {
       [
         'INTEGRATION_API_KEY',
         'MERCHANT_ID',
+        'PORTAL_EMAIL',
+        'PORTAL_PASSWORD',
         'SMOKE_CUSTOMER_ID',
         'SMOKE_DEVICE_ID',
         'SMOKE_MANAGER_ID',
@@ -189,6 +193,15 @@ describe.concurrent('cli', { timeout: 120_000 }, () => {
     expect(committed.json()).toMatchObject({
       purchase: { orderId: 'cli-smoke-1', customerId: seed.SMOKE_CUSTOMER_ID, status: 'committed' },
     });
+
+    // The portal owner of the demo merchant can sign in.
+    const login = await app.inject({
+      method: 'POST',
+      url: '/api/v1/portal/auth/login',
+      payload: { email: seed.PORTAL_EMAIL, password: seed.PORTAL_PASSWORD },
+    });
+    expect(login.statusCode, login.body).toBe(200);
+    expect(login.json()).toMatchObject({ user: { role: 'owner', merchantId: seed.MERCHANT_ID } });
   });
 
   it('demo:seed creates a new merchant each time', async () => {
