@@ -10,6 +10,7 @@ import { TelegramThrottle } from '../../src/modules/telegram/telegram.throttle.j
 import { createWebhookEndpoint } from '../../src/modules/webhooks/webhooks.service.js';
 import { type ReceiverMode, startWebhookReceiver, type WebhookReceiver } from '../fakes/webhook-receiver.js';
 import type { TestMerchant } from './factories.js';
+import { postCommit } from './pos.js';
 
 /** A Log that keeps every line, so a test can assert that nothing went wrong unnoticed. */
 export interface RecordingLog extends Log {
@@ -116,16 +117,11 @@ export async function commitPurchaseViaApi(
   options: { customerId: string; total: number; orderId?: string },
 ): Promise<{ id: string; orderId: string }> {
   const orderId = options.orderId ?? `order-${randomUUID()}`;
-  const res = await app.inject({
-    method: 'POST',
-    url: '/api/v1/integration/purchases',
-    headers: { 'x-api-key': merchant.apiKey, 'idempotency-key': randomUUID() },
-    payload: {
-      customer: { customerId: options.customerId },
-      receipt: { total: options.total },
-      orderId,
-      outletId: merchant.outletId,
-    },
+  const res = await postCommit(app, merchant, {
+    customer: { customerId: options.customerId },
+    receipt: { total: options.total },
+    orderId,
+    outletId: merchant.outletId,
   });
   if (res.statusCode !== 201) throw new Error(`purchase failed: ${res.statusCode} ${res.body}`);
   const purchase = res.json().purchase as { id: string; orderId: string };

@@ -5,14 +5,24 @@ import type { LightMyRequestResponse } from 'fastify';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../../../test/helpers/app.js';
-import {
-  createTestCustomer,
-  createTestMerchant,
-  type TestMerchant,
-} from '../../../test/helpers/factories.js';
+import { createTestCustomer, createTestMerchant } from '../../../test/helpers/factories.js';
 import { findLedgerViolations } from '../../../test/helpers/ledger.js';
+import {
+  balanceOf,
+  commitPayload,
+  daysFromNow,
+  errorCode,
+  postCommit,
+  postRefund,
+} from '../../../test/helpers/pos.js';
 import { AppError } from '../../http/errors.js';
-import { activatePoints, adjustPoints, expirePoints } from './ledger.service.js';
+import {
+  activatePoints,
+  adjustPoints,
+  type CommitResult,
+  expirePoints,
+  type RefundResult,
+} from './ledger.service.js';
 
 // The ledger under concurrency, against real Postgres: every request here runs in parallel with
 // others that touch the same customers, purchases and idempotency keys, and afterwards the books
@@ -25,83 +35,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await t.close();
 });
-
-const DAY_MS = 86_400_000;
-
-interface BalanceBody {
-  available: number;
-  pending: number;
-}
-interface CommitBody {
-  purchase: { id: string; orderId: string; earnedPoints: number; redeemedPoints: number; status: string };
-  balance: BalanceBody;
-}
-interface RefundBody {
-  refund: {
-    id: string;
-    purchaseId: string;
-    amount: number;
-    returnedPoints: number;
-    revokedPoints: number;
-    unrecoveredPoints: number;
-  };
-  balance: BalanceBody;
-}
-
-function daysFromNow(days: number): Date {
-  return new Date(Date.now() + days * DAY_MS);
-}
-
-function errorCode(res: LightMyRequestResponse): string | undefined {
-  return res.json<{ error?: { code?: string } }>().error?.code;
-}
-
-function commitPayload(
-  merchant: TestMerchant,
-  input: { customerId: string; total: number; redeemPoints?: number; orderId?: string },
-) {
-  return {
-    customer: { customerId: input.customerId },
-    receipt: { total: input.total },
-    redeemPoints: input.redeemPoints ?? 0,
-    orderId: input.orderId ?? `order-${randomUUID()}`,
-    outletId: merchant.outletId,
-  };
-}
-
-function postCommit(merchant: TestMerchant, payload: object, key: string = randomUUID()) {
-  return t.app.inject({
-    method: 'POST',
-    url: '/api/v1/integration/purchases',
-    headers: { 'x-api-key': merchant.apiKey, 'idempotency-key': key },
-    payload,
-  });
-}
-
-function postRefund(
-  merchant: TestMerchant,
-  purchaseId: string,
-  amount: number | undefined,
-  key: string = randomUUID(),
-) {
-  return t.app.inject({
-    method: 'POST',
-    url: `/api/v1/integration/purchases/${purchaseId}/refunds`,
-    headers: { 'x-api-key': merchant.apiKey, 'idempotency-key': key },
-    payload: amount === undefined ? { outletId: merchant.outletId } : { amount, outletId: merchant.outletId },
-  });
-}
-
-async function balanceOf(merchant: TestMerchant, customerId: string): Promise<BalanceBody> {
-  const res = await t.app.inject({
-    method: 'POST',
-    url: '/api/v1/integration/customers/resolve',
-    headers: { 'x-api-key': merchant.apiKey },
-    payload: { customerId },
-  });
-  expect(res.statusCode).toBe(200);
-  return res.json<{ balance: BalanceBody }>().balance;
-}
 
 /** Highest ledger entry id so far: entries written after it belong to what the test does next. */
 async function lastLedgerId(): Promise<number> {
@@ -291,19 +224,20 @@ describe('ledger under a randomised concurrent workload', () => {
             case 'commit': {
               const { merchant, customerId } = customerAt(op.customer);
               const res = await postCommit(
+                t.app,
                 merchant,
                 commitPayload(merchant, { customerId, total: op.total, redeemPoints: op.redeem }),
               );
               record('commit', res);
               if (res.statusCode !== 201) return;
-              const purchaseId = res.json<CommitBody>().purchase.id;
+              const purchaseId = res.json<CommitResult>().purchase.id;
               await Promise.all(
                 op.refunds.map(async ({ amount, delay }) => {
                   await sleep(delay);
-                  const refund = await postRefund(merchant, purchaseId, amount);
+                  const refund = await postRefund(t.app, merchant, purchaseId, amount);
                   record('refund', refund);
                   if (refund.statusCode === 201) {
-                    const body = refund.json<RefundBody>();
+                    const body = refund.json<RefundResult>();
                     refundedByResponses.set(
                       purchaseId,
                       (refundedByResponses.get(purchaseId) ?? 0) + body.refund.amount,
@@ -410,6 +344,7 @@ describe('parallel redeems on one customer', () => {
     // 140 roubles: the 50% cap allows 70 points; the rest (70 roubles) earns 5% = 3 points.
     const responses = await inParallel(50, (i) =>
       postCommit(
+        t.app,
         merchant,
         commitPayload(merchant, { customerId, total: 14_000, redeemPoints: 70, orderId: `redeem-${i}` }),
       ),
@@ -422,9 +357,9 @@ describe('parallel redeems on one customer', () => {
       expect(res.statusCode).toBe(422);
       expect(errorCode(res)).toBe('insufficient_points');
     }
-    const earned = succeeded.reduce((sum, r) => sum + r.json<CommitBody>().purchase.earnedPoints, 0);
-    for (const r of succeeded) expect(r.json<CommitBody>().purchase.redeemedPoints).toBe(70);
-    expect(await balanceOf(merchant, customerId)).toEqual({
+    const earned = succeeded.reduce((sum, r) => sum + r.json<CommitResult>().purchase.earnedPoints, 0);
+    for (const r of succeeded) expect(r.json<CommitResult>().purchase.redeemedPoints).toBe(70);
+    expect(await balanceOf(t.app, merchant, customerId)).toEqual({
       available: 1000 - 14 * 70 + earned,
       pending: 0,
     });
@@ -465,9 +400,9 @@ describe('one Idempotency-Key sent many times at once', () => {
     const key = `commit-${randomUUID()}`;
     const payload = commitPayload(merchant, { customerId, total: 10_000, redeemPoints: 50 });
 
-    const responses = await inParallel(20, () => postCommit(merchant, payload, key));
+    const responses = await inParallel(20, () => postCommit(t.app, merchant, payload, key));
     const original = expectOneOriginal(responses);
-    const body = original.json<CommitBody>();
+    const body = original.json<CommitResult>();
 
     const purchases = await t.db
       .selectFrom('purchases')
@@ -485,12 +420,12 @@ describe('one Idempotency-Key sent many times at once', () => {
       { kind: 'earn', points: body.purchase.earnedPoints },
       { kind: 'redeem', points: -50 },
     ]);
-    expect(await balanceOf(merchant, customerId)).toEqual({
+    expect(await balanceOf(t.app, merchant, customerId)).toEqual({
       available: 500 - 50 + body.purchase.earnedPoints,
       pending: 0,
     });
 
-    const again = await postCommit(merchant, payload, key);
+    const again = await postCommit(t.app, merchant, payload, key);
     expect(again.statusCode).toBe(201);
     expect(again.headers['idempotent-replayed']).toBe('true');
     expect(again.json()).toEqual(body);
@@ -501,18 +436,19 @@ describe('one Idempotency-Key sent many times at once', () => {
     const merchant = await createTestMerchant(t.db);
     const { customerId } = await createTestCustomer(t.db, { merchant, points: 500 });
     const commit = await postCommit(
+      t.app,
       merchant,
       commitPayload(merchant, { customerId, total: 100_000, redeemPoints: 300 }),
     );
     expect(commit.statusCode).toBe(201);
-    const purchase = commit.json<CommitBody>().purchase;
+    const purchase = commit.json<CommitResult>().purchase;
     // 700 roubles paid earn 35 points; refunding 40% returns 120 and revokes 14.
     expect(purchase.earnedPoints).toBe(35);
     const key = `refund-${randomUUID()}`;
 
-    const responses = await inParallel(20, () => postRefund(merchant, purchase.id, 40_000, key));
+    const responses = await inParallel(20, () => postRefund(t.app, merchant, purchase.id, 40_000, key));
     const original = expectOneOriginal(responses);
-    const body = original.json<RefundBody>();
+    const body = original.json<RefundResult>();
     expect(body.refund).toMatchObject({ amount: 40_000, returnedPoints: 120, revokedPoints: 14 });
 
     const refunds = await t.db
@@ -537,12 +473,12 @@ describe('one Idempotency-Key sent many times at once', () => {
       .where('id', '=', purchase.id)
       .executeTakeFirstOrThrow();
     expect(stored).toEqual({ refunded_amount: 40_000, status: 'partially_refunded' });
-    expect(await balanceOf(merchant, customerId)).toEqual({
+    expect(await balanceOf(t.app, merchant, customerId)).toEqual({
       available: 500 - 300 + 35 + 120 - 14,
       pending: 0,
     });
 
-    const again = await postRefund(merchant, purchase.id, 40_000, key);
+    const again = await postRefund(t.app, merchant, purchase.id, 40_000, key);
     expect(again.statusCode).toBe(201);
     expect(again.headers['idempotent-replayed']).toBe('true');
     expect(again.json()).toEqual(body);
@@ -555,13 +491,14 @@ describe('parallel partial refunds of one purchase', () => {
     const merchant = await createTestMerchant(t.db);
     const { customerId } = await createTestCustomer(t.db, { merchant, points: 1000 });
     const commit = await postCommit(
+      t.app,
       merchant,
       commitPayload(merchant, { customerId, total: 100_000, redeemPoints: 333 }),
     );
     expect(commit.statusCode).toBe(201);
-    const purchase = commit.json<CommitBody>().purchase;
+    const purchase = commit.json<CommitResult>().purchase;
 
-    const responses = await inParallel(30, () => postRefund(merchant, purchase.id, 7_000));
+    const responses = await inParallel(30, () => postRefund(t.app, merchant, purchase.id, 7_000));
     const succeeded = responses.filter((r) => r.statusCode === 201);
     for (const res of responses) {
       if (res.statusCode === 201) continue;
@@ -570,12 +507,12 @@ describe('parallel partial refunds of one purchase', () => {
     }
     // 100_000 / 7_000: 14 fit, leaving 2_000.
     expect(succeeded.length).toBe(14);
-    const refunded = succeeded.reduce((sum, r) => sum + r.json<RefundBody>().refund.amount, 0);
+    const refunded = succeeded.reduce((sum, r) => sum + r.json<RefundResult>().refund.amount, 0);
     expect(refunded).toBe(98_000);
 
-    const rest = await postRefund(merchant, purchase.id, undefined);
+    const rest = await postRefund(t.app, merchant, purchase.id, undefined);
     expect(rest.statusCode).toBe(201);
-    expect(rest.json<RefundBody>().refund.amount).toBe(2_000);
+    expect(rest.json<RefundResult>().refund.amount).toBe(2_000);
 
     const refunds = await t.db
       .selectFrom('refunds')
@@ -588,7 +525,7 @@ describe('parallel partial refunds of one purchase', () => {
       purchase.earnedPoints,
     );
     // Everything redeemed came back, everything earned was taken back: the customer is where they began.
-    expect(await balanceOf(merchant, customerId)).toEqual({ available: 1000, pending: 0 });
+    expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 1000, pending: 0 });
     expect(await findLedgerViolations(t.db)).toEqual([]);
   });
 });
@@ -643,7 +580,7 @@ describe('expiry and activation runs at the same time', () => {
       const mine = expired.filter((e) => e.customer_id === customerId);
       expect(mine.length).toBe(3);
       expect(mine.reduce((sum, e) => sum + e.points, 0)).toBe(-duePerCustomer);
-      expect(await balanceOf(merchant, customerId)).toEqual({
+      expect(await balanceOf(t.app, merchant, customerId)).toEqual({
         available: 100 + 101 + 102 + 103 + 104 - 40 - duePerCustomer,
         pending: 0,
       });
@@ -666,14 +603,14 @@ describe('expiry and activation runs at the same time', () => {
       const { customerId } = await createTestCustomer(t.db, { merchant });
       const earned: number[] = [];
       for (const total of [10_000, 24_000]) {
-        const res = await postCommit(merchant, commitPayload(merchant, { customerId, total }));
+        const res = await postCommit(t.app, merchant, commitPayload(merchant, { customerId, total }));
         expect(res.statusCode).toBe(201);
-        earned.push(res.json<CommitBody>().purchase.earnedPoints);
+        earned.push(res.json<CommitResult>().purchase.earnedPoints);
       }
       return { customerId, earned: earned.reduce((a, b) => a + b, 0) };
     });
     for (const c of customers) {
-      expect(await balanceOf(merchant, c.customerId)).toEqual({ available: 0, pending: c.earned });
+      expect(await balanceOf(t.app, merchant, c.customerId)).toEqual({ available: 0, pending: c.earned });
     }
     const before = await lastLedgerId();
 
@@ -697,7 +634,7 @@ describe('expiry and activation runs at the same time', () => {
     for (const c of customers) {
       const mine = intoAvailable.filter((e) => e.customer_id === c.customerId);
       expect(mine.length).toBe(2);
-      expect(await balanceOf(merchant, c.customerId)).toEqual({ available: c.earned, pending: 0 });
+      expect(await balanceOf(t.app, merchant, c.customerId)).toEqual({ available: c.earned, pending: 0 });
     }
     expect(await findLedgerViolations(t.db)).toEqual([]);
   });
@@ -714,7 +651,7 @@ describe('expiry and activation runs at the same time', () => {
       // Every customer has a lot due to expire; the first `both` also have pending points due.
       const { customerId } = await createTestCustomer(t.db, { merchant, points: 10 });
       if (i < both) {
-        const res = await postCommit(merchant, commitPayload(merchant, { customerId, total: 10_000 }));
+        const res = await postCommit(t.app, merchant, commitPayload(merchant, { customerId, total: 10_000 }));
         expect(res.statusCode).toBe(201);
       }
       return customerId;

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { LightMyRequestResponse } from 'fastify';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../../../test/helpers/app.js';
@@ -9,7 +8,22 @@ import {
   type TestMerchant,
 } from '../../../test/helpers/factories.js';
 import { findLedgerViolations } from '../../../test/helpers/ledger.js';
-import { activatePoints, adjustPoints, expirePoints } from './ledger.service.js';
+import {
+  balanceOf,
+  commitPayload,
+  daysFromNow,
+  errorCode,
+  postCommit,
+  postRefund,
+  resolveCustomer,
+} from '../../../test/helpers/pos.js';
+import {
+  activatePoints,
+  adjustPoints,
+  type CommitResult,
+  expirePoints,
+  type RefundResult,
+} from './ledger.service.js';
 
 // The ledger's rules, one at a time, through the POS API against real Postgres: idempotency,
 // refunds, expiry and pending points, immutable entries and tenancy.
@@ -22,27 +36,6 @@ afterAll(async () => {
   await t.close();
 });
 
-const DAY_MS = 86_400_000;
-
-interface BalanceBody {
-  available: number;
-  pending: number;
-}
-interface CommitBody {
-  purchase: { id: string; orderId: string; earnedPoints: number; redeemedPoints: number; status: string };
-  balance: BalanceBody;
-}
-interface RefundBody {
-  refund: {
-    id: string;
-    purchaseId: string;
-    amount: number;
-    returnedPoints: number;
-    revokedPoints: number;
-    unrecoveredPoints: number;
-  };
-  balance: BalanceBody;
-}
 interface PurchaseBody {
   purchase: {
     id: string;
@@ -58,63 +51,19 @@ interface PurchaseBody {
   };
 }
 
-function daysFromNow(days: number): Date {
-  return new Date(Date.now() + days * DAY_MS);
-}
-
-function errorCode(res: LightMyRequestResponse): string | undefined {
-  return res.json<{ error?: { code?: string } }>().error?.code;
-}
-
 /** floor(points * refunded / total): the share of points that goes with `refunded` of `total`. */
 function proRata(points: number, refunded: number, total: number): number {
   return Math.floor((points * refunded) / total);
-}
-
-function commitPayload(
-  merchant: TestMerchant,
-  input: { customerId: string; total: number; redeemPoints?: number; orderId?: string },
-) {
-  return {
-    customer: { customerId: input.customerId },
-    receipt: { total: input.total },
-    redeemPoints: input.redeemPoints ?? 0,
-    orderId: input.orderId ?? `order-${randomUUID()}`,
-    outletId: merchant.outletId,
-  };
-}
-
-function postCommit(merchant: TestMerchant, payload: object, key: string = randomUUID()) {
-  return t.app.inject({
-    method: 'POST',
-    url: '/api/v1/integration/purchases',
-    headers: { 'x-api-key': merchant.apiKey, 'idempotency-key': key },
-    payload,
-  });
 }
 
 /** Commits a purchase that must succeed and returns its answer. */
 async function commit(
   merchant: TestMerchant,
   input: { customerId: string; total: number; redeemPoints?: number },
-): Promise<CommitBody> {
-  const res = await postCommit(merchant, commitPayload(merchant, input));
+): Promise<CommitResult> {
+  const res = await postCommit(t.app, merchant, commitPayload(merchant, input));
   expect(res.statusCode, res.body).toBe(201);
-  return res.json<CommitBody>();
-}
-
-function postRefund(
-  merchant: TestMerchant,
-  purchaseId: string,
-  amount: number | undefined,
-  key: string = randomUUID(),
-) {
-  return t.app.inject({
-    method: 'POST',
-    url: `/api/v1/integration/purchases/${purchaseId}/refunds`,
-    headers: { 'x-api-key': merchant.apiKey, 'idempotency-key': key },
-    payload: amount === undefined ? { outletId: merchant.outletId } : { amount, outletId: merchant.outletId },
-  });
+  return res.json<CommitResult>();
 }
 
 function getPurchase(merchant: TestMerchant, purchaseId: string) {
@@ -123,21 +72,6 @@ function getPurchase(merchant: TestMerchant, purchaseId: string) {
     url: `/api/v1/integration/purchases/${purchaseId}`,
     headers: { 'x-api-key': merchant.apiKey },
   });
-}
-
-function resolve(merchant: TestMerchant, ref: { customerId: string } | { phone: string }) {
-  return t.app.inject({
-    method: 'POST',
-    url: '/api/v1/integration/customers/resolve',
-    headers: { 'x-api-key': merchant.apiKey },
-    payload: ref,
-  });
-}
-
-async function balanceOf(merchant: TestMerchant, customerId: string): Promise<BalanceBody> {
-  const res = await resolve(merchant, { customerId });
-  expect(res.statusCode).toBe(200);
-  return res.json<{ balance: BalanceBody }>().balance;
 }
 
 async function countPurchases(merchantId: string): Promise<number> {
@@ -170,11 +104,17 @@ describe('Idempotency-Key and orderId', () => {
     const merchant = await createTestMerchant(t.db);
     const { customerId } = await createTestCustomer(t.db, { merchant, points: 500 });
     const key = randomUUID();
-    const first = await postCommit(merchant, commitPayload(merchant, { customerId, total: 10_000 }), key);
+    const first = await postCommit(
+      t.app,
+      merchant,
+      commitPayload(merchant, { customerId, total: 10_000 }),
+      key,
+    );
     expect(first.statusCode).toBe(201);
-    const balance = await balanceOf(merchant, customerId);
+    const balance = await balanceOf(t.app, merchant, customerId);
 
     const other = await postCommit(
+      t.app,
       merchant,
       commitPayload(merchant, { customerId, total: 20_000, redeemPoints: 100 }),
       key,
@@ -182,13 +122,13 @@ describe('Idempotency-Key and orderId', () => {
     expect(other.statusCode).toBe(422);
     expect(errorCode(other)).toBe('idempotency_key_reuse');
     expect(await countPurchases(merchant.merchantId)).toBe(1);
-    expect(await balanceOf(merchant, customerId)).toEqual(balance);
+    expect(await balanceOf(t.app, merchant, customerId)).toEqual(balance);
 
     // The same holds for refunds: one key, one refund amount.
-    const purchaseId = first.json<CommitBody>().purchase.id;
+    const purchaseId = first.json<CommitResult>().purchase.id;
     const refundKey = randomUUID();
-    expect((await postRefund(merchant, purchaseId, 1_000, refundKey)).statusCode).toBe(201);
-    const otherRefund = await postRefund(merchant, purchaseId, 2_000, refundKey);
+    expect((await postRefund(t.app, merchant, purchaseId, 1_000, refundKey)).statusCode).toBe(201);
+    const otherRefund = await postRefund(t.app, merchant, purchaseId, 2_000, refundKey);
     expect(otherRefund.statusCode).toBe(422);
     expect(errorCode(otherRefund)).toBe('idempotency_key_reuse');
     const purchase = (await getPurchase(merchant, purchaseId)).json<PurchaseBody>().purchase;
@@ -202,7 +142,7 @@ describe('Idempotency-Key and orderId', () => {
     const key = randomUUID();
     const payload = commitPayload(merchant, { customerId, total: 20_000, redeemPoints: 80 });
 
-    const refused = await postCommit(merchant, payload, key);
+    const refused = await postCommit(t.app, merchant, payload, key);
     expect(refused.statusCode).toBe(422);
     expect(errorCode(refused)).toBe('insufficient_points');
     expect(await countPurchases(merchant.merchantId)).toBe(0);
@@ -214,14 +154,14 @@ describe('Idempotency-Key and orderId', () => {
       reason: 'top-up',
       rules: merchant.rules,
     });
-    const retried = await postCommit(merchant, payload, key);
+    const retried = await postCommit(t.app, merchant, payload, key);
     expect(retried.statusCode).toBe(201);
     expect(retried.headers['idempotent-replayed']).toBeUndefined();
-    const body = retried.json<CommitBody>();
+    const body = retried.json<CommitResult>();
     expect(body.purchase.redeemedPoints).toBe(80);
     expect(body.balance).toEqual({ available: 130 - 80 + body.purchase.earnedPoints, pending: 0 });
 
-    const replayed = await postCommit(merchant, payload, key);
+    const replayed = await postCommit(t.app, merchant, payload, key);
     expect(replayed.statusCode).toBe(201);
     expect(replayed.headers['idempotent-replayed']).toBe('true');
     expect(replayed.json()).toEqual(body);
@@ -232,18 +172,23 @@ describe('Idempotency-Key and orderId', () => {
     const merchant = await createTestMerchant(t.db);
     const { customerId } = await createTestCustomer(t.db, { merchant, points: 500 });
     const orderId = `pos-${randomUUID()}`;
-    const first = await postCommit(merchant, commitPayload(merchant, { customerId, total: 10_000, orderId }));
+    const first = await postCommit(
+      t.app,
+      merchant,
+      commitPayload(merchant, { customerId, total: 10_000, orderId }),
+    );
     expect(first.statusCode).toBe(201);
-    const balance = await balanceOf(merchant, customerId);
+    const balance = await balanceOf(t.app, merchant, customerId);
 
     const again = await postCommit(
+      t.app,
       merchant,
       commitPayload(merchant, { customerId, total: 30_000, redeemPoints: 50, orderId }),
     );
     expect(again.statusCode).toBe(409);
     expect(errorCode(again)).toBe('duplicate_order_id');
     expect(await countPurchases(merchant.merchantId)).toBe(1);
-    expect(await balanceOf(merchant, customerId)).toEqual(balance);
+    expect(await balanceOf(t.app, merchant, customerId)).toEqual(balance);
   });
 
   it('keeps keys and orderIds per merchant', async () => {
@@ -255,11 +200,13 @@ describe('Idempotency-Key and orderId', () => {
     const orderId = `pos-${randomUUID()}`;
 
     const resA = await postCommit(
+      t.app,
       merchantA,
       commitPayload(merchantA, { customerId: a.customerId, total: 10_000, orderId }),
       key,
     );
     const resB = await postCommit(
+      t.app,
       merchantB,
       commitPayload(merchantB, { customerId: b.customerId, total: 10_000, orderId }),
       key,
@@ -267,12 +214,12 @@ describe('Idempotency-Key and orderId', () => {
     expect(resA.statusCode).toBe(201);
     expect(resB.statusCode).toBe(201);
     expect(resB.headers['idempotent-replayed']).toBeUndefined();
-    const purchaseA = resA.json<CommitBody>().purchase;
-    const purchaseB = resB.json<CommitBody>().purchase;
+    const purchaseA = resA.json<CommitResult>().purchase;
+    const purchaseB = resB.json<CommitResult>().purchase;
     expect(purchaseB.id).not.toBe(purchaseA.id);
     expect(await countPurchases(merchantA.merchantId)).toBe(1);
     expect(await countPurchases(merchantB.merchantId)).toBe(1);
-    expect(await balanceOf(merchantB, b.customerId)).toEqual({
+    expect(await balanceOf(t.app, merchantB, b.customerId)).toEqual({
       available: 100 + purchaseB.earnedPoints,
       pending: 0,
     });
@@ -286,14 +233,14 @@ describe('refunds', () => {
     // 1000 roubles, 333 paid with points; the 667 roubles paid earn 5% = 33 points.
     const { purchase } = await commit(merchant, { customerId, total: 100_000, redeemPoints: 333 });
     expect(purchase).toMatchObject({ redeemedPoints: 333, earnedPoints: 33 });
-    expect(await balanceOf(merchant, customerId)).toEqual({ available: 700, pending: 0 });
+    expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 700, pending: 0 });
 
     let refunded = 0;
     let available = 700;
     for (const amount of [30_000, 30_000, 30_000, undefined]) {
-      const res = await postRefund(merchant, purchase.id, amount);
+      const res = await postRefund(t.app, merchant, purchase.id, amount);
       expect(res.statusCode).toBe(201);
-      const { refund, balance } = res.json<RefundBody>();
+      const { refund, balance } = res.json<RefundResult>();
       const after = refunded + (amount ?? 100_000 - refunded);
       const returned = proRata(333, after, 100_000) - proRata(333, refunded, 100_000);
       const revoked = proRata(33, after, 100_000) - proRata(33, refunded, 100_000);
@@ -320,7 +267,7 @@ describe('refunds', () => {
     ]);
     expect(stored).toMatchObject({ returnedPoints: 333, revokedPoints: 33, unrecoveredPoints: 0 });
     // All that was paid with points came back and all that was earned went: where the customer began.
-    expect(await balanceOf(merchant, customerId)).toEqual({ available: 1000, pending: 0 });
+    expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 1000, pending: 0 });
     expect(await findLedgerViolations(t.db)).toEqual([]);
   });
 
@@ -328,23 +275,23 @@ describe('refunds', () => {
     const merchant = await createTestMerchant(t.db);
     const { customerId } = await createTestCustomer(t.db, { merchant, points: 200 });
     const { purchase } = await commit(merchant, { customerId, total: 20_000, redeemPoints: 100 });
-    expect((await postRefund(merchant, purchase.id, 15_000)).statusCode).toBe(201);
-    const balance = await balanceOf(merchant, customerId);
+    expect((await postRefund(t.app, merchant, purchase.id, 15_000)).statusCode).toBe(201);
+    const balance = await balanceOf(t.app, merchant, customerId);
 
-    const tooMuch = await postRefund(merchant, purchase.id, 5_001);
+    const tooMuch = await postRefund(t.app, merchant, purchase.id, 5_001);
     expect(tooMuch.statusCode).toBe(422);
     expect(errorCode(tooMuch)).toBe('refund_exceeds_remaining');
-    expect(await balanceOf(merchant, customerId)).toEqual(balance);
+    expect(await balanceOf(t.app, merchant, customerId)).toEqual(balance);
     expect((await getPurchase(merchant, purchase.id)).json<PurchaseBody>().purchase.refundedAmount).toBe(
       15_000,
     );
 
-    const rest = await postRefund(merchant, purchase.id, 5_000);
+    const rest = await postRefund(t.app, merchant, purchase.id, 5_000);
     expect(rest.statusCode).toBe(201);
-    const done = await postRefund(merchant, purchase.id, 1);
+    const done = await postRefund(t.app, merchant, purchase.id, 1);
     expect(done.statusCode).toBe(422);
     expect(errorCode(done)).toBe('purchase_fully_refunded');
-    const noAmount = await postRefund(merchant, purchase.id, undefined);
+    const noAmount = await postRefund(t.app, merchant, purchase.id, undefined);
     expect(noAmount.statusCode).toBe(422);
     expect(errorCode(noAmount)).toBe('purchase_fully_refunded');
     const stored = (await getPurchase(merchant, purchase.id)).json<PurchaseBody>().purchase;
@@ -357,15 +304,15 @@ describe('refunds', () => {
     const { customerId } = await createTestCustomer(t.db, { merchant, points: 300 });
     const { purchase } = await commit(merchant, { customerId, total: 55_555, redeemPoints: 200 });
 
-    const res = await postRefund(merchant, purchase.id, undefined);
+    const res = await postRefund(t.app, merchant, purchase.id, undefined);
     expect(res.statusCode).toBe(201);
-    expect(res.json<RefundBody>().refund).toMatchObject({
+    expect(res.json<RefundResult>().refund).toMatchObject({
       amount: 55_555,
       returnedPoints: 200,
       revokedPoints: purchase.earnedPoints,
       unrecoveredPoints: 0,
     });
-    expect(res.json<RefundBody>().balance).toEqual({ available: 300, pending: 0 });
+    expect(res.json<RefundResult>().balance).toEqual({ available: 300, pending: 0 });
     const stored = (await getPurchase(merchant, purchase.id)).json<PurchaseBody>().purchase;
     expect(stored).toMatchObject({ status: 'refunded', refundedAmount: 55_555 });
   });
@@ -388,9 +335,9 @@ describe('refunds', () => {
       rules: merchant.rules,
     });
 
-    const res = await postRefund(merchant, earned.purchase.id, undefined);
+    const res = await postRefund(t.app, merchant, earned.purchase.id, undefined);
     expect(res.statusCode).toBe(201);
-    const { refund, balance } = res.json<RefundBody>();
+    const { refund, balance } = res.json<RefundResult>();
     // What is there is taken back, the rest is recorded as unrecovered.
     expect(refund).toMatchObject({ returnedPoints: 0, revokedPoints: 3, unrecoveredPoints: 2 });
     expect(balance).toEqual({ available: 0, pending: 0 });
@@ -406,15 +353,15 @@ describe('refunds', () => {
     expect(purchase.earnedPoints).toBe(10);
     expect(balance).toEqual({ available: 100, pending: 10 });
 
-    const part = await postRefund(merchant, purchase.id, 5_000);
+    const part = await postRefund(t.app, merchant, purchase.id, 5_000);
     expect(part.statusCode).toBe(201);
-    expect(part.json<RefundBody>().refund).toMatchObject({ revokedPoints: 2, unrecoveredPoints: 0 });
-    expect(part.json<RefundBody>().balance).toEqual({ available: 100, pending: 8 });
+    expect(part.json<RefundResult>().refund).toMatchObject({ revokedPoints: 2, unrecoveredPoints: 0 });
+    expect(part.json<RefundResult>().balance).toEqual({ available: 100, pending: 8 });
 
-    const rest = await postRefund(merchant, purchase.id, undefined);
+    const rest = await postRefund(t.app, merchant, purchase.id, undefined);
     expect(rest.statusCode).toBe(201);
-    expect(rest.json<RefundBody>().refund).toMatchObject({ revokedPoints: 8, unrecoveredPoints: 0 });
-    expect(rest.json<RefundBody>().balance).toEqual({ available: 100, pending: 0 });
+    expect(rest.json<RefundResult>().refund).toMatchObject({ revokedPoints: 8, unrecoveredPoints: 0 });
+    expect(rest.json<RefundResult>().balance).toEqual({ available: 100, pending: 0 });
     const revokes = await t.db
       .selectFrom('ledger_entries')
       .select(['bucket', 'points'])
@@ -429,7 +376,7 @@ describe('refunds', () => {
 
     // Nothing is left to become available once the pending period ends.
     await activatePoints(t.db, { now: daysFromNow(8) });
-    expect(await balanceOf(merchant, customerId)).toEqual({ available: 100, pending: 0 });
+    expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 100, pending: 0 });
     expect(await findLedgerViolations(t.db)).toEqual([]);
   });
 });
@@ -471,12 +418,12 @@ describe('expiry and pending points', () => {
     // At day 7 only the 5-day lot is due, and nothing of it is left.
     await expirePoints(t.db, { now: daysFromNow(7) });
     expect(await expiredEntries()).toEqual([]);
-    expect(await balanceOf(merchant, customerId)).toEqual({ available: 157, pending: 0 });
+    expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 157, pending: 0 });
 
     // At day 11 the 10-day lot is due: its 50 remaining points go, nothing else.
     await expirePoints(t.db, { now: daysFromNow(11) });
     expect(await expiredEntries()).toEqual([{ points: -50 }]);
-    expect(await balanceOf(merchant, customerId)).toEqual({ available: 107, pending: 0 });
+    expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 107, pending: 0 });
     expect((await lotsOf())[0]).toEqual({ source: 'adjust', remaining: 0, state: 'expired' });
     await expirePoints(t.db, { now: daysFromNow(11) });
     expect(await expiredEntries()).toEqual([{ points: -50 }]);
@@ -487,14 +434,26 @@ describe('expiry and pending points', () => {
     const merchant = await createTestMerchant(t.db, { rules: { pendingDays: 3 } });
     const { customerId } = await createTestCustomer(t.db, { merchant });
     const { purchase } = await commit(merchant, { customerId, total: 20_000 });
-    expect(await balanceOf(merchant, customerId)).toEqual({ available: 0, pending: purchase.earnedPoints });
+    expect(await balanceOf(t.app, merchant, customerId)).toEqual({
+      available: 0,
+      pending: purchase.earnedPoints,
+    });
 
     await activatePoints(t.db, { now: daysFromNow(1) });
-    expect(await balanceOf(merchant, customerId)).toEqual({ available: 0, pending: purchase.earnedPoints });
+    expect(await balanceOf(t.app, merchant, customerId)).toEqual({
+      available: 0,
+      pending: purchase.earnedPoints,
+    });
     await activatePoints(t.db, { now: daysFromNow(3.5) });
-    expect(await balanceOf(merchant, customerId)).toEqual({ available: purchase.earnedPoints, pending: 0 });
+    expect(await balanceOf(t.app, merchant, customerId)).toEqual({
+      available: purchase.earnedPoints,
+      pending: 0,
+    });
     await activatePoints(t.db, { now: daysFromNow(4) });
-    expect(await balanceOf(merchant, customerId)).toEqual({ available: purchase.earnedPoints, pending: 0 });
+    expect(await balanceOf(t.app, merchant, customerId)).toEqual({
+      available: purchase.earnedPoints,
+      pending: 0,
+    });
     const entries = await t.db
       .selectFrom('ledger_entries')
       .select(['bucket', 'points'])
@@ -518,14 +477,14 @@ describe('expiry and pending points', () => {
       // A customer who returned the purchase during the pending period: a pending lot with nothing left.
       const returner = await createTestCustomer(t.db, { merchant });
       const returned = await commit(merchant, { customerId: returner.customerId, total: 20_000 });
-      expect((await postRefund(merchant, returned.purchase.id, undefined)).statusCode).toBe(201);
+      expect((await postRefund(t.app, merchant, returned.purchase.id, undefined)).statusCode).toBe(201);
     }
 
     // Small batches, as a big backlog would be processed.
     await activatePoints(t.db, { now: daysFromNow(3), batchSize: 2 });
 
     for (const { customerId, earned } of earners) {
-      expect(await balanceOf(merchant, customerId)).toEqual({ available: earned, pending: 0 });
+      expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: earned, pending: 0 });
     }
     expect(await findLedgerViolations(t.db)).toEqual([]);
   });
@@ -534,7 +493,7 @@ describe('expiry and pending points', () => {
     const merchant = await createTestMerchant(t.db, { rules: { pendingDays: 3 } });
     const { customerId } = await createTestCustomer(t.db, { merchant, points: 10 });
     await commit(merchant, { customerId, total: 20_000 });
-    expect(await balanceOf(merchant, customerId)).toEqual({ available: 10, pending: 10 });
+    expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 10, pending: 10 });
 
     const quote = await t.app.inject({
       method: 'POST',
@@ -546,6 +505,7 @@ describe('expiry and pending points', () => {
     expect(quote.json<{ maxRedeemPoints: number }>().maxRedeemPoints).toBe(10);
 
     const tooMuch = await postCommit(
+      t.app,
       merchant,
       commitPayload(merchant, { customerId, total: 100_000, redeemPoints: 15 }),
     );
@@ -592,25 +552,26 @@ describe('tenancy', () => {
     const fetched = await getPurchase(merchantB, purchase.id);
     expect(fetched.statusCode).toBe(404);
     expect(errorCode(fetched)).toBe('purchase_not_found');
-    const refunded = await postRefund(merchantB, purchase.id, undefined);
+    const refunded = await postRefund(t.app, merchantB, purchase.id, undefined);
     expect(refunded.statusCode).toBe(404);
     expect(errorCode(refunded)).toBe('purchase_not_found');
     const stored = (await getPurchase(merchantA, purchase.id)).json<PurchaseBody>().purchase;
     expect(stored).toMatchObject({ status: 'committed', refundedAmount: 0, refunds: [] });
 
     for (const ref of [{ customerId: a.customerId }, { phone: a.phone }]) {
-      const res = await resolve(merchantB, ref);
+      const res = await resolveCustomer(t.app, merchantB, ref);
       expect(res.statusCode).toBe(404);
       expect(errorCode(res)).toBe('customer_not_found');
     }
     const foreignCommit = await postCommit(
+      t.app,
       merchantB,
       commitPayload(merchantB, { customerId: a.customerId, total: 10_000, redeemPoints: 10 }),
     );
     expect(foreignCommit.statusCode).toBe(404);
     expect(errorCode(foreignCommit)).toBe('customer_not_found');
     expect(await countPurchases(merchantB.merchantId)).toBe(0);
-    expect(await balanceOf(merchantA, a.customerId)).toEqual({
+    expect(await balanceOf(t.app, merchantA, a.customerId)).toEqual({
       available: 50 + purchase.earnedPoints,
       pending: 0,
     });
