@@ -37,6 +37,10 @@ async function main(): Promise<void> {
   const runtime = await openRuntime(config, {
     allowEmbedded: false,
     poolMax: Math.min(config.DATABASE_POOL_MAX, config.OUTBOX_CONCURRENCY + 4),
+    onSlowQuery: (sqlText, ms) => {
+      metrics.dbSlowQueries.inc();
+      log.warn({ ms: Math.round(ms), sql: sqlText }, 'slow query');
+    },
   });
   const listener = new NotificationListener(runtime.databaseUrl);
   await listener.start();
