@@ -11,11 +11,14 @@ import { errorBody, registerErrorHandler } from './http/errors.js';
 import { createMetrics, createOutboxMetrics, type Metrics, registerHttpMetrics } from './http/metrics.js';
 import { FailureLimiter } from './http/rate-limit.js';
 import { RequestStats, registerRequestStats } from './http/request-stats.js';
+import { webRoutes } from './http/static.js';
 import { registerSafetySwitches } from './http/switches.js';
 import { OutboxNotifier } from './jobs/outbox.notify.js';
 import { outboxCounts } from './jobs/outbox.queue.js';
 import { adminRoutes } from './modules/admin/admin.routes.js';
+import { merchantAdminRoutes } from './modules/admin/merchants.admin.routes.js';
 import { SwitchBoard } from './modules/admin/switches.service.js';
+import { systemAdminRoutes } from './modules/admin/system.routes.js';
 import { authRoutes, type LoginLimiters } from './modules/auth/auth.routes.js';
 import { botRoutes } from './modules/bot/bot.routes.js';
 import { clientRoutes } from './modules/client/client.routes.js';
@@ -23,6 +26,7 @@ import { integrationRoutes } from './modules/integration/integration.routes.js';
 import { ContextCache } from './modules/integration/integration.service.js';
 import { CACHE_CHANNEL } from './modules/merchants/merchants.service.js';
 import { opsRoutes } from './modules/ops/ops.routes.js';
+import { portalRoutes } from './modules/portal/portal.routes.js';
 import { observeTelegramCalls } from './modules/telegram/telegram.client.js';
 import { telegramRoutes } from './modules/telegram/telegram.routes.js';
 import { webhookAdminRoutes } from './modules/webhooks/webhooks.routes.js';
@@ -172,7 +176,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(authRoutes({ db: deps.db, config, metrics, limiters, audience: 'admin' }), {
     prefix: '/api/v1/admin',
   });
+  await app.register(portalRoutes({ db: deps.db, config }), { prefix: '/api/v1/portal' });
   await app.register(adminRoutes({ db: deps.db, config, switches }), {
+    prefix: '/api/v1/admin',
+  });
+  await app.register(merchantAdminRoutes({ db: deps.db, config }), { prefix: '/api/v1/admin' });
+  await app.register(systemAdminRoutes({ db: deps.db, config, redis, switches }), {
     prefix: '/api/v1/admin',
   });
   await app.register(
@@ -185,6 +194,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   );
   await app.register(telegramRoutes({ db: deps.db, config }));
   await app.register(botRoutes({ db: deps.db, config }));
+  // The web front end (portal, admin panel, Mini App) from web/dist: /assets/* and the three surfaces only.
+  await app.register(webRoutes());
 
   app.get('/', { schema: { hide: true } }, async () => ({
     name: 'loyalty-platform',

@@ -37,6 +37,28 @@ export async function updateMerchantRules(
   return rules;
 }
 
+/** Merchant states: a suspended merchant's API keys and portal accounts are refused. */
+export type MerchantStatus = 'active' | 'suspended';
+
+/**
+ * Renames a merchant and/or suspends or reactivates it. Every replica drops its cached API keys when
+ * this commits, so a suspended merchant's keys get 403 `merchant_suspended` at once.
+ */
+export async function updateMerchant(
+  db: Executor,
+  options: { merchantId: string; name?: string; status?: MerchantStatus },
+): Promise<{ id: string; name: string; status: string }> {
+  const row = await db
+    .updateTable('merchants')
+    .set({ name: options.name, status: options.status, updated_at: new Date() })
+    .where('id', '=', options.merchantId)
+    .returning(['id', 'name', 'status'])
+    .executeTakeFirst();
+  if (!row) throw new AppError('merchant_not_found', `Merchant ${options.merchantId} not found`);
+  if (options.status !== undefined) await notifyCacheChange(db, `merchant:${options.merchantId}`);
+  return row;
+}
+
 /** Announces a change that invalidates cached auth or rules (listened to by every API process). */
 export async function notifyCacheChange(db: Executor, message: string): Promise<void> {
   await sql`select pg_notify(${CACHE_CHANNEL}, ${message})`.execute(db);
@@ -105,6 +127,20 @@ export async function createApiKey(
     .returning('id')
     .executeTakeFirstOrThrow();
   return { id: row.id, key, prefix };
+}
+
+/** A merchant's API keys, newest first: names and prefixes only (the keys themselves are never kept). */
+export function listApiKeys(
+  db: Executor,
+  options: { merchantId: string },
+): Promise<Array<{ id: string; name: string; prefix: string; createdAt: Date; revokedAt: Date | null }>> {
+  return db
+    .selectFrom('api_keys')
+    .select(['id', 'name', 'prefix', 'created_at as createdAt', 'revoked_at as revokedAt'])
+    .where('merchant_id', '=', options.merchantId)
+    .orderBy('created_at', 'desc')
+    .orderBy('id')
+    .execute();
 }
 
 /** Revokes an API key of a merchant at once on every replica. */

@@ -4,6 +4,8 @@ import type { Config } from '../../config.js';
 import type { Database } from '../../db/database.js';
 import { requireOperator } from '../../http/admin-auth.js';
 import { enqueueEvent } from '../../jobs/outbox.queue.js';
+import { writeAudit } from '../audit/audit.service.js';
+import { operatorActorOf } from '../portal/portal.http.js';
 import {
   createWebhookEndpoint,
   deleteWebhookEndpoint,
@@ -72,6 +74,14 @@ export function webhookAdminRoutes(deps: {
           ...request.body,
           allowPrivateNetworks,
         });
+        // Operators' actions go to the platform's audit log; secrets never do.
+        await writeAudit(db, {
+          actor: operatorActorOf(request),
+          action: 'webhook.create',
+          entityType: 'webhook_endpoint',
+          entityId: created.id,
+          after: { merchantId: request.params.merchantId, ...request.body },
+        });
         return reply.status(201).send(created);
       },
     );
@@ -87,8 +97,25 @@ export function webhookAdminRoutes(deps: {
           body: UpdateBody,
         },
       },
-      async (request) =>
-        updateWebhookEndpoint(db, { ...request.params, ...request.body, allowPrivateNetworks }),
+      async (request) => {
+        const before = (await listWebhookEndpoints(db, { merchantId: request.params.merchantId })).find(
+          (e) => e.id === request.params.endpointId,
+        );
+        const after = await updateWebhookEndpoint(db, {
+          ...request.params,
+          ...request.body,
+          allowPrivateNetworks,
+        });
+        await writeAudit(db, {
+          actor: operatorActorOf(request),
+          action: 'webhook.update',
+          entityType: 'webhook_endpoint',
+          entityId: request.params.endpointId,
+          before: before ? { merchantId: request.params.merchantId, ...before } : undefined,
+          after: { merchantId: request.params.merchantId, ...after },
+        });
+        return after;
+      },
     );
 
     app.delete(
@@ -96,6 +123,13 @@ export function webhookAdminRoutes(deps: {
       { schema: { tags, security, summary: 'Delete an endpoint', params: EndpointParams } },
       async (request, reply) => {
         await deleteWebhookEndpoint(db, request.params);
+        await writeAudit(db, {
+          actor: operatorActorOf(request),
+          action: 'webhook.delete',
+          entityType: 'webhook_endpoint',
+          entityId: request.params.endpointId,
+          before: { merchantId: request.params.merchantId },
+        });
         return reply.status(204).send();
       },
     );
@@ -119,8 +153,20 @@ export function webhookAdminRoutes(deps: {
             .optional(),
         },
       },
-      async (request) =>
-        rotateWebhookSecret(db, { ...request.params, overlapSeconds: request.body?.overlapSeconds }),
+      async (request) => {
+        const rotated = await rotateWebhookSecret(db, {
+          ...request.params,
+          overlapSeconds: request.body?.overlapSeconds,
+        });
+        await writeAudit(db, {
+          actor: operatorActorOf(request),
+          action: 'webhook.rotate_secret',
+          entityType: 'webhook_endpoint',
+          entityId: request.params.endpointId,
+          after: { merchantId: request.params.merchantId, secretPrefix: rotated.secret.slice(0, 10) },
+        });
+        return rotated;
+      },
     );
 
     app.post(
@@ -146,6 +192,13 @@ export function webhookAdminRoutes(deps: {
           payload: { message: 'Test event from the loyalty platform', occurredAt: new Date().toISOString() },
           target: 'webhook',
           endpointId: request.params.endpointId,
+        });
+        await writeAudit(db, {
+          actor: operatorActorOf(request),
+          action: 'webhook.test',
+          entityType: 'webhook_endpoint',
+          entityId: request.params.endpointId,
+          after: { merchantId: request.params.merchantId, eventId },
         });
         return reply.status(202).send({ eventId });
       },

@@ -1,0 +1,60 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { Database } from '../../db/database.js';
+import { getDashboard } from './dashboard.service.js';
+import { allow, Day, merchantIdOf, portalErrors, portalSecurity, TimeZone } from './portal.http.js';
+
+const DashboardQuery = z.strictObject({
+  from: Day.optional().describe('First day (inclusive); default: 29 days before `to`'),
+  to: Day.optional().describe('Last day (inclusive); default: today'),
+  outletId: z.uuid().optional(),
+  tz: TimeZone.describe('IANA time zone days are counted in (default UTC)'),
+});
+
+const Figures = {
+  purchases: z.int(),
+  revenue: z.int().describe('Receipt totals minus refunded amounts, minor units'),
+  pointsEarned: z.int().describe('Earned minus revoked by refunds'),
+  pointsRedeemed: z.int().describe('Redeemed minus returned by refunds'),
+};
+const Customers = {
+  newCustomers: z.int().describe('Customers whose first purchase was that day'),
+  returningCustomers: z.int().describe('Customers who bought that day and on an earlier day'),
+};
+
+/** The dashboard's answer. */
+export const DashboardResponse = z.object({
+  from: z.string(),
+  to: z.string(),
+  timeZone: z.string(),
+  totals: z.object({ ...Figures, ...Customers }),
+  byDay: z.array(z.object({ date: z.string(), ...Figures, ...Customers })),
+  byOutlet: z.array(z.object({ outletId: z.uuid().nullable(), name: z.string().nullable(), ...Figures })),
+});
+
+/** GET /dashboard (dashboard:read). */
+export function dashboardRoutes(deps: { db: Database }): FastifyPluginAsyncZod {
+  return async (app) => {
+    app.get(
+      '/dashboard',
+      {
+        onRequest: allow('dashboard:read'),
+        schema: {
+          tags: ['portal: dashboard'],
+          summary: 'Purchases, revenue, points and customers by day and outlet',
+          security: portalSecurity,
+          querystring: DashboardQuery,
+          response: { 200: DashboardResponse, ...portalErrors },
+        },
+      },
+      async (request) =>
+        getDashboard(deps.db, {
+          merchantId: merchantIdOf(request),
+          from: request.query.from,
+          to: request.query.to,
+          outletId: request.query.outletId,
+          timeZone: request.query.tz,
+        }),
+    );
+  };
+}

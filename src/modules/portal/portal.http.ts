@@ -1,0 +1,115 @@
+import type { FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { Config } from '../../config.js';
+import type { Executor } from '../../db/database.js';
+import { AppError } from '../../http/errors.js';
+import { authenticateStaff, requirePermission, staffOf } from '../../http/session.js';
+import type { Actor } from '../audit/audit.service.js';
+import type { Permission, Role } from '../auth/permissions.js';
+import { ErrorResponse } from '../integration/integration.schema.js';
+
+// What every portal route shares: sign-in checked against the database, per-route permissions,
+// the audit actor, and the common schemas.
+
+/** OpenAPI security of portal routes. */
+export const portalSecurity = [{ accessToken: [] }];
+
+/** The error answers portal routes document. */
+export const portalErrors = {
+  400: ErrorResponse,
+  401: ErrorResponse,
+  403: ErrorResponse,
+  404: ErrorResponse,
+};
+
+/** One audit entry as the portal and the admin panel show it. */
+export const AuditEntry = z.object({
+  id: z.int(),
+  actor: z.string(),
+  actorUserId: z.uuid().nullable(),
+  action: z.string(),
+  entityType: z.string(),
+  entityId: z.string().nullable(),
+  before: z.unknown(),
+  after: z.unknown(),
+  ip: z.string().nullable(),
+  createdAt: z.date(),
+});
+
+/** The empty answer of a DELETE (204). */
+export const NoContent = z.void().describe('No content');
+
+/** Path parameters naming one entity by id. */
+export const IdParams = z.strictObject({ id: z.uuid() });
+
+/** A calendar day, YYYY-MM-DD. */
+export const Day = z.iso.date();
+
+/** IANA time zone the days of a report are counted in (default UTC). */
+export const TimeZone = z
+  .string()
+  .max(64)
+  .refine((tz) => isTimeZone(tz), 'expected an IANA time zone such as Europe/Moscow')
+  .default('UTC');
+
+function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * onRequest hook of the portal plugin: a valid access token, and a user that still exists, is not
+ * disabled and whose merchant is active. The role is re-read, so a demotion takes effect at once
+ * (not when the 15-minute access token runs out).
+ */
+export async function authenticatePortalRequest(
+  db: Executor,
+  config: Config,
+  request: FastifyRequest,
+): Promise<void> {
+  const token = await authenticateStaff(config, request);
+  const row = await db
+    .selectFrom('portal_users as u')
+    .innerJoin('merchants as m', 'm.id', 'u.merchant_id')
+    .select(['u.role', 'u.disabled_at', 'm.status'])
+    .where('u.id', '=', token.userId)
+    .executeTakeFirst();
+  if (!row || row.disabled_at) throw new AppError('unauthorized', 'The account is no longer active');
+  if (row.status !== 'active') throw new AppError('merchant_suspended', 'The merchant is suspended');
+  request.sessionUser = { ...token, role: row.role as Role };
+}
+
+/** Route-level onRequest hook: 403 `forbidden` unless the signed-in user's role has `permission`. */
+export function allow(permission: Permission) {
+  return async (request: FastifyRequest): Promise<void> => {
+    requirePermission(request, permission);
+  };
+}
+
+/** The merchant the signed-in staff member works for: every query is scoped by it. */
+export function merchantIdOf(request: FastifyRequest): string {
+  return staffOf(request).merchantId;
+}
+
+/** Who a portal change is recorded as: the user's email and id, and the client's address. */
+export function actorOf(request: FastifyRequest): Actor {
+  const user = staffOf(request);
+  return { userId: user.userId, label: user.email, ip: request.ip };
+}
+
+/** Who an admin change is recorded as: the operator, or the static ADMIN_API_TOKEN. */
+export function operatorActorOf(request: FastifyRequest): Actor {
+  const user = request.sessionUser;
+  return user
+    ? { userId: user.userId, label: user.email, ip: request.ip }
+    : { userId: null, label: 'admin-api-token', ip: request.ip };
+}
+
+/** Escapes LIKE wildcards so user input matches literally. */
+export function likePattern(input: string): string {
+  return `%${input.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
