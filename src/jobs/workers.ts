@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { sql } from 'kysely';
 import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
@@ -10,6 +11,7 @@ import { listStaffChats } from '../modules/telegram/telegram.service.js';
 import { TelegramThrottle } from '../modules/telegram/telegram.throttle.js';
 import { closeWebhookAgents } from '../modules/webhooks/webhooks.delivery.js';
 import { type AlertSender, runAlertMonitor } from './alerts.js';
+import { startHeartbeat } from './heartbeat.js';
 import { type Log, OutboxDispatcher } from './outbox.dispatcher.js';
 import { enqueueEvent, purgeDeliveredEvents } from './outbox.queue.js';
 import { createOutboxRoutes } from './outbox.routes.js';
@@ -141,8 +143,14 @@ export async function startWorkers(deps: {
   await dispatcher.start();
   const send = createAlertSender({ config, metrics: deps.metrics, log });
   const stopScheduler = startScheduler({ db, jobs: createJobs({ db, config, send }), log });
+  // The admin panel shows which workers are alive.
+  const stopHeartbeat = startHeartbeat(db, {
+    workerId: `${hostname()}-${process.pid}`,
+    onError: (err) => log.warn({ err }, 'heartbeat failed'),
+  });
   return async () => {
     stopScheduler();
+    await stopHeartbeat();
     await dispatcher.stop();
     await closeWebhookAgents();
   };
