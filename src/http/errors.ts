@@ -75,8 +75,18 @@ interface FieldIssue {
   message: string;
 }
 
+/** A key as it appears in a field name; odd keys are quoted with ':' and spaces escaped, so "field: why" stays parseable. */
+function keySegment(key: string): string {
+  if (/^[\w$-]+$/.test(key)) return `.${key}`;
+  const quoted = JSON.stringify(key).replace(
+    /[:\s]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+  return `[${quoted}]`;
+}
+
 function fieldName(prefix: string, path: ReadonlyArray<PropertyKey>): string {
-  const rest = path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('');
+  const rest = path.map((p) => (typeof p === 'number' ? `[${p}]` : keySegment(String(p)))).join('');
   return `${prefix}${rest}`.replace(/^\./, '').replace(/^body\./, '') || prefix;
 }
 
