@@ -80,7 +80,16 @@ export async function buildWeb({ ifStale = false, quiet = false } = {}) {
       if (!quiet) console.log('web: web/dist is up to date');
       return false;
     }
-    const { build } = await import('vite');
+    let build;
+    try {
+      ({ build } = await import('vite'));
+    } catch (error) {
+      if (error?.code !== 'ERR_MODULE_NOT_FOUND') throw error;
+      // An install without dev dependencies: keep whatever web/dist holds (the server explains a
+      // missing build on /portal) rather than refusing to start.
+      console.warn('web: vite is not installed (npm ci --omit=dev?); web/dist left as it is');
+      return false;
+    }
     const started = Date.now();
     await build({
       configFile: path.join(WEB, 'vite.config.ts'),

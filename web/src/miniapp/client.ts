@@ -1,0 +1,109 @@
+import { ApiError, errorFrom, send } from '../lib/api';
+
+/** The customer's profile as GET /api/v1/client/me answers. */
+export interface ClientMe {
+  customer: { id: string; name: string | null; phone: string };
+  merchant: { id: string; name: string };
+  balance: { available: number; pending: number };
+  tier: {
+    name: string | null;
+    earnRateBp: number;
+    spend: number;
+    next: { name: string; minSpend: number; remaining: number } | null;
+  } | null;
+  programme: { pointValueMinor: number; earnRateBp: number };
+}
+
+export interface ClientCode {
+  code: string;
+  expiresAt: string;
+  ttlSeconds: number;
+}
+
+export interface ClientEntry {
+  id: number;
+  kind: string;
+  bucket: string;
+  points: number;
+  purchaseId: string | null;
+  orderId: string | null;
+  reason: string | null;
+  createdAt: string;
+}
+
+/**
+ * The Mini App's client API session: signs in with Telegram's initData and keeps the user token in
+ * memory only (a reload signs in again with the same initData; nothing outlives the Telegram webview).
+ */
+export class MiniAppClient {
+  private token: string | null = null;
+  private signingIn: Promise<void> | null = null;
+
+  constructor(
+    private readonly initData: string,
+    private readonly merchantId: string,
+  ) {}
+
+  /** Exchanges initData for a user token (single-flight). */
+  signIn(): Promise<void> {
+    this.signingIn ??= (async () => {
+      const response = await send('/api/v1/client/auth/telegram', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ initData: this.initData, merchantId: this.merchantId }),
+      });
+      if (!response.ok) throw await errorFrom(response);
+      const body = (await response.json()) as { token: string };
+      this.token = body.token;
+    })().finally(() => {
+      this.signingIn = null;
+    });
+    return this.signingIn;
+  }
+
+  private async call<T>(method: string, path: string, isRetry = false): Promise<T> {
+    if (!this.token) await this.signIn();
+    const response = await send(`/api/v1/client${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${this.token ?? ''}`,
+        ...(method === 'POST' ? { 'content-type': 'application/json' } : {}),
+      },
+      body: method === 'POST' ? '{}' : undefined,
+    });
+    // The token expired or was revoked: sign in again once with the same initData.
+    if (response.status === 401 && !isRetry) {
+      this.token = null;
+      return this.call<T>(method, path, true);
+    }
+    if (!response.ok) throw await errorFrom(response);
+    return (await response.json()) as T;
+  }
+
+  me(): Promise<ClientMe> {
+    return this.call<ClientMe>('GET', '/me');
+  }
+
+  code(): Promise<ClientCode> {
+    return this.call<ClientCode>('POST', '/code');
+  }
+
+  history(): Promise<{ items: ClientEntry[] }> {
+    return this.call<{ items: ClientEntry[] }>('GET', '/transactions?limit=30');
+  }
+}
+
+/** Why the Mini App cannot show the customer's data. */
+export type AuthProblem = 'no_telegram' | 'no_merchant' | 'invalid' | 'not_registered' | 'no_bot' | 'network';
+
+/** Classifies a sign-in failure for the error screen. */
+export function authProblemOf(error: unknown): AuthProblem {
+  if (error instanceof ApiError) {
+    if (error.code === 'customer_not_registered' || error.code === 'customer_not_found')
+      return 'not_registered';
+    if (error.code === 'bot_not_connected' || error.code === 'merchant_not_found') return 'no_bot';
+    if (error.status === 0) return 'network';
+    if (error.status === 400 && error.message.includes('merchantId')) return 'no_merchant';
+  }
+  return 'invalid';
+}

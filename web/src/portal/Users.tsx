@@ -1,0 +1,233 @@
+import { useQuery } from '@tanstack/react-query';
+import { useState } from 'react';
+import { manageableRoles, type Role, type StaffRole } from '../../../src/modules/auth/permissions';
+import { useI18n } from '../i18n';
+import { useAction } from '../lib/query';
+import { useSession } from '../lib/useSession';
+import {
+  Badge,
+  Button,
+  Card,
+  ConfirmDialog,
+  EmptyState,
+  ErrorState,
+  Loading,
+  Modal,
+  PageHeader,
+  SelectField,
+  TextField,
+} from '../ui/components';
+import { type Column, DataTable } from '../ui/DataTable';
+import { itemsOf, type PortalUser, portalApi } from './api';
+import { useCan } from './permissions';
+
+/** Staff accounts and their roles. */
+export function UsersPage() {
+  const i18n = useI18n();
+  const { t } = i18n;
+  const session = useSession(portalApi);
+  const canWrite = useCan('users:write');
+  const myRole = (session?.user.role ?? 'cashier') as Role;
+  const assignable = manageableRoles(myRole);
+  const users = useQuery({
+    queryKey: ['users'],
+    queryFn: () => portalApi.get<{ items: PortalUser[] }>('/users'),
+  });
+  const [editing, setEditing] = useState<PortalUser | 'new' | null>(null);
+  const [removing, setRemoving] = useState<PortalUser | null>(null);
+  const remove = useAction((id: string) => portalApi.delete(`/users/${id}`), {
+    invalidate: [['users']],
+    success: t('users.removed'),
+    onSuccess: () => setRemoving(null),
+  });
+  const roleLabel = (role: string) => t(`role.${role}` as 'role.owner');
+  const canManage = (user: PortalUser) =>
+    canWrite && user.id !== session?.user.id && assignable.includes(user.role as StaffRole);
+  const columns: Array<Column<PortalUser>> = [
+    {
+      key: 'user',
+      header: t('users.user'),
+      primary: true,
+      render: (u) => (
+        <div>
+          <div>{u.name || u.email}</div>
+          {u.name ? <div className="small muted">{u.email}</div> : null}
+        </div>
+      ),
+    },
+    {
+      key: 'role',
+      header: t('users.role'),
+      render: (u) => <Badge tone={u.role === 'owner' ? 'info' : 'default'}>{roleLabel(u.role)}</Badge>,
+    },
+    {
+      key: 'status',
+      header: t('common.status'),
+      render: (u) =>
+        u.disabled ? (
+          <Badge tone="danger">{t('users.disabled')}</Badge>
+        ) : (
+          <Badge tone="success">{t('users.active')}</Badge>
+        ),
+    },
+    {
+      key: 'login',
+      header: t('users.lastLogin'),
+      render: (u) =>
+        u.lastLoginAt ? i18n.dateTime(u.lastLoginAt) : <span className="muted">{t('users.never')}</span>,
+    },
+    {
+      key: 'actions',
+      header: '',
+      actions: true,
+      render: (u) =>
+        canManage(u) ? (
+          <div className="row">
+            <Button size="sm" onClick={() => setEditing(u)}>
+              {t('common.edit')}
+            </Button>
+            <Button size="sm" variant="danger" onClick={() => setRemoving(u)}>
+              {t('users.remove')}
+            </Button>
+          </div>
+        ) : u.id === session?.user.id ? (
+          <span className="small muted">{t('users.you')}</span>
+        ) : null,
+    },
+  ];
+  const items = itemsOf(users.data);
+  return (
+    <div className="stack-lg">
+      <PageHeader
+        title={t('users.title')}
+        subtitle={t('users.subtitle')}
+        actions={
+          canWrite ? (
+            <Button variant="primary" icon="plus" onClick={() => setEditing('new')}>
+              {t('users.invite')}
+            </Button>
+          ) : null
+        }
+      />
+      <Card padded={false}>
+        {users.isError ? (
+          <ErrorState error={users.error} onRetry={() => users.refetch()} />
+        ) : users.isPending ? (
+          <Loading />
+        ) : items.length === 0 ? (
+          <EmptyState icon="users" title={t('users.empty')} />
+        ) : (
+          <DataTable columns={columns} rows={items} rowKey={(u) => u.id} />
+        )}
+      </Card>
+      <Card title={t('users.rolesTitle')}>
+        <dl className="dl">
+          {(['owner', 'admin', 'manager', 'cashier'] as const).map((role) => (
+            <div key={role} style={{ display: 'contents' }}>
+              <dt>
+                <strong>{roleLabel(role)}</strong>
+              </dt>
+              <dd>{t(`role.${role}.about`)}</dd>
+            </div>
+          ))}
+        </dl>
+      </Card>
+      {editing ? (
+        <UserDialog
+          user={editing === 'new' ? null : editing}
+          roles={assignable}
+          onClose={() => setEditing(null)}
+        />
+      ) : null}
+      {removing ? (
+        <ConfirmDialog
+          title={t('users.removeTitle')}
+          text={t('users.removeText', { email: removing.email })}
+          confirmLabel={t('users.remove')}
+          busy={remove.isPending}
+          onConfirm={() => remove.mutate(removing.id)}
+          onCancel={() => setRemoving(null)}
+        />
+      ) : null}
+    </div>
+  );
+}
+
+function UserDialog({
+  user,
+  roles,
+  onClose,
+}: {
+  user: PortalUser | null;
+  roles: StaffRole[];
+  onClose: () => void;
+}) {
+  const { t } = useI18n();
+  const [email, setEmail] = useState(user?.email ?? '');
+  const [name, setName] = useState(user?.name ?? '');
+  const [password, setPassword] = useState('');
+  const [role, setRole] = useState<string>(user?.role ?? 'cashier');
+  const [isDisabled, setDisabled] = useState(Boolean(user?.disabled));
+  const save = useAction(
+    () =>
+      user
+        ? portalApi.patch(`/users/${user.id}`, { role, name: name.trim() || null, disabled: isDisabled })
+        : portalApi.post('/users', {
+            email: email.trim(),
+            password,
+            role,
+            ...(name.trim() ? { name: name.trim() } : {}),
+          }),
+    { invalidate: [['users']], success: t('common.saved'), onSuccess: onClose },
+  );
+  const isValid = user ? true : /.+@.+/.test(email) && password.length >= 8;
+  return (
+    <Modal
+      title={user ? t('users.editTitle') : t('users.invite')}
+      onClose={onClose}
+      footer={
+        <>
+          <Button onClick={onClose}>{t('common.cancel')}</Button>
+          <Button variant="primary" busy={save.isPending} disabled={!isValid} onClick={() => save.mutate()}>
+            {t('common.save')}
+          </Button>
+        </>
+      }
+    >
+      <div className="stack">
+        <TextField
+          label={t('auth.email')}
+          type="email"
+          value={email}
+          onChange={setEmail}
+          disabled={Boolean(user)}
+          autoFocus={!user}
+        />
+        <TextField label={t('users.name')} value={name} onChange={setName} />
+        <SelectField
+          label={t('users.role')}
+          value={role}
+          onChange={setRole}
+          options={roles.map((r) => ({ value: r, label: t(`role.${r}`) }))}
+        />
+        {user ? null : (
+          <TextField
+            label={t('auth.password')}
+            type="password"
+            autoComplete="new-password"
+            value={password}
+            onChange={setPassword}
+            hint={t('users.passwordHint')}
+            error={password && password.length < 8 ? t('users.passwordShort') : undefined}
+          />
+        )}
+        {user ? (
+          <label className="checkbox">
+            <input type="checkbox" checked={isDisabled} onChange={(e) => setDisabled(e.target.checked)} />
+            {t('users.disableAccount')}
+          </label>
+        ) : null}
+      </div>
+    </Modal>
+  );
+}
