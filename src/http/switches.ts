@@ -4,8 +4,21 @@ import { errorBody } from './errors.js';
 
 /** Routes that answer in every mode: operations endpoints (the runbook's health/metrics). */
 const OPS_PATHS = new Set(['/health', '/live', '/ready', '/metrics']);
-/** The switch endpoint itself stays reachable, or a run-time mode could never be turned off. */
-const SWITCH_PATH = '/api/v1/admin/switches';
+/**
+ * While a mode was switched on at run time (not forced by the environment), operators must still be
+ * able to sign in to the admin panel and switch it off again: its pages, assets, sign-in and the
+ * switch endpoint stay reachable. A mode forced by MAINTENANCE_MODE / READ_ONLY_MODE blocks them too.
+ */
+function isOperatorPath(path: string): boolean {
+  return (
+    path === '/admin' ||
+    path.startsWith('/admin/') ||
+    path.startsWith('/assets/') ||
+    path.startsWith('/api/v1/admin/auth/') ||
+    path === '/api/v1/admin/me' ||
+    path === '/api/v1/admin/switches'
+  );
+}
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /**
@@ -16,14 +29,19 @@ export function registerSafetySwitches(app: FastifyInstance, switches: SwitchBoa
   app.addHook('onRequest', async (request, reply) => {
     const path = request.url.split('?')[0] ?? '';
     if (OPS_PATHS.has(path)) return;
-    const isSwitchRoute = path === SWITCH_PATH && !switches.describe().maintenance.forcedByEnv;
-    if (switches.isMaintenance && !isSwitchRoute) {
+    const state = switches.describe();
+    const isOperator = isOperatorPath(path);
+    if (switches.isMaintenance && !(isOperator && !state.maintenance.forcedByEnv)) {
       return reply
         .status(503)
         .header('Retry-After', '120')
         .send(errorBody('maintenance', 'The service is under maintenance, try again later'));
     }
-    if (switches.isReadOnly && !SAFE_METHODS.has(request.method) && !isSwitchRoute) {
+    if (
+      switches.isReadOnly &&
+      !SAFE_METHODS.has(request.method) &&
+      !(isOperator && !state.readOnly.forcedByEnv)
+    ) {
       return reply
         .status(503)
         .header('Retry-After', '120')
