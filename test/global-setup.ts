@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -24,6 +24,8 @@ export default async function setup(project: TestProject) {
   let serverUrl = process.env.DATABASE_URL;
   if (!serverUrl) {
     dataDir = mkdtempSync(path.join(tmpdir(), 'loyalty-test-pg-'));
+    // As root, PostgreSQL runs as the `postgres` user, which must be able to enter this folder.
+    chmodSync(dataDir, 0o755);
     embedded = await startEmbeddedPostgres({ dataDir: path.join(dataDir, 'data') });
     serverUrl = embedded.url;
   }
