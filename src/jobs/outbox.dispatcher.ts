@@ -30,6 +30,7 @@ export interface OutboxRoutes {
 
 /** Logger subset the dispatcher uses. */
 export interface Log {
+  debug?(obj: object, msg?: string): void;
   info(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
   error(obj: object, msg?: string): void;

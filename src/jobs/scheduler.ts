@@ -49,7 +49,7 @@ export function startScheduler(deps: { db: Database; jobs: Job[]; log: Log }): (
         const started = Date.now();
         try {
           const ran = await runExclusive(deps.db, job.name, job.run);
-          if (ran) deps.log.info({ job: job.name, ms: Date.now() - started }, 'job finished');
+          if (ran) deps.log.debug?.({ job: job.name, ms: Date.now() - started }, 'job finished');
         } catch (err) {
           deps.log.error({ err, job: job.name }, 'job failed');
         }
