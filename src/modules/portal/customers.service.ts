@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Executor } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
 import type { Actor } from '../audit/audit.service.js';
-import { findCustomerState } from '../customers/customers.service.js';
+import { findCustomerState, listCustomerTransactions } from '../customers/customers.service.js';
 import { adjustPoints, type Balance } from '../ledger/ledger.service.js';
 import { selectTier } from '../programme/programme.rules.js';
 import { runAudited } from './portal.audit.js';
@@ -143,26 +143,7 @@ export async function getCustomerLedger(
     .where('merchant_id', '=', options.merchantId)
     .executeTakeFirst();
   if (!customer) throw new AppError('customer_not_found', 'Customer not found');
-  let query = db
-    .selectFrom('ledger_entries as e')
-    .leftJoin('purchases as p', 'p.id', 'e.purchase_id')
-    .select([
-      'e.id',
-      'e.kind',
-      'e.bucket',
-      'e.points',
-      'e.purchase_id as purchaseId',
-      'e.refund_id as refundId',
-      'p.order_id as orderId',
-      'e.reason',
-      'e.created_at as createdAt',
-    ])
-    .where('e.customer_id', '=', options.customerId)
-    .where('e.merchant_id', '=', options.merchantId)
-    .orderBy('e.id', 'desc')
-    .limit(options.limit);
-  if (options.before !== undefined) query = query.where('e.id', '<', options.before);
-  return query.execute();
+  return listCustomerTransactions(db, options);
 }
 
 /** Adds or takes points by hand with a reason; audited with the balance before and after. */
