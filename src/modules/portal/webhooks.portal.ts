@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Database } from '../../db/database.js';
+import { CreateWebhookBody, UpdateWebhookBody } from '../webhooks/webhooks.schema.js';
 import { listWebhookEndpoints } from '../webhooks/webhooks.service.js';
 import {
   actorOf,
@@ -22,21 +23,6 @@ import {
 } from './webhooks.service.js';
 
 const tags = ['portal: webhooks'];
-const EventTypes = z
-  .array(z.string().min(1).max(100))
-  .max(50)
-  .describe('Event types to receive; empty = all');
-const CreateBody = z.strictObject({
-  url: z.string().min(1).max(2048),
-  eventTypes: EventTypes.optional(),
-  description: z.string().max(500).optional(),
-});
-const UpdateBody = z.strictObject({
-  url: z.string().min(1).max(2048).optional(),
-  eventTypes: EventTypes.optional(),
-  enabled: z.boolean().optional(),
-  description: z.string().max(500).optional(),
-});
 const RotateBody = z
   .strictObject({
     overlapSeconds: z
@@ -117,7 +103,7 @@ export function webhookRoutes(deps: { db: Database; allowPrivateNetworks: boolea
           tags,
           summary: 'Add an endpoint; the signing secret is in this answer only',
           security: portalSecurity,
-          body: CreateBody,
+          body: CreateWebhookBody,
           response: { 201: z.object({ id: z.uuid(), secret: z.string() }), ...portalErrors },
         },
       },
@@ -140,7 +126,7 @@ export function webhookRoutes(deps: { db: Database; allowPrivateNetworks: boolea
           summary: 'Change url, event types, description, enabled',
           security: portalSecurity,
           params: IdParams,
-          body: UpdateBody,
+          body: UpdateWebhookBody,
           response: { 200: Endpoint, ...portalErrors },
         },
       },

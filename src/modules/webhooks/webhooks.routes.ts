@@ -6,6 +6,7 @@ import { requireOperator } from '../../http/admin-auth.js';
 import { enqueueEvent } from '../../jobs/outbox.queue.js';
 import { writeAudit } from '../audit/audit.service.js';
 import { operatorActorOf } from '../portal/portal.http.js';
+import { CreateWebhookBody, UpdateWebhookBody } from './webhooks.schema.js';
 import {
   createWebhookEndpoint,
   deleteWebhookEndpoint,
@@ -18,21 +19,6 @@ const tags = ['admin: webhooks'];
 const security = [{ operatorToken: [] }];
 const MerchantParams = z.strictObject({ merchantId: z.uuid() });
 const EndpointParams = z.strictObject({ merchantId: z.uuid(), endpointId: z.uuid() });
-const EventTypes = z
-  .array(z.string().min(1).max(100))
-  .max(50)
-  .describe('Event types to receive; empty = all');
-const CreateBody = z.strictObject({
-  url: z.string().min(1).max(2048),
-  eventTypes: EventTypes.optional(),
-  description: z.string().max(500).optional(),
-});
-const UpdateBody = z.strictObject({
-  url: z.string().min(1).max(2048).optional(),
-  eventTypes: EventTypes.optional(),
-  enabled: z.boolean().optional(),
-  description: z.string().max(500).optional(),
-});
 
 /** Webhook endpoints of a merchant, managed by operators (the portal gets the same under its auth). */
 export function webhookAdminRoutes(deps: {
@@ -65,7 +51,7 @@ export function webhookAdminRoutes(deps: {
           security,
           summary: 'Add an endpoint; the secret is shown once',
           params: MerchantParams,
-          body: CreateBody,
+          body: CreateWebhookBody,
         },
       },
       async (request, reply) => {
@@ -94,7 +80,7 @@ export function webhookAdminRoutes(deps: {
           security,
           summary: 'Change url, event types, enabled',
           params: EndpointParams,
-          body: UpdateBody,
+          body: UpdateWebhookBody,
         },
       },
       async (request) => {
