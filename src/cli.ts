@@ -7,7 +7,7 @@ import { createPortalUser } from './modules/auth/auth.service.js';
 import type { StaffRole } from './modules/auth/permissions.js';
 import { createCustomer, issueCustomerToken } from './modules/customers/customers.service.js';
 import { seedDemo } from './modules/demo/demo.service.js';
-import { activatePoints, expirePoints } from './modules/ledger/ledger.service.js';
+import { activatePoints, expirePoints, remindExpiringPoints } from './modules/ledger/ledger.service.js';
 import {
   createApiKey,
   createDevice,
@@ -242,6 +242,20 @@ const commands: Record<string, Command> = {
     needsDb: true,
     async run(flags, rt) {
       return { ...(await expirePoints(dbOf(rt), { now: at(flags) })) };
+    },
+  },
+  'points:remind-expiring': {
+    usage:
+      'points:remind-expiring [--at <iso>]  tell customers whose points expire soon (POINTS_EXPIRY_REMINDER_DAYS)',
+    needsDb: true,
+    async run(flags, rt) {
+      const { config } = loadConfig();
+      return {
+        ...(await remindExpiringPoints(dbOf(rt), {
+          now: at(flags),
+          withinDays: config.POINTS_EXPIRY_REMINDER_DAYS,
+        })),
+      };
     },
   },
   'points:activate': {

@@ -145,6 +145,8 @@ const EnvSchema = z.object({
   // --- customer codes and integration API ---
   /** Lifetime of a customer's one-time code in seconds. */
   CUSTOMER_CODE_TTL_SECONDS: int(300, 10, 86_400),
+  /** Customers are reminded this many days before their points expire (once per lot). */
+  POINTS_EXPIRY_REMINDER_DAYS: int(7, 1, 365),
   /** Failed code resolves allowed per API key within CODE_RESOLVE_WINDOW_SECONDS before 429. */
   CODE_RESOLVE_MAX_FAILURES: int(10, 1),
   /** Window of the failed-resolve limit, seconds. */

@@ -210,6 +210,7 @@ export interface PointLots {
   created_at: Generated<Timestamp>;
   customer_id: string;
   expires_at: Timestamp | null;
+  expiry_reminded_at: Timestamp | null;
   id: Generated<number>;
   merchant_id: string;
   points: number;

@@ -51,6 +51,13 @@ export const EVENT_PAYLOADS = {
     balance: Balance,
     occurredAt: z.string(),
   }),
+  'points.expiring': z.looseObject({
+    customerId: Id,
+    points: z.number().int(),
+    expiresAt: z.string(),
+    balance: Balance,
+    occurredAt: z.string(),
+  }),
   'customer.created': z.looseObject({ customerId: Id, phone: z.string(), occurredAt: z.string() }),
   'webhook.test': z.looseObject({ message: z.string(), occurredAt: z.string() }),
   'staff.large_purchase': z.looseObject({ purchaseId: Id, orderId: z.string(), total: z.number().int() }),
@@ -74,6 +81,7 @@ export const WEBHOOK_EVENT_TYPES = [
   'points.expired',
   'points.activated',
   'points.adjusted',
+  'points.expiring',
   'customer.created',
   'webhook.test',
 ] as const satisfies readonly EventType[];

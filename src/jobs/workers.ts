@@ -5,7 +5,7 @@ import type { Database } from '../db/database.js';
 import type { NotificationListener } from '../db/listener.js';
 import type { Metrics } from '../http/metrics.js';
 import { SecretBox } from '../lib/crypto.js';
-import { activatePoints, expirePoints } from '../modules/ledger/ledger.service.js';
+import { activatePoints, expirePoints, remindExpiringPoints } from '../modules/ledger/ledger.service.js';
 import { observeTelegramCalls, sendTelegramMessage } from '../modules/telegram/telegram.client.js';
 import { listStaffChats } from '../modules/telegram/telegram.service.js';
 import { TelegramThrottle } from '../modules/telegram/telegram.throttle.js';
@@ -13,6 +13,7 @@ import { closeWebhookAgents } from '../modules/webhooks/webhooks.delivery.js';
 import { type AlertSender, runAlertMonitor } from './alerts.js';
 import { startHeartbeat } from './heartbeat.js';
 import { type Log, OutboxDispatcher } from './outbox.dispatcher.js';
+import { wakeWorkers } from './outbox.notify.js';
 import { enqueueEvent, purgeDeliveredEvents } from './outbox.queue.js';
 import { createOutboxRoutes } from './outbox.routes.js';
 import { type Job, startScheduler } from './scheduler.js';
@@ -77,6 +78,14 @@ export function createJobs(deps: { db: Database; config: Config; send: AlertSend
   return [
     { name: 'points:activate', schedule: '*/5 * * * *', run: () => activatePoints(db) },
     { name: 'points:expire', schedule: '7,37 * * * *', run: () => expirePoints(db) },
+    {
+      name: 'points:remind-expiring',
+      schedule: '0 9 * * *',
+      run: async () => {
+        const result = await remindExpiringPoints(db, { withinDays: config.POINTS_EXPIRY_REMINDER_DAYS });
+        if (result.customers > 0) await wakeWorkers(db);
+      },
+    },
     {
       name: 'alerts:monitor',
       schedule: '5 * * * * *',

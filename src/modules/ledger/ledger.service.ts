@@ -271,3 +271,37 @@ export async function adjustPoints(
     throw toAppError(error);
   }
 }
+
+/**
+ * Writes one `points.expiring` event per customer whose points expire within `withinDays` of `now`
+ * (the sum of those lots and the soonest expiry); each lot is reminded of once, so running it
+ * again, or on two replicas at once (SKIP LOCKED), sends nothing twice.
+ */
+export async function remindExpiringPoints(
+  db: Executor,
+  options: { now?: Date; withinDays: number },
+): Promise<{ customers: number; points: number }> {
+  const now = options.now ?? new Date();
+  const { rows } = await sql<{ points: number }>`
+    with due as (
+      select id from point_lots
+      where state = 'active' and remaining > 0 and expires_at is not null and expiry_reminded_at is null
+        and expires_at > ${now} and expires_at <= ${now}::timestamptz + make_interval(days => ${options.withinDays})
+      for update skip locked
+    ), marked as (
+      update point_lots l set expiry_reminded_at = ${now}
+      from due where l.id = due.id
+      returning l.merchant_id, l.customer_id, l.remaining, l.expires_at
+    ), per_customer as (
+      select merchant_id, customer_id, sum(remaining)::bigint as points, min(expires_at) as expires_at
+      from marked group by merchant_id, customer_id
+    )
+    insert into outbox_events (merchant_id, type, payload)
+    select merchant_id, 'points.expiring', jsonb_build_object(
+      'customerId', customer_id, 'points', points, 'expiresAt', loyalty_iso(expires_at),
+      'balance', loyalty_balance_json(customer_id), 'occurredAt', loyalty_iso(${now}))
+    from per_customer
+    returning (payload->>'points')::bigint as points
+  `.execute(db);
+  return { customers: rows.length, points: rows.reduce((sum, r) => sum + Number(r.points), 0) };
+}

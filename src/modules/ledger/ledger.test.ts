@@ -23,6 +23,7 @@ import {
   type CommitResult,
   expirePoints,
   type RefundResult,
+  remindExpiringPoints,
 } from './ledger.service.js';
 
 // The ledger's rules, one at a time, through the POS API against real Postgres: idempotency,
@@ -513,6 +514,41 @@ describe('expiry and pending points', () => {
     expect(errorCode(tooMuch)).toBe('insufficient_points');
     const allAvailable = await commit(merchant, { customerId, total: 100_000, redeemPoints: 10 });
     expect(allAvailable.balance.available).toBe(0);
+  });
+});
+
+describe('expiry reminders', () => {
+  it('tells each customer once about the points that expire within the window', async () => {
+    const merchant = await createTestMerchant(t.db);
+    const { customerId } = await createTestCustomer(t.db, { merchant });
+    const other = await createTestCustomer(t.db, { merchant });
+    await addLot(merchant, customerId, 30, 3);
+    await addLot(merchant, customerId, 20, 5);
+    await addLot(merchant, customerId, 40, 30);
+    await addLot(merchant, other.customerId, 10, null);
+    const events = () =>
+      t.db
+        .selectFrom('outbox_events')
+        .select(['payload'])
+        .where('type', '=', 'points.expiring')
+        .where('merchant_id', '=', merchant.merchantId)
+        .execute();
+
+    const first = await remindExpiringPoints(t.db, { withinDays: 7 });
+    expect(first).toEqual({ customers: 1, points: 50 });
+    const [event] = await events();
+    expect(event?.payload).toMatchObject({ customerId, points: 50, balance: { available: 90, pending: 0 } });
+    const payload = (event?.payload ?? {}) as { expiresAt?: string };
+    const expiresAt = new Date(String(payload.expiresAt)).getTime();
+    expect(Math.abs(expiresAt - daysFromNow(3).getTime())).toBeLessThan(60_000);
+
+    // Nothing twice; the 30-day lot is reminded of when its time comes.
+    expect(await remindExpiringPoints(t.db, { withinDays: 7 })).toEqual({ customers: 0, points: 0 });
+    expect(await remindExpiringPoints(t.db, { withinDays: 7, now: daysFromNow(25) })).toEqual({
+      customers: 1,
+      points: 40,
+    });
+    expect(await events()).toHaveLength(2);
   });
 });
 
