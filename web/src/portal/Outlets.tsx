@@ -11,6 +11,7 @@ import {
   Loading,
   Modal,
   PageHeader,
+  RowActions,
   SelectField,
   TextField,
 } from '../ui/components';
@@ -81,16 +82,7 @@ function OutletList() {
       key: 'actions',
       header: '',
       actions: true,
-      render: (o) => (
-        <div className="row">
-          <Button size="sm" onClick={() => setEditing(o)}>
-            {t('common.edit')}
-          </Button>
-          <Button size="sm" variant="danger" onClick={() => setDeleting(o)}>
-            {t('common.delete')}
-          </Button>
-        </div>
-      ),
+      render: (o) => <RowActions onEdit={() => setEditing(o)} onDelete={() => setDeleting(o)} />,
     });
   }
   const items = itemsOf(outlets.data);
@@ -210,16 +202,7 @@ function MemberList({ kind }: { kind: 'devices' | 'cashiers' }) {
       key: 'actions',
       header: '',
       actions: true,
-      render: (m) => (
-        <div className="row">
-          <Button size="sm" onClick={() => setEditing(m)}>
-            {t('common.edit')}
-          </Button>
-          <Button size="sm" variant="danger" onClick={() => setDeleting(m)}>
-            {t('common.delete')}
-          </Button>
-        </div>
-      ),
+      render: (m) => <RowActions onEdit={() => setEditing(m)} onDelete={() => setDeleting(m)} />,
     });
   }
   const items = itemsOf(members.data);

@@ -14,6 +14,7 @@ import {
   Loading,
   Modal,
   PageHeader,
+  RowActions,
   SelectField,
   TextField,
 } from '../ui/components';
@@ -82,14 +83,11 @@ export function UsersPage() {
       actions: true,
       render: (u) =>
         canManage(u) ? (
-          <div className="row">
-            <Button size="sm" onClick={() => setEditing(u)}>
-              {t('common.edit')}
-            </Button>
-            <Button size="sm" variant="danger" onClick={() => setRemoving(u)}>
-              {t('users.remove')}
-            </Button>
-          </div>
+          <RowActions
+            onEdit={() => setEditing(u)}
+            onDelete={() => setRemoving(u)}
+            deleteLabel={t('users.remove')}
+          />
         ) : u.id === session?.user.id ? (
           <span className="small muted">{t('users.you')}</span>
         ) : null,

@@ -567,3 +567,27 @@ export function useLabel(prefix: string) {
     return text === key ? code : text;
   };
 }
+
+/** The edit and delete buttons at the end of a table row. */
+export function RowActions({
+  onEdit,
+  onDelete,
+  deleteLabel,
+}: {
+  onEdit: () => void;
+  onDelete: () => void;
+  /** Defaults to "Delete". */
+  deleteLabel?: string;
+}) {
+  const { t } = useI18n();
+  return (
+    <div className="row">
+      <Button size="sm" onClick={onEdit}>
+        {t('common.edit')}
+      </Button>
+      <Button size="sm" variant="danger" onClick={onDelete}>
+        {deleteLabel ?? t('common.delete')}
+      </Button>
+    </div>
+  );
+}
