@@ -100,7 +100,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
           'POS integration API (X-Api-Key), client API (customer Bearer token) and operations endpoints. ' +
           'Money is in integer minor units (kopecks), points are integers. Errors: ' +
           '{"error": {"code", "message", "details"}}.',
+        license: { name: 'MIT', identifier: 'MIT' },
       },
+      // Relative unless API_BASE_URL names the public address, so "try it out" works behind a proxy.
+      servers: [{ url: config.API_BASE_URL ?? '/', description: 'This installation' }],
       components: {
         securitySchemes: {
           apiKey: { type: 'apiKey', in: 'header', name: 'X-Api-Key' },

@@ -55,6 +55,7 @@ export function authRoutes(deps: {
         schema: {
           tags,
           summary: 'Sign in with email and password',
+          security: [],
           body: LoginBody,
           response: { 200: TokenResponse, 400: ErrorResponse, 401: ErrorResponse, 429: ErrorResponse },
         },
@@ -109,6 +110,7 @@ export function authRoutes(deps: {
         schema: {
           tags,
           summary: 'New token pair for a refresh token (each refresh token works once)',
+          security: [],
           body: RefreshBody,
           response: { 200: TokenResponse, 400: ErrorResponse, 401: ErrorResponse },
         },
@@ -134,7 +136,15 @@ export function authRoutes(deps: {
 
     app.post(
       '/auth/logout',
-      { schema: { tags, summary: 'End the session of a refresh token', body: RefreshBody } },
+      {
+        schema: {
+          tags,
+          summary: 'End the session of a refresh token',
+          security: [],
+          body: RefreshBody,
+          response: { 204: z.void().describe('Signed out'), 400: ErrorResponse },
+        },
+      },
       async (request, reply) => {
         await logout(db, request.body);
         return reply.status(204).send();

@@ -66,6 +66,7 @@ export function clientRoutes(deps: { db: Database; config: Config; box?: SecretB
         schema: {
           tags: ['client'],
           summary: 'Sign in from the Telegram Mini App (initData signed by the merchant bot)',
+          security: [],
           body: TelegramAuthBody,
           response: { 200: TelegramAuthResponse, 401: ErrorResponse, 404: ErrorResponse },
         },
