@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify';
+import { type RawBuilder, sql } from 'kysely';
 import { z } from 'zod';
 import type { Config } from '../../config.js';
 import type { Executor } from '../../db/database.js';
@@ -112,4 +113,12 @@ export function operatorActorOf(request: FastifyRequest): Actor {
 /** Escapes LIKE wildcards so user input matches literally. */
 export function likePattern(input: string): string {
   return `%${input.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+/**
+ * `column` contains `input`, ignoring case in every alphabet: compared under the `loyalty_search`
+ * collation (migration 0009), so it does not depend on the locale the database was created with.
+ */
+export function containsText(column: string, input: string): RawBuilder<boolean> {
+  return sql<boolean>`(${sql.ref(column)} collate loyalty_search ilike ${likePattern(input)})`;
 }
