@@ -132,11 +132,18 @@ describe('thresholds', () => {
   it('fires when the dead outbox counter grew by more than ALERT_OUTBOX_DEAD_DELTA between two runs', async () => {
     const config = configWith();
     const send = recordingSender();
-    // Dead events from before the first run are history, not growth.
+    // A new installation starts from zero: dead events from before the first run are reported.
     await killEvents(5);
-    expect((await runAlertMonitor({ db: t.db, config, send }, at(1))).firing).toEqual([]);
+    const first = await runAlertMonitor({ db: t.db, config, send }, at(1));
+    expect(first.sent).toEqual(['outbox_dead']);
+    expect(send.texts).toEqual(['🔴 ALERT: new dead outbox events: 5 (threshold 2)']);
+    send.texts.length = 0;
+    // The baseline is stored in the database: a restarted worker (a fresh call, nothing in memory)
+    // measures growth from it, not from whatever the counter is when it comes up.
     await killEvents(2);
-    expect((await runAlertMonitor({ db: t.db, config, send }, at(2))).firing).toEqual([]);
+    const quiet = await runAlertMonitor({ db: t.db, config, send }, at(2));
+    expect(quiet).toMatchObject({ firing: [], resolved: ['outbox_dead'] });
+    send.texts.length = 0;
     await killEvents(3);
     const report = await runAlertMonitor({ db: t.db, config, send }, at(3));
     expect(report.sent).toEqual(['outbox_dead']);
