@@ -23,22 +23,38 @@ function isOperatorPath(path: string): boolean {
 }
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
+/** Why a request was turned away with 503 by a mode (null: it was not). */
+export type BlockedBy = 'maintenance' | 'read_only' | null;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /**
+     * Set when maintenance or read-only mode answered 503: these are counted apart
+     * (`http_requests_total{reason=...}`) and are not 5xx incidents.
+     */
+    blockedBy: BlockedBy;
+  }
+}
+
 /**
  * MAINTENANCE_MODE: 503 `maintenance` with Retry-After on every route but the operations ones.
  * READ_ONLY_MODE: only GET, HEAD and OPTIONS pass; the rest get 503 `read_only`.
  */
 export function registerSafetySwitches(app: FastifyInstance, switches: SwitchBoard): void {
+  app.decorateRequest('blockedBy', null);
   app.addHook('onRequest', async (request, reply) => {
     const path = request.url.split('?')[0] ?? '';
     if (OPS_PATHS.has(path)) return;
     if (isOperatorPath(path)) return;
     if (switches.isMaintenance) {
+      request.blockedBy = 'maintenance';
       return reply
         .status(503)
         .header('Retry-After', '120')
         .send(errorBody('maintenance', 'The service is under maintenance, try again later'));
     }
     if (switches.isReadOnly && !SAFE_METHODS.has(request.method)) {
+      request.blockedBy = 'read_only';
       return reply
         .status(503)
         .header('Retry-After', '120')
