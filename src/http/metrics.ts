@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
@@ -62,6 +63,16 @@ export function createMetrics(options: { withDefaults?: boolean } = {}): Metrics
       registers: [registry],
     }),
   };
+}
+
+/**
+ * Whether a scrape may read /metrics: always without METRICS_TOKEN, otherwise with the token in
+ * `X-Metrics-Token` (the runbook's curl) or as `Authorization: Bearer` (what Prometheus and the
+ * Prometheus Operator's ServiceMonitor send; they cannot set other headers).
+ */
+export function isMetricsScrapeAllowed(headers: IncomingHttpHeaders, token: string | undefined): boolean {
+  if (!token) return true;
+  return headers['x-metrics-token'] === token || headers.authorization === `Bearer ${token}`;
 }
 
 /** Records every response in the HTTP metrics, labelled by route pattern (never the raw URL). */

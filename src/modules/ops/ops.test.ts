@@ -197,7 +197,13 @@ describe('health and readiness', () => {
 
 describe('/metrics', () => {
   it('requires the X-Metrics-Token when METRICS_TOKEN is set', async () => {
-    for (const headers of [{}, { 'x-metrics-token': 'wrong' }, { 'x-metrics-token': '' }]) {
+    for (const headers of [
+      {},
+      { 'x-metrics-token': 'wrong' },
+      { 'x-metrics-token': '' },
+      { authorization: 'Bearer wrong' },
+      { authorization: METRICS_TOKEN },
+    ]) {
       const res = await t.app.inject({ method: 'GET', url: '/metrics', headers });
       expect(res.statusCode, JSON.stringify(headers)).toBe(401);
       expect(res.json()).toEqual({ error: { code: 'unauthorized', message: expect.any(String) } });
@@ -205,6 +211,16 @@ describe('/metrics', () => {
     }
     const { res } = await scrape(t.app, METRICS_TOKEN);
     expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+  });
+
+  it('accepts the token as a bearer token, as Prometheus and its ServiceMonitor send it', async () => {
+    const res = await t.app.inject({
+      method: 'GET',
+      url: '/metrics',
+      headers: { authorization: `Bearer ${METRICS_TOKEN}` },
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.body).toContain('http_requests_total');
   });
 
   it('serves without a token when METRICS_TOKEN is unset', async () => {
