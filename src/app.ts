@@ -13,8 +13,9 @@ import { FailureLimiter } from './http/rate-limit.js';
 import { RequestStats, registerRequestStats } from './http/request-stats.js';
 import { webRoutes } from './http/static.js';
 import { registerSafetySwitches } from './http/switches.js';
+import { countAliveWorkers } from './jobs/heartbeat.js';
 import { OutboxNotifier } from './jobs/outbox.notify.js';
-import { outboxCounts } from './jobs/outbox.queue.js';
+import { oldestPendingSeconds, outboxCounts } from './jobs/outbox.queue.js';
 import { adminRoutes } from './modules/admin/admin.routes.js';
 import { merchantAdminRoutes } from './modules/admin/merchants.admin.routes.js';
 import { SwitchBoard } from './modules/admin/switches.service.js';
@@ -162,8 +163,17 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   app.decorateRequest('sessionUser', null);
 
   const collectDbMetrics = createOutboxMetrics(metrics, async () => {
-    const counts = await outboxCounts(deps.db);
-    return { pending: counts.pending + counts.processing, dead: counts.deadTotal };
+    const [counts, oldest, workersAlive] = await Promise.all([
+      outboxCounts(deps.db),
+      oldestPendingSeconds(deps.db),
+      countAliveWorkers(deps.db),
+    ]);
+    return {
+      pending: counts.pending + counts.processing,
+      dead: counts.deadTotal,
+      oldestPendingSeconds: oldest,
+      workersAlive,
+    };
   });
 
   await app.register(

@@ -2,7 +2,7 @@ import http from 'node:http';
 import pino from 'pino';
 import { ConfigError, loadConfig } from './config.js';
 import { NotificationListener } from './db/listener.js';
-import { createMetrics } from './http/metrics.js';
+import { createMetrics, isMetricsScrapeAllowed } from './http/metrics.js';
 import { startWorkers } from './jobs/workers.js';
 import { openRuntime } from './runtime.js';
 
@@ -50,7 +50,7 @@ async function main(): Promise<void> {
     if (req.url === '/health' || req.url === '/live') {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok","process":"worker"}');
     } else if (req.url === '/metrics') {
-      if (config.METRICS_TOKEN && req.headers['x-metrics-token'] !== config.METRICS_TOKEN) {
+      if (!isMetricsScrapeAllowed(req.headers, config.METRICS_TOKEN)) {
         res.writeHead(401).end();
         return;
       }

@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
@@ -67,6 +68,16 @@ export function createMetrics(options: { withDefaults?: boolean } = {}): Metrics
 }
 
 /**
+ * Whether a scrape may read /metrics: always without METRICS_TOKEN, otherwise with the token in
+ * `X-Metrics-Token` (the runbook's curl) or as `Authorization: Bearer` (what Prometheus and the
+ * Prometheus Operator's ServiceMonitor send; they cannot set other headers).
+ */
+export function isMetricsScrapeAllowed(headers: IncomingHttpHeaders, token: string | undefined): boolean {
+  if (!token) return true;
+  return headers['x-metrics-token'] === token || headers.authorization === `Bearer ${token}`;
+}
+
+/**
  * Records every response in the HTTP metrics, labelled by route pattern (never the raw URL); a 503
  * of maintenance or read-only mode also carries its `reason`, so it is not mistaken for a failure.
  */
@@ -81,28 +92,47 @@ export function registerHttpMetrics(app: FastifyInstance, metrics: Metrics, slow
   });
 }
 
+/** The figures read from Postgres when /metrics is scraped. */
+export interface DbFigures {
+  pending: number;
+  dead: number;
+  oldestPendingSeconds: number;
+  workersAlive: number;
+}
+
 /**
- * The outbox figures the runbook reads from the API's /metrics, taken from Postgres at scrape time:
- * `loyalty_outbox_pending` (gauge) and `loyalty_outbox_dead_total` (events that have gone dead).
+ * The figures the runbook and the alert rules read from the API's /metrics, taken from Postgres at
+ * scrape time (so every API replica shows the same values, whichever Prometheus scrapes):
+ * `loyalty_outbox_pending` (gauge), `loyalty_outbox_dead_total` (events that have gone dead),
+ * `loyalty_outbox_oldest_pending_seconds` (delivery lag) and `loyalty_workers_alive` (workers with a
+ * fresh heartbeat; workers serve their own /metrics on WORKER_PORT, which is often not scraped).
  */
-export function createOutboxMetrics(
-  metrics: Metrics,
-  read: () => Promise<{ pending: number; dead: number }>,
-) {
-  const pending = new Gauge({
-    name: 'loyalty_outbox_pending',
-    help: 'Outbox events waiting for delivery (pending or being delivered)',
-    registers: [metrics.registry],
-  });
+export function createOutboxMetrics(metrics: Metrics, read: () => Promise<DbFigures>) {
+  const registers = [metrics.registry];
+  const gauge = (name: string, help: string) => new Gauge({ name, help, registers });
+  const pending = gauge(
+    'loyalty_outbox_pending',
+    'Outbox events waiting for delivery (pending or being delivered)',
+  );
   const dead = new Counter({
     name: 'loyalty_outbox_dead_total',
     help: 'Outbox events that have gone dead after their retry schedule was used up',
-    registers: [metrics.registry],
+    registers,
   });
+  const oldest = gauge(
+    'loyalty_outbox_oldest_pending_seconds',
+    'Age in seconds of the oldest outbox event waiting for delivery (0 when none waits)',
+  );
+  const workers = gauge(
+    'loyalty_workers_alive',
+    'Worker processes whose heartbeat is younger than 60 seconds',
+  );
   return async () => {
     const figures = await read();
     pending.set(figures.pending);
     dead.reset();
     dead.inc(figures.dead);
+    oldest.set(figures.oldestPendingSeconds);
+    workers.set(figures.workersAlive);
   };
 }

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import type { Database } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
-import type { Metrics } from '../../http/metrics.js';
+import { isMetricsScrapeAllowed, type Metrics } from '../../http/metrics.js';
 
 const startedAt = Date.now();
 
@@ -58,7 +58,7 @@ export function opsRoutes(deps: {
     });
 
     app.get('/metrics', { schema: { ...hide } }, async (request, reply) => {
-      if (deps.metricsToken && request.headers['x-metrics-token'] !== deps.metricsToken) {
+      if (!isMetricsScrapeAllowed(request.headers, deps.metricsToken)) {
         throw new AppError('unauthorized', 'X-Metrics-Token header missing or wrong');
       }
       await deps.collectDbMetrics?.().catch((err) => request.log.warn({ err }, 'db metrics unavailable'));
