@@ -5,7 +5,7 @@ import { apiKeyRoutes } from './apikeys.portal.js';
 import { customerRoutes } from './customers.portal.js';
 import { dashboardRoutes } from './dashboard.portal.js';
 import { outletRoutes } from './outlets.portal.js';
-import { authenticatePortalRequest } from './portal.http.js';
+import { authenticatePortalRequest, documentPermission } from './portal.http.js';
 import { programmeRoutes } from './programme.portal.js';
 import { telegramPortalRoutes } from './telegram.portal.js';
 import { NotifyBotInfo } from './telegram.service.js';
@@ -24,6 +24,7 @@ export function portalRoutes(deps: { db: Database; config: Config }): FastifyPlu
   return async (app) => {
     // onRequest, before the body is parsed: a stranger learns nothing of our validation.
     app.addHook('onRequest', async (request) => authenticatePortalRequest(db, config, request));
+    app.addHook('onRoute', documentPermission);
     await app.register(dashboardRoutes({ db }));
     await app.register(programmeRoutes({ db }));
     await app.register(outletRoutes({ db }));
