@@ -77,27 +77,57 @@ export function registerHttpMetrics(app: FastifyInstance, metrics: Metrics, slow
 }
 
 /**
- * The outbox figures the runbook reads from the API's /metrics, taken from Postgres at scrape time:
- * `loyalty_outbox_pending` (gauge) and `loyalty_outbox_dead_total` (events that have gone dead).
+ * What the API reads from Postgres at scrape time: `loyalty_db_up` (1 when the database answered a
+ * probe just now, else 0), and the outbox figures the runbook reads, `loyalty_outbox_pending` (gauge)
+ * and `loyalty_outbox_dead_total` (events that have gone dead). While the database is away the
+ * outbox figures are left out of /metrics rather than served stale (Prometheus marks them stale).
  */
 export function createOutboxMetrics(
   metrics: Metrics,
-  read: () => Promise<{ pending: number; dead: number }>,
+  options: { check: () => Promise<boolean>; read: () => Promise<{ pending: number; dead: number }> },
 ) {
+  const up = new Gauge({
+    name: 'loyalty_db_up',
+    help: 'Whether PostgreSQL answered a probe at scrape time (1) or not (0)',
+    registers: [metrics.registry],
+  });
   const pending = new Gauge({
     name: 'loyalty_outbox_pending',
     help: 'Outbox events waiting for delivery (pending or being delivered)',
-    registers: [metrics.registry],
+    registers: [],
   });
   const dead = new Counter({
     name: 'loyalty_outbox_dead_total',
     help: 'Outbox events that have gone dead after their retry schedule was used up',
-    registers: [metrics.registry],
+    registers: [],
   });
+  const figures = [
+    { name: 'loyalty_outbox_pending', metric: pending },
+    { name: 'loyalty_outbox_dead_total', metric: dead },
+  ];
+  const show = (isShown: boolean) => {
+    for (const { name, metric } of figures) {
+      const isRegistered = metrics.registry.getSingleMetric(name) !== undefined;
+      if (isShown && !isRegistered) metrics.registry.registerMetric(metric);
+      if (!isShown && isRegistered) metrics.registry.removeSingleMetric(name);
+    }
+  };
   return async () => {
-    const figures = await read();
-    pending.set(figures.pending);
-    dead.reset();
-    dead.inc(figures.dead);
+    const isUp = await options.check();
+    up.set(isUp ? 1 : 0);
+    if (!isUp) {
+      show(false);
+      return;
+    }
+    try {
+      const values = await options.read();
+      pending.set(values.pending);
+      dead.reset();
+      dead.inc(values.dead);
+      show(true);
+    } catch (error) {
+      show(false);
+      throw error;
+    }
   };
 }
