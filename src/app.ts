@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, LogController } from 
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
+import { createDatabaseWatch } from './db/availability.js';
 import type { Database } from './db/database.js';
 import type { NotificationListener } from './db/listener.js';
 import { ApiKeyAuthenticator } from './http/auth.js';
@@ -16,6 +17,7 @@ import { registerSafetySwitches } from './http/switches.js';
 import { countAliveWorkers } from './jobs/heartbeat.js';
 import { OutboxNotifier } from './jobs/outbox.notify.js';
 import { oldestPendingSeconds, outboxCounts } from './jobs/outbox.queue.js';
+import { createAlertSender } from './jobs/workers.js';
 import { adminRoutes } from './modules/admin/admin.routes.js';
 import { merchantAdminRoutes } from './modules/admin/merchants.admin.routes.js';
 import { SwitchBoard } from './modules/admin/switches.service.js';
@@ -159,22 +161,30 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
 
   app.decorateRequest('sessionUser', null);
 
-  const collectDbMetrics = createOutboxMetrics(metrics, async () => {
-    const [counts, oldest, workersAlive] = await Promise.all([
-      outboxCounts(deps.db),
-      oldestPendingSeconds(deps.db),
-      countAliveWorkers(deps.db),
-    ]);
-    return {
-      pending: counts.pending + counts.processing,
-      dead: counts.deadTotal,
-      oldestPendingSeconds: oldest,
-      workersAlive,
-    };
+  // While PostgreSQL is away requests answer 503 database_unavailable (registerErrorHandler); this
+  // watch tells operators on Telegram, without the database, once the outage lasts long enough.
+  const watch = createDatabaseWatch(deps.db, config, createAlertSender({ config, log: app.log }));
+  watch.start();
+  app.addHook('onClose', async () => watch.stop());
+  const collectDbMetrics = createOutboxMetrics(metrics, {
+    check: () => watch.check(),
+    read: async () => {
+      const [counts, oldest, workersAlive] = await Promise.all([
+        outboxCounts(deps.db),
+        oldestPendingSeconds(deps.db),
+        countAliveWorkers(deps.db),
+      ]);
+      return {
+        pending: counts.pending + counts.processing,
+        dead: counts.deadTotal,
+        oldestPendingSeconds: oldest,
+        workersAlive,
+      };
+    },
   });
 
   await app.register(
-    opsRoutes({ db: deps.db, redis, metrics, metricsToken: config.METRICS_TOKEN, collectDbMetrics }),
+    opsRoutes({ watch, redis, metrics, metricsToken: config.METRICS_TOKEN, collectDbMetrics }),
   );
   await app.register(integrationRoutes({ db: deps.db, codeFailures, apiKeys, contexts, notifier }), {
     prefix: '/api/v1/integration',

@@ -82,6 +82,11 @@ const EnvSchema = z.object({
   ALERT_HTTP_SLOW_THRESHOLD_MS: int(1000, 1),
   /** Alert when loyalty_outbox_dead_total grows by more than this within the monitoring window. */
   ALERT_OUTBOX_DEAD_DELTA: int(10),
+  /**
+   * Each API process alerts on Telegram (ALERT_TELEGRAM_*) when PostgreSQL has been unreachable for
+   * this many minutes (decimals allowed), and again when it is back.
+   */
+  ALERT_DB_DOWN_MINUTES: z.preprocess(emptyToUndefined, z.coerce.number().positive().max(1440).default(2)),
   /** Share (0..1) of 5xx responses reported as incidents with their context. */
   ALERTS_5XX_SAMPLE_RATE: z.preprocess(emptyToUndefined, z.coerce.number().min(0).max(1).default(0.1)),
 

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { NotificationListener } from './db/listener.js';
@@ -47,22 +48,26 @@ async function main(): Promise<void> {
   const listener = new NotificationListener(runtime.databaseUrl);
   let isClosing = false;
   let stopWorkers: (() => Promise<void>) | null = null;
+  // Assigned once built: a signal during the migrations must not meet an uninitialised binding.
+  let app: FastifyInstance | null = null;
   const close = async (signal: string) => {
     if (isClosing) return;
     isClosing = true;
     say(`${signal}: shutting down`);
     await stopWorkers?.().catch(() => {});
-    await app.close().catch(() => {});
+    await app?.close().catch(() => {});
     await listener.close();
     await runtime.close();
     process.exit(0);
   };
-  process.once('SIGINT', () => void close('SIGINT'));
-  process.once('SIGTERM', () => void close('SIGTERM'));
+  // `on`, not `once`: Ctrl-C reaches this process twice (from the terminal and forwarded by npm), and
+  // a second signal without a listener would kill it in the middle of the shutdown.
+  process.on('SIGINT', () => void close('SIGINT'));
+  process.on('SIGTERM', () => void close('SIGTERM'));
 
   await migrateToLatest(runtime.db);
   await listener.start();
-  const app = await buildApp(config, { db: runtime.db, redis: runtime.redis, metrics, listener });
+  app = await buildApp(config, { db: runtime.db, redis: runtime.redis, metrics, listener });
 
   let demo = null;
   let operator = null;

@@ -33,6 +33,13 @@ export function createDatabase(options: CreateDatabaseOptions): { db: Database; 
   });
   // Errors of idle clients (Postgres restarted) are reported here; without a listener they crash Node.
   pool.on('error', () => {});
+  // A client checked out of the pool has no 'error' listener of the pool's: a connection lost between
+  // two statements of a transaction ("terminating connection due to administrator command") would be
+  // an unhandled 'error' event and kill the process. The statement in flight (or the next one) fails
+  // instead, and the pool drops the broken client when it is released.
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+  });
   const slowMs = options.slowQueryMs ?? 0;
   const db = new Kysely<DB>({
     dialect: new PostgresDialect({ pool }),
