@@ -2,6 +2,7 @@ import http from 'node:http';
 import pino from 'pino';
 import { ConfigError, loadConfig } from './config.js';
 import { NotificationListener } from './db/listener.js';
+import { prepareSchema, SchemaError } from './db/migrate.js';
 import { createMetrics, isMetricsScrapeAllowed } from './http/metrics.js';
 import { startWorkers } from './jobs/workers.js';
 import { openRuntime } from './runtime.js';
@@ -42,6 +43,15 @@ async function main(): Promise<void> {
       log.warn({ ms: Math.round(ms), sql: sqlText }, 'slow query');
     },
   });
+  // Migrations are a deploy step: the worker only checks that its code's are applied.
+  try {
+    await prepareSchema(runtime.db, { migrate: false, warn: (message) => log.warn(message) });
+  } catch (error) {
+    await runtime.close();
+    if (!(error instanceof SchemaError)) throw error;
+    log.fatal(error.message);
+    process.exit(1);
+  }
   const listener = new NotificationListener(runtime.databaseUrl);
   await listener.start();
   const stopWorkers = await startWorkers({ db: runtime.db, config, metrics, listener, log });
