@@ -9,6 +9,8 @@ import { createRedis } from './redis.js';
 export interface Runtime {
   db: Database;
   pool: pg.Pool;
+  /** DATABASE_READ_URL's database (the portal's analytics), or `db` when it is unset. */
+  readDb: Database;
   redis: Redis | null;
   databaseUrl: string;
   embedded: EmbeddedDatabase | null;
@@ -47,15 +49,27 @@ export async function openRuntime(
     slowQueryMs: config.DB_SLOW_QUERY_MS,
     onSlowQuery: options.onSlowQuery,
   });
+  // Pools connect lazily: processes that never read analytics open no replica connection.
+  const replica = config.DATABASE_READ_URL
+    ? createDatabase({
+        connectionString: config.DATABASE_READ_URL,
+        max: options.poolMax ?? config.DATABASE_POOL_MAX,
+        slowQueryMs: config.DB_SLOW_QUERY_MS,
+        onSlowQuery: options.onSlowQuery,
+        applicationName: 'loyalty-read',
+      }).db
+    : null;
   const redis = createRedis(config.REDIS_URL);
   return {
     db,
     pool,
+    readDb: replica ?? db,
     redis,
     databaseUrl,
     embedded,
     async close() {
       await db.destroy().catch(() => {});
+      await replica?.destroy().catch(() => {});
       redis?.disconnect();
       await embedded?.stop().catch(() => {});
     },

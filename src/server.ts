@@ -62,7 +62,13 @@ async function main(): Promise<void> {
 
   await migrateToLatest(runtime.db);
   await listener.start();
-  const app = await buildApp(config, { db: runtime.db, redis: runtime.redis, metrics, listener });
+  const app = await buildApp(config, {
+    db: runtime.db,
+    readDb: runtime.readDb,
+    redis: runtime.redis,
+    metrics,
+    listener,
+  });
 
   let demo = null;
   let operator = null;
