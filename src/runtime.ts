@@ -13,6 +13,10 @@ export interface Runtime {
   readDb: Database;
   redis: Redis | null;
   databaseUrl: string;
+  /** Where session-bound work connects (LISTEN): DATABASE_DIRECT_URL, else `databaseUrl`. */
+  directUrl: string;
+  /** A small pool on `directUrl` for session advisory locks (the scheduler); `db` without one. */
+  sessionDb: Database;
   embedded: EmbeddedDatabase | null;
   close(): Promise<void>;
 }
@@ -59,8 +63,19 @@ export async function openRuntime(
         applicationName: 'loyalty-read',
       }).db
     : null;
+  // Session advisory locks through a transaction pooler would be taken on one server connection and
+  // released on another ("you don't own a lock"), leaking the lock: they get their own direct pool.
+  const direct = config.DATABASE_DIRECT_URL
+    ? createDatabase({
+        connectionString: config.DATABASE_DIRECT_URL,
+        max: 2,
+        applicationName: 'loyalty-session',
+      }).db
+    : null;
   const redis = createRedis(config.REDIS_URL);
   return {
+    directUrl: config.DATABASE_DIRECT_URL ?? databaseUrl,
+    sessionDb: direct ?? db,
     db,
     pool,
     readDb: replica ?? db,
@@ -70,6 +85,7 @@ export async function openRuntime(
     async close() {
       await db.destroy().catch(() => {});
       await replica?.destroy().catch(() => {});
+      await direct?.destroy().catch(() => {});
       redis?.disconnect();
       await embedded?.stop().catch(() => {});
     },

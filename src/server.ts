@@ -44,7 +44,7 @@ async function main(): Promise<void> {
       console.warn(JSON.stringify({ level: 'warn', msg: 'slow query', ms: Math.round(ms), sql: sqlText }));
     },
   });
-  const listener = new NotificationListener(runtime.databaseUrl);
+  const listener = new NotificationListener(runtime.directUrl);
   let isClosing = false;
   let stopWorkers: (() => Promise<void>) | null = null;
   const close = async (signal: string) => {
@@ -83,7 +83,14 @@ async function main(): Promise<void> {
 
   await app.listen({ port: config.PORT, host: config.HOST });
   if (isWithWorkers) {
-    stopWorkers = await startWorkers({ db: runtime.db, config, metrics, listener, log: app.log });
+    stopWorkers = await startWorkers({
+      db: runtime.db,
+      sessionDb: runtime.sessionDb,
+      config,
+      metrics,
+      listener,
+      log: app.log,
+    });
   }
   if (config.TELEGRAM_NOTIFY_BOT_TOKEN && config.API_BASE_URL) {
     registerNotifyWebhook(config)

@@ -42,9 +42,16 @@ async function main(): Promise<void> {
       log.warn({ ms: Math.round(ms), sql: sqlText }, 'slow query');
     },
   });
-  const listener = new NotificationListener(runtime.databaseUrl);
+  const listener = new NotificationListener(runtime.directUrl);
   await listener.start();
-  const stopWorkers = await startWorkers({ db: runtime.db, config, metrics, listener, log });
+  const stopWorkers = await startWorkers({
+    db: runtime.db,
+    sessionDb: runtime.sessionDb,
+    config,
+    metrics,
+    listener,
+    log,
+  });
 
   const server = http.createServer(async (req, res) => {
     if (req.url === '/health' || req.url === '/live') {
