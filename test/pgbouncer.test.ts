@@ -1,13 +1,20 @@
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ApiProcess, type ChildHandle, startApi } from '../bench/lib/api-process.js';
+import { startWorker } from '../bench/lib/outbox.js';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
+import { findFreePort } from '../src/db/embedded.js';
 import { NotificationListener } from '../src/db/listener.js';
 import { runExclusive } from '../src/jobs/scheduler.js';
 import { revokeApiKey } from '../src/modules/merchants/merchants.service.js';
 import { openRuntime, type Runtime } from '../src/runtime.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { createTestCustomer, createTestMerchant } from './helpers/factories.js';
+import { findLedgerViolations } from './helpers/ledger.js';
+import { countByWebhookId, createReceiverEndpoint } from './helpers/outbox.js';
 import { type PgBouncer, pgbouncerMissing, startPgBouncer } from './helpers/pgbouncer.js';
 
 // DATABASE_URL through PgBouncer in transaction pooling mode, DATABASE_DIRECT_URL straight to
@@ -131,5 +138,124 @@ describe.skipIf(MISSING !== null)(
         }
       }
     });
+
+    it('two API and two worker processes on one database through it: POS load, delivery, switches', async () => {
+      const ROOT = fileURLToPath(new URL('..', import.meta.url));
+      const ADMIN_API_TOKEN = `adm_${randomUUID()}`;
+      const merchant = await createTestMerchant(database.db);
+      const customers = await Promise.all(
+        Array.from({ length: 20 }, () => createTestCustomer(database.db, { merchant, points: 1_000 })),
+      );
+      const { receiver, endpointId } = await createReceiverEndpoint(database.db, {
+        merchantId: merchant.merchantId,
+        eventTypes: ['purchase.committed'],
+      });
+      const env = {
+        NODE_ENV: 'test',
+        LOG_LEVEL: 'warn',
+        SEED_DEMO: '0',
+        DATABASE_URL: bouncer.urlFor(database.url),
+        DATABASE_DIRECT_URL: database.url,
+        DATABASE_POOL_MAX: '6',
+        ADMIN_API_TOKEN,
+        WEBHOOK_ALLOW_PRIVATE_NETWORKS: '1',
+        OUTBOX_POLL_INTERVAL_MS: '500',
+        OUTBOX_CONCURRENCY: '4',
+        WORKER_PORT: '0',
+      };
+      const apis: ApiProcess[] = [];
+      const workers: ChildHandle[] = [];
+      try {
+        for (let i = 0; i < 2; i += 1) {
+          const port = await findFreePort();
+          apis.push(
+            await startApi({ cwd: ROOT, port, env: { ...env, PORT: String(port), WORKERS_ENABLED: '0' } }),
+          );
+          workers.push(startWorker({ cwd: ROOT, env: { ...env, WORKERS_ENABLED: '1' } }));
+        }
+        const call = (
+          i: number,
+          method: string,
+          url: string,
+          headers: Record<string, string>,
+          body?: object,
+        ) =>
+          fetch(`http://127.0.0.1:${apis[i % 2]?.port}${url}`, {
+            method,
+            headers: { 'content-type': 'application/json', ...headers },
+            body: body ? JSON.stringify(body) : undefined,
+          });
+
+        // POS load over both APIs: 8 tills, 25 purchases each, alternating between the APIs.
+        const statuses: number[] = [];
+        await Promise.all(
+          Array.from({ length: 8 }, async (_, till) => {
+            for (let n = 0; n < 25; n += 1) {
+              const orderId = `till-${till}-${n}`;
+              const customer = customers[(till * 25 + n) % customers.length];
+              const res = await call(
+                till + n,
+                'POST',
+                '/api/v1/integration/purchases',
+                { 'x-api-key': merchant.apiKey, 'idempotency-key': orderId },
+                {
+                  customer: { customerId: customer?.customerId },
+                  receipt: { total: 10_000 + n },
+                  redeemPoints: n % 3 === 0 ? 10 : 0,
+                  orderId,
+                  outletId: merchant.outletId,
+                },
+              );
+              statuses.push(res.status);
+              await res.arrayBuffer();
+            }
+          }),
+        );
+        expect(statuses.filter((s) => s !== 201)).toEqual([]);
+        expect(await findLedgerViolations(database.db)).toEqual([]);
+
+        // Every event reaches the receiver; duplicates only as at-least-once allows (counted).
+        await expect
+          .poll(async () => countByWebhookId(receiver).size, { timeout: 30_000, interval: 250 })
+          .toBe(200);
+        const events = await database.db
+          .selectFrom('outbox_events')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .where('endpoint_id', '=', endpointId)
+          .where('status', '=', 'delivered')
+          .executeTakeFirst();
+        expect(Number(events?.n)).toBe(200);
+        const duplicates = [...countByWebhookId(receiver).values()].filter((n) => n > 1).length;
+        console.log(
+          `two APIs + two workers through PgBouncer: 200 commits, 200 events, ${duplicates} duplicated`,
+        );
+        expect(workers.map((w) => w.exitReason())).toEqual([null, null]);
+
+        // A run-time switch set on one API takes effect on the other within 2 s.
+        const admin = { authorization: `Bearer ${ADMIN_API_TOKEN}` };
+        const set = await call(0, 'PUT', '/api/v1/admin/switches', admin, { readOnly: true });
+        expect(set.status, await set.text()).toBe(200);
+        const setAt = Date.now();
+        const write = () =>
+          call(
+            1,
+            'POST',
+            '/api/v1/integration/purchases',
+            { 'x-api-key': merchant.apiKey, 'idempotency-key': 'read-only' },
+            {
+              customer: { customerId: customers[0]?.customerId },
+              receipt: { total: 100 },
+              orderId: 'read-only',
+              outletId: merchant.outletId,
+            },
+          ).then((r) => r.status);
+        await expect.poll(write, { timeout: 2_000, interval: 100 }).toBe(503);
+        expect(Date.now() - setAt).toBeLessThan(2_000);
+        await call(0, 'PUT', '/api/v1/admin/switches', admin, { readOnly: false });
+      } finally {
+        await Promise.all([...apis, ...workers].map((p) => p.stop()));
+        await receiver.close();
+      }
+    }, 120_000);
   },
 );
