@@ -198,7 +198,9 @@ describe('Kubernetes manifests as written', () => {
   });
 
   it('give every process the ConfigMap and the Secret', () => {
-    const pods = [...byKind('Deployment'), ...byKind('Job')].map((o) => o.spec.template.spec);
+    const pods = [...byKind('Deployment'), ...byKind('Job')]
+      .filter((o) => o.metadata.name !== 'loyalty-pgbouncer')
+      .map((o) => o.spec.template.spec);
     for (const spec of pods) {
       for (const container of [...(spec.initContainers ?? []), ...spec.containers]) {
         expect(container.envFrom, container.name).toEqual([
@@ -234,13 +236,19 @@ describe.skipIf(!hasKubectl)(`Kustomize output${hasKubectl ? '' : ` (skipped: ${
     }
   });
 
-  it('the production overlay pins the image and namespaces everything', () => {
+  it('the production overlay pins the image, adds PgBouncer and namespaces everything', () => {
     const objects = kustomize(path.join(K8S, 'overlays/production'));
     for (const o of objects.filter((x) => x.kind !== 'Namespace'))
       expect(o.metadata.namespace, o.kind).toBe('loyalty');
     const images = objects
       .filter((o) => o.kind === 'Deployment' || o.kind === 'Job')
       .flatMap((o) => o.spec.template.spec.containers.map((c: { image: string }) => c.image));
-    expect(new Set(images)).toEqual(new Set(['registry.example.com/loyalty-platform:0123abc']));
+    expect(new Set(images)).toEqual(
+      new Set(['registry.example.com/loyalty-platform:0123abc', 'edoburu/pgbouncer:v1.23.1-p3']),
+    );
+    // The example production runs PgBouncer in transaction mode in front of PostgreSQL.
+    expect(objects.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual(
+      expect.arrayContaining(['Deployment/loyalty-pgbouncer', 'Service/loyalty-pgbouncer']),
+    );
   });
 });
