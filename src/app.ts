@@ -38,6 +38,8 @@ import { webhookAdminRoutes } from './modules/webhooks/webhooks.routes.js';
 /** What the app is built on; the entry points (and tests) create these. */
 export interface AppDeps {
   db: Database;
+  /** Read replica for the portal's dashboard and CSV export (DATABASE_READ_URL); default `db`. */
+  readDb?: Database;
   redis?: Redis | null;
   metrics?: Metrics;
   /** LISTEN connection; when given, API-key and rules caches drop on NOTIFY. */
@@ -214,7 +216,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       prefix: '/api/v1/admin',
     },
   );
-  await app.register(portalRoutes({ db: deps.db, config }), { prefix: '/api/v1/portal' });
+  await app.register(portalRoutes({ db: deps.db, readDb: deps.readDb ?? deps.db, config }), {
+    prefix: '/api/v1/portal',
+  });
   await app.register(adminRoutes({ db: deps.db, config, switches }), {
     prefix: '/api/v1/admin',
   });

@@ -42,7 +42,19 @@ const EnvSchema = z.object({
   // --- database ---
   /** PostgreSQL connection string. Unset: `npm start` runs an embedded PostgreSQL in EMBEDDED_PG_DIR. */
   DATABASE_URL: optionalString,
-  /** Connections in the API's pool. */
+  /**
+   * Optional read replica (a hot standby) for the merchant portal's analytics: the dashboard and the
+   * CSV export read from it, so long scans stay off the primary. Unset: they use DATABASE_URL.
+   * Replication lag shows there as figures a few seconds old; nothing else reads from it.
+   */
+  DATABASE_READ_URL: optionalString,
+  /**
+   * Direct PostgreSQL connection (not through a transaction pooler) for what needs a session of its
+   * own: the LISTEN connection and the scheduler's advisory locks. Set it when DATABASE_URL points at
+   * PgBouncer in transaction mode; unset: DATABASE_URL.
+   */
+  DATABASE_DIRECT_URL: optionalString,
+  /** Connections in the API's pool (and in its read-replica pool when DATABASE_READ_URL is set). */
   DATABASE_POOL_MAX: int(20, 1, 500),
   /** Data directory of the embedded PostgreSQL (only used without DATABASE_URL). */
   EMBEDDED_PG_DIR: z.string().default('.data/postgres'),

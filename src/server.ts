@@ -48,7 +48,7 @@ async function main(): Promise<void> {
       console.warn(JSON.stringify({ level: 'warn', msg: 'slow query', ms: Math.round(ms), sql: sqlText }));
     },
   });
-  const listener = new NotificationListener(runtime.databaseUrl);
+  const listener = new NotificationListener(runtime.directUrl);
   let isClosing = false;
   let stopWorkers: (() => Promise<void>) | null = null;
   // Assigned once built: a signal during the migrations must not meet an uninitialised binding.
@@ -80,7 +80,13 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   await listener.start();
-  app = await buildApp(config, { db: runtime.db, redis: runtime.redis, metrics, listener });
+  app = await buildApp(config, {
+    db: runtime.db,
+    readDb: runtime.readDb,
+    redis: runtime.redis,
+    metrics,
+    listener,
+  });
 
   let demo = null;
   let operator = null;
@@ -95,7 +101,14 @@ async function main(): Promise<void> {
 
   await app.listen({ port: config.PORT, host: config.HOST });
   if (isWithWorkers) {
-    stopWorkers = await startWorkers({ db: runtime.db, config, metrics, listener, log: app.log });
+    stopWorkers = await startWorkers({
+      db: runtime.db,
+      sessionDb: runtime.sessionDb,
+      config,
+      metrics,
+      listener,
+      log: app.log,
+    });
   }
   if (config.TELEGRAM_NOTIFY_BOT_TOKEN && config.API_BASE_URL) {
     registerNotifyWebhook(config)

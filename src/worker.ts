@@ -52,9 +52,16 @@ async function main(): Promise<void> {
     log.fatal(error.message);
     process.exit(1);
   }
-  const listener = new NotificationListener(runtime.databaseUrl);
+  const listener = new NotificationListener(runtime.directUrl);
   await listener.start();
-  const stopWorkers = await startWorkers({ db: runtime.db, config, metrics, listener, log });
+  const stopWorkers = await startWorkers({
+    db: runtime.db,
+    sessionDb: runtime.sessionDb,
+    config,
+    metrics,
+    listener,
+    log,
+  });
 
   const server = http.createServer(async (req, res) => {
     if (req.url === '/health' || req.url === '/live') {
