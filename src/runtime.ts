@@ -25,6 +25,8 @@ export async function openRuntime(
     allowEmbedded: boolean;
     poolMax?: number;
     log?: (message: string) => void;
+    /** statement_timeout of the pool, ms (the API passes DB_STATEMENT_TIMEOUT_MS); unset = none. */
+    statementTimeoutMs?: number;
     onSlowQuery?: (sql: string, ms: number) => void;
   },
 ): Promise<Runtime> {
@@ -48,6 +50,7 @@ export async function openRuntime(
     onSlowQuery: options.onSlowQuery,
   });
   const redis = createRedis(config.REDIS_URL);
+    statementTimeoutMs: options.statementTimeoutMs,
   return {
     db,
     pool,
