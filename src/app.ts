@@ -24,6 +24,7 @@ import { botRoutes } from './modules/bot/bot.routes.js';
 import { clientRoutes } from './modules/client/client.routes.js';
 import { integrationRoutes } from './modules/integration/integration.routes.js';
 import { ContextCache } from './modules/integration/integration.service.js';
+import { prepareSecretsAtRest } from './modules/keys/keys.service.js';
 import { CACHE_CHANNEL } from './modules/merchants/merchants.service.js';
 import { opsRoutes } from './modules/ops/ops.routes.js';
 import { portalRoutes } from './modules/portal/portal.routes.js';
@@ -44,6 +45,8 @@ export interface AppDeps {
 
 /** Builds the HTTP application: cross-cutting plugins, then each module, registered explicitly. */
 export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
+  // First: without a configured APP_ENCRYPTION_KEY the installation's own key is filled in here.
+  await prepareSecretsAtRest(deps.db, config);
   const redis = deps.redis ?? null;
   const metrics = deps.metrics ?? createMetrics();
   const app = Fastify({

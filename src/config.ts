@@ -68,7 +68,7 @@ const EnvSchema = z.object({
   SEED_DEMO: bool(true),
 
   // --- metrics and alerts ---
-  /** When set, /metrics requires the header X-Metrics-Token with this value. */
+  /** When set, /metrics requires the header X-Metrics-Token with this value. Required in production. */
   METRICS_TOKEN: optionalString,
   /** Telegram bot token used to send operator alerts. */
   ALERT_TELEGRAM_BOT_TOKEN: optionalString,
@@ -147,7 +147,10 @@ const EnvSchema = z.object({
   LOGIN_MAX_FAILURES_PER_IP: int(20, 1),
   /** Window of the login limits, seconds. */
   LOGIN_WINDOW_SECONDS: int(900, 1),
-  /** Key for secrets at rest (32 bytes, hex or base64). Required in production. */
+  /**
+   * Key for secrets at rest (32 bytes, hex or base64). Required in production; elsewhere, when unset,
+   * each installation generates its own (see src/modules/keys/installation-key.ts).
+   */
   APP_ENCRYPTION_KEY: optionalString,
 
   // --- customer codes and integration API ---
@@ -194,9 +197,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (isProduction) {
     if (!env.DATABASE_URL?.trim()) problems.push('DATABASE_URL: required in production');
     if (!key) problems.push('APP_ENCRYPTION_KEY: required in production');
-  }
-  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
-  const { PRISMA_SLOW_QUERY_MS, ...config } = parsed.data;
     if (!env.METRICS_TOKEN?.trim())
       problems.push(`METRICS_TOKEN: required in production (${STRONG_SECRET_HINT})`);
     for (const name of ['JWT_SECRET', 'ADMIN_API_TOKEN', 'METRICS_TOKEN'] as const) {
@@ -204,6 +204,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       const weakness = value ? secretWeakness(value) : null;
       if (weakness) problems.push(`${name}: ${weakness} (${STRONG_SECRET_HINT})`);
     }
+  }
+  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
+  const { PRISMA_SLOW_QUERY_MS, ...config } = parsed.data;
   if (PRISMA_SLOW_QUERY_MS !== undefined) {
     warnings.push('PRISMA_SLOW_QUERY_MS is the old name of DB_SLOW_QUERY_MS; rename it');
     if (emptyToUndefined(env.DB_SLOW_QUERY_MS) === undefined) config.DB_SLOW_QUERY_MS = PRISMA_SLOW_QUERY_MS;
@@ -212,9 +215,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   return { config, warnings };
 }
 
-/** Decodes a 32-byte key given as hex or base64; null when it is neither. */
-export function decodeKey(value: string): Buffer | null {
-  if (/^[0-9a-fA-F]{64}$/.test(value)) return Buffer.from(value, 'hex');
 const MIN_SECRET_LENGTH = 32;
 const STRONG_SECRET_HINT = `at least ${MIN_SECRET_LENGTH} random characters, e.g. openssl rand -hex 32`;
 // A run this long that repeats earlier text, or steps by a constant (abcdefgh, 11111111, 13579...),
@@ -248,6 +248,9 @@ export function secretWeakness(value: string): string | null {
   return null;
 }
 
+/** Decodes a 32-byte key given as hex or base64; null when it is neither. */
+export function decodeKey(value: string): Buffer | null {
+  if (/^[0-9a-fA-F]{64}$/.test(value)) return Buffer.from(value, 'hex');
   const b = Buffer.from(value, 'base64');
   return b.length === 32 ? b : null;
 }
