@@ -8,7 +8,7 @@ import { createPortalUser } from './modules/auth/auth.service.js';
 import type { StaffRole } from './modules/auth/permissions.js';
 import { createCustomer, issueCustomerToken } from './modules/customers/customers.service.js';
 import { seedDemo } from './modules/demo/demo.service.js';
-import { prepareSecretsAtRest, rotateSealedSecrets } from './modules/keys/keys.service.js';
+import { ensureAppKey, rotateSealedSecrets } from './modules/keys/keys.service.js';
 import { activatePoints, expirePoints, remindExpiringPoints } from './modules/ledger/ledger.service.js';
 import {
   createApiKey,
@@ -255,7 +255,7 @@ const commands: Record<string, Command> = {
         url: required(flags, 'url'),
         eventTypes: events?.filter((e) => e !== ''),
         allowPrivateNetworks: config.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
-        box: await prepareSecretsAtRest(dbOf(rt), config),
+        box: await ensureAppKey(dbOf(rt), config),
       });
       return { id: endpoint.id, secret: endpoint.secret };
     },

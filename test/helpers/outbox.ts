@@ -6,7 +6,7 @@ import { NotificationListener } from '../../src/db/listener.js';
 import { type Log, OutboxDispatcher, type OutboxRoutes } from '../../src/jobs/outbox.dispatcher.js';
 import { createOutboxRoutes } from '../../src/jobs/outbox.routes.js';
 import { SecretBox } from '../../src/lib/crypto.js';
-import { prepareSecretsAtRest, readOrCreateKeyRow } from '../../src/modules/keys/keys.service.js';
+import { ensureAppKey, readOrCreateKeyRow } from '../../src/modules/keys/keys.service.js';
 import { TelegramThrottle } from '../../src/modules/telegram/telegram.throttle.js';
 import { createWebhookEndpoint } from '../../src/modules/webhooks/webhooks.service.js';
 import { type ReceiverMode, startWebhookReceiver, type WebhookReceiver } from '../fakes/webhook-receiver.js';
@@ -57,7 +57,7 @@ export async function startTestDispatcher(options: {
   const base = createOutboxRoutes({
     db,
     config,
-    box: await prepareSecretsAtRest(db, config),
+    box: await ensureAppKey(db, config),
     throttle: new TelegramThrottle(),
   });
   const routes = options.wrapRoutes ? options.wrapRoutes(base) : base;

@@ -75,20 +75,21 @@ export function applyEmbeddedInstallationKey(config: Config, dataDir: string): v
 
 /**
  * Makes the process ready to seal and open secrets: fills in APP_ENCRYPTION_KEY with the database's
- * installation key when none is configured (outside production), then seals any webhook secret
- * still stored in plain text. Every entry point runs it before serving or working; returns the box.
+ * installation key when none is configured (outside production; only then is the database needed).
+ * Every entry point runs it before serving or working; returns the box for the key.
  */
-export async function prepareSecretsAtRest(db: Executor, config: Config): Promise<SecretBox> {
+export async function ensureAppKey(db: Executor, config: Config): Promise<SecretBox> {
   if (!config.APP_ENCRYPTION_KEY) {
     assertNotProduction(config);
     config.APP_ENCRYPTION_KEY = await readOrCreateKeyRow(db);
   }
-  const box = new SecretBox(config.APP_ENCRYPTION_KEY);
-  await sealPlaintextWebhookSecrets(db, box);
-  return box;
+  return new SecretBox(config.APP_ENCRYPTION_KEY);
 }
 
-/** Seals webhook secrets stored before they were sealed at rest (migration 0007); returns how many. */
+/**
+ * Seals webhook secrets stored before they were sealed at rest (migration 0007); returns how many.
+ * The API and the worker run it at start (reading accepts both forms meanwhile).
+ */
 export async function sealPlaintextWebhookSecrets(db: Executor, box: SecretBox): Promise<number> {
   const rows = await db
     .selectFrom('webhook_endpoints')

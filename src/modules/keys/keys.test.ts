@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../../../test/helpers/app.js';
 import { createTestMerchant } from '../../../test/helpers/factories.js';
 import { createStaffSession, portalRequest } from '../../../test/helpers/portal.js';
+import { buildApp } from '../../app.js';
 import { loadConfig } from '../../config.js';
 import type { Database } from '../../db/database.js';
 import { SecretBox } from '../../lib/crypto.js';
@@ -16,10 +17,11 @@ import { createPortalUser } from '../auth/auth.service.js';
 import { getWebhookEndpointForDelivery } from '../webhooks/webhooks.service.js';
 import {
   applyEmbeddedInstallationKey,
+  ensureAppKey,
   KEY_FILE_NAME,
-  prepareSecretsAtRest,
   readOrCreateKeyFile,
   rotateSealedSecrets,
+  sealPlaintextWebhookSecrets,
 } from './keys.service.js';
 
 // Keys and secrets at rest: no key in the source, one installation's tokens are worthless at
@@ -115,7 +117,7 @@ describe('installation keys', () => {
   it('keeps the key of a database across restarts: tokens outlive a rebuilt app', async () => {
     const operator = await createOperator(a);
     const { config } = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent' });
-    await prepareSecretsAtRest(a.db, config);
+    await ensureAppKey(a.db, config);
     expect(config.APP_ENCRYPTION_KEY).toBe(a.config.APP_ENCRYPTION_KEY);
     expect((await asOperator(a.app, operator.accessToken)).statusCode).toBe(200);
   });
@@ -261,7 +263,7 @@ describe('webhook secrets at rest', () => {
     expect(target?.secrets).toEqual([secrets[1], secrets[0]]);
   });
 
-  it('seals secrets stored in plain text before they were sealed, when a process starts', async () => {
+  it('seals secrets stored in plain text before they were sealed', async () => {
     const merchant = await createTestMerchant(a.db);
     const legacy = `whsec_${randomBytes(24).toString('base64')}`;
     const previous = `whsec_${randomBytes(24).toString('base64')}`;
@@ -277,13 +279,35 @@ describe('webhook secrets at rest', () => {
       })
       .returning('id')
       .executeTakeFirstOrThrow();
-    const box = await prepareSecretsAtRest(
-      a.db,
-      loadConfig({ APP_ENCRYPTION_KEY: a.config.APP_ENCRYPTION_KEY }).config,
-    );
+    const box = new SecretBox(a.config.APP_ENCRYPTION_KEY);
+    // Until sealed, deliveries use them as they are; a starting process seals them.
+    expect((await getWebhookEndpointForDelivery(a.db, id, box))?.secrets).toEqual([legacy, previous]);
+    expect(await sealPlaintextWebhookSecrets(a.db, box)).toBe(1);
     expect(await dumpText(a.db)).not.toContain(legacy.slice(6));
     expect(await dumpText(a.db)).not.toContain(previous.slice(6));
     expect((await getWebhookEndpointForDelivery(a.db, id, box))?.secrets).toEqual([legacy, previous]);
+  });
+  it('are sealed by the API when it starts', async () => {
+    const merchant = await createTestMerchant(a.db);
+    const legacy = `whsec_${randomBytes(24).toString('base64')}`;
+    await a.db
+      .insertInto('webhook_endpoints')
+      .values({
+        merchant_id: merchant.merchantId,
+        url: 'https://legacy.example.com/',
+        secret_enc: legacy,
+        secret_prefix: legacy.slice(0, 10),
+      })
+      .execute();
+    const restarted = await buildApp(loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent' }).config, {
+      db: a.db,
+      logger: false,
+    });
+    try {
+      await expect.poll(async () => (await dumpText(a.db)).includes(legacy.slice(6))).toBe(false);
+    } finally {
+      await restarted.close();
+    }
   });
 });
 

@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import { z } from 'zod';
 import type { Executor } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
-import type { SecretBox } from '../../lib/crypto.js';
+import { isSealed, type SecretBox } from '../../lib/crypto.js';
 import { assertPublicUrl } from './ssrf.js';
 
 // Merchant webhook endpoints. Secrets must be read back (not hashed) because every delivery signs
@@ -320,7 +320,8 @@ export async function getWebhookEndpointForDelivery(
   if (!row) return null;
   const { secret, previousSecret, ...rest } = row;
   // Opening throws when the secret was sealed under another key: the dispatcher records that attempt
-  // as failed (the operator rotates keys with keys:rotate, which re-seals every secret).
-  const sealed = previousSecret ? [secret, previousSecret] : [secret];
-  return { ...rest, secrets: sealed.map((s) => box.open(s)) };
+  // as failed (the operator rotates keys with keys:rotate, which re-seals every secret). A secret
+  // still in plain text (stored before 0007, not yet sealed at start) is used as it is.
+  const stored = previousSecret ? [secret, previousSecret] : [secret];
+  return { ...rest, secrets: stored.map((s) => (isSealed(s) ? box.open(s) : s)) };
 }
