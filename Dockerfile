@@ -1,8 +1,10 @@
-# syntax=docker/dockerfile:1
 # One image for both processes: the api (default command) and the worker (`node dist/worker.js`).
 #   docker build -t loyalty-platform:$(git rev-parse --short HEAD) .      # scripts/deploy.sh does this
 # Migrations and the operator CLI run in it too: `npm run db:migrate`, `npm run db:status`,
 # `npm run cli -- <command>` (they run src/ with tsx, a runtime dependency).
+# Needs BuildKit for the npm caches (RUN --mount): the default since Docker 23, DOCKER_BUILDKIT=1 on
+# Docker 20.10 (Debian's docker.io). No `# syntax=` line: the built-in frontend is enough, so a build
+# pulls nothing but the base image (node:20-bookworm-slim) and npm packages.
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 
