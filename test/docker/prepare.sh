@@ -5,7 +5,8 @@
 # image node:20-bookworm-slim built from Debian packages when missing (../shared/tools/
 # docker-base-image.sh beside the repository, or BASE_IMAGE_SCRIPT); the stand-in images of the
 # compose file's postgres and redis (standins.Dockerfile) built or refreshed from the build cache.
-#   test/docker/prepare.sh
+#   test/docker/prepare.sh           everything
+#   test/docker/prepare.sh engine    the packages and dockerd only
 # Exit status: 0 ready; 3 the Docker engine cannot run on this machine (the reason is the last line
 # on stderr, and the stack test is skipped with it); anything else is a failure.
 set -euo pipefail
@@ -46,6 +47,11 @@ if ! "$DOCKER" info >/dev/null 2>&1; then
   done
   "$DOCKER" info >/dev/null 2>&1 ||
     cannot "dockerd did not start: $(tail -n 1 /var/log/dockerd.log 2>/dev/null || echo 'no log')"
+fi
+
+if [[ ${1:-} == engine ]]; then
+  step 'engine ready'
+  exit 0
 fi
 
 if ! "$DOCKER" image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
