@@ -23,8 +23,7 @@
 # Variables: BASE_URL (smoke check; default http://localhost:3000), METRICS_TOKEN (default: from
 # the env file), IMAGE_NAME (loyalty-platform), DEPLOY_TAG (default: git short commit, with -dirty
 # when tracked files have changes), DEPLOY_WAIT_SECONDS (wait for /ready after a restart, 90),
-# DEPLOY_MIN_FREE_MB (2048), BACKUP_DIR (./backups), ENV_FILE, COMPOSE_FILE, RELEASE_LOG,
-# DEPLOY_BUILD_NETWORK (network of the build's RUN steps, e.g. host; default: Docker's).
+# DEPLOY_MIN_FREE_MB (2048), BACKUP_DIR (./backups), ENV_FILE, COMPOSE_FILE, RELEASE_LOG.
 set -euo pipefail
 PROG=deploy.sh
 # shellcheck source=lib/common.sh
@@ -235,6 +234,7 @@ cmd_deploy() {
 
   section "Build $IMAGE_NAME:$tag"
   # BuildKit (RUN --mount caches in the Dockerfile): the default since Docker 23, opt-in on 20.10.
+  # DEPLOY_BUILD_NETWORK (e.g. host): the network of the build's RUN steps (default: Docker's).
   if ! DOCKER_BUILDKIT=${DOCKER_BUILDKIT:-1} docker build ${DEPLOY_BUILD_NETWORK:+--network "$DEPLOY_BUILD_NETWORK"} \
     -t "$IMAGE_NAME:$tag" --build-arg "GIT_COMMIT=$commit" -f "$ROOT_DIR/Dockerfile" "$ROOT_DIR"; then
     release_record "$tag" "$commit" failed 'build failed'
