@@ -31,10 +31,14 @@ RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev && rm -rf node_module
 
 # --- runtime ------------------------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime
+# The release, reported by /health: GIT_COMMIT (scripts/deploy.sh passes the short commit) and
+# APP_VERSION (empty: package.json's version).
 ARG GIT_COMMIT=unknown
+ARG APP_VERSION=
 LABEL org.opencontainers.image.title="loyalty-platform" \
       org.opencontainers.image.revision="${GIT_COMMIT}"
-ENV NODE_ENV=production NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=false
+ENV NODE_ENV=production NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=false \
+    GIT_COMMIT=${GIT_COMMIT} APP_VERSION=${APP_VERSION}
 WORKDIR /app
 # Owned by root and read-only for the app user: the running process cannot change its own code.
 COPY package.json package-lock.json tsconfig.json ./

@@ -15,6 +15,7 @@ import { webRoutes } from './http/static.js';
 import { registerSafetySwitches } from './http/switches.js';
 import { OutboxNotifier } from './jobs/outbox.notify.js';
 import { outboxCounts } from './jobs/outbox.queue.js';
+import { resolveRelease } from './lib/release.js';
 import { adminRoutes } from './modules/admin/admin.routes.js';
 import { merchantAdminRoutes } from './modules/admin/merchants.admin.routes.js';
 import { SwitchBoard } from './modules/admin/switches.service.js';
@@ -164,7 +165,14 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
 
   await app.register(
-    opsRoutes({ db: deps.db, redis, metrics, metricsToken: config.METRICS_TOKEN, collectDbMetrics }),
+    opsRoutes({
+      db: deps.db,
+      redis,
+      metrics,
+      metricsToken: config.METRICS_TOKEN,
+      release: resolveRelease(config),
+      collectDbMetrics,
+    }),
   );
   await app.register(integrationRoutes({ db: deps.db, codeFailures, apiKeys, contexts, notifier }), {
     prefix: '/api/v1/integration',

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { NotificationListener } from './db/listener.js';
-import { migrateToLatest } from './db/migrate.js';
+import { prepareSchema, SchemaError } from './db/migrate.js';
 import { createMetrics } from './http/metrics.js';
 import { startWorkers } from './jobs/workers.js';
 import { seedDemo, seedDemoOperator } from './modules/demo/demo.service.js';
@@ -13,6 +13,9 @@ import { openRuntime } from './runtime.js';
 // migrates, seeds a demo merchant on an empty database and prints how to use it. `npm start`
 // passes --with-workers, so one process also runs the outbox worker and the periodic jobs
 // (production runs them in the separate worker service, WORKERS_ENABLED=1).
+// Migrations: it applies them itself only on the embedded database or with --migrate (`npm start`,
+// `npm run dev`); otherwise (production: `node dist/server.js`) it only checks the schema and
+// refuses to start while a migration is pending (`npm run db:migrate` is a deploy step).
 
 async function main(): Promise<void> {
   let loaded: ReturnType<typeof loadConfig>;
@@ -60,7 +63,17 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => void close('SIGINT'));
   process.once('SIGTERM', () => void close('SIGTERM'));
 
-  await migrateToLatest(runtime.db);
+  try {
+    await prepareSchema(runtime.db, {
+      migrate: runtime.embedded !== null || process.argv.includes('--migrate'),
+      warn: (message) => console.warn(`warning: ${message}`),
+    });
+  } catch (error) {
+    await runtime.close();
+    if (!(error instanceof SchemaError)) throw error;
+    console.error(error.message);
+    process.exit(1);
+  }
   await listener.start();
   const app = await buildApp(config, { db: runtime.db, redis: runtime.redis, metrics, listener });
 

@@ -4,6 +4,7 @@ import { sql } from 'kysely';
 import type { Database } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
 import type { Metrics } from '../../http/metrics.js';
+import type { Release } from '../../lib/release.js';
 
 const startedAt = Date.now();
 
@@ -29,12 +30,17 @@ async function checkRedis(redis: Redis | null): Promise<'ok' | 'down' | 'disable
   }
 }
 
-/** /health, /live, /ready and /metrics: no auth (but METRICS_TOKEN), never blocked by maintenance. */
+/**
+ * /health (with the release: version and git commit), /live, /ready and /metrics: no auth (but
+ * METRICS_TOKEN), never blocked by maintenance.
+ */
 export function opsRoutes(deps: {
   db: Database;
   redis: Redis | null;
   metrics: Metrics;
   metricsToken?: string;
+  /** The release /health reports. */
+  release: Release;
   /** Gauges read from Postgres at scrape time (the outbox figures). */
   collectDbMetrics?: () => Promise<void>;
 }): FastifyPluginAsyncZod {
@@ -45,7 +51,8 @@ export function opsRoutes(deps: {
     app.get('/health', { schema: { ...hide } }, async () => ({
       status: 'ok',
       uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
-      version: process.env.npm_package_version ?? null,
+      version: deps.release.version,
+      commit: deps.release.commit,
     }));
 
     app.get('/ready', { schema: { ...hide } }, async (_request, reply) => {
