@@ -18,6 +18,7 @@ import { countAliveWorkers } from './jobs/heartbeat.js';
 import { OutboxNotifier } from './jobs/outbox.notify.js';
 import { oldestPendingSeconds, outboxCounts } from './jobs/outbox.queue.js';
 import { createAlertSender } from './jobs/workers.js';
+import { resolveRelease } from './lib/release.js';
 import { adminRoutes } from './modules/admin/admin.routes.js';
 import { merchantAdminRoutes } from './modules/admin/merchants.admin.routes.js';
 import { SwitchBoard } from './modules/admin/switches.service.js';
@@ -193,7 +194,14 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
 
   await app.register(
-    opsRoutes({ watch, redis, metrics, metricsToken: config.METRICS_TOKEN, collectDbMetrics }),
+    opsRoutes({
+      watch,
+      redis,
+      metrics,
+      metricsToken: config.METRICS_TOKEN,
+      release: resolveRelease(config),
+      collectDbMetrics,
+    }),
   );
   await app.register(integrationRoutes({ db: deps.db, codeFailures, apiKeys, contexts, notifier }), {
     prefix: '/api/v1/integration',

@@ -39,6 +39,12 @@ const EnvSchema = z.object({
   /** Public base URL of the API (Telegram webhooks are registered under it). */
   API_BASE_URL: optionalUrl,
 
+  // --- release (baked into the image at build: BUILD_VARIABLES, not set in .env.production) ---
+  /** Version /health reports; unset: package.json's. */
+  APP_VERSION: optionalString,
+  /** Git commit /health reports; unset: `git rev-parse --short HEAD` when run from a checkout. */
+  GIT_COMMIT: optionalString,
+
   // --- database ---
   /** PostgreSQL connection string. Unset: `npm start` runs an embedded PostgreSQL in EMBEDDED_PG_DIR. */
   DATABASE_URL: optionalString,
@@ -317,5 +323,13 @@ export function decodeKey(value: string): Buffer | null {
   return b.length === 32 ? b : null;
 }
 
+/**
+ * Variables the image sets at build (Dockerfile build args) to say which release it is. They are
+ * not settings: .env.production leaves them out, since a value there would override the image's.
+ */
+export const BUILD_VARIABLES = ['APP_VERSION', 'GIT_COMMIT'];
+
 /** The names of every variable the config reads (the production env example must document each). */
-export const CONFIG_VARIABLES = Object.keys(EnvSchema.shape);
+export const CONFIG_VARIABLES = Object.keys(EnvSchema.shape).filter(
+  (name) => !BUILD_VARIABLES.includes(name),
+);

@@ -372,7 +372,7 @@ async function composeBackup(): Promise<string> {
   return result.output.split('\n').find((line) => line.startsWith('/')) ?? '';
 }
 
-describe('backup scripts in compose mode (through the postgres container)', () => {
+describe('backup scripts in compose mode (through the postgres container)', { timeout: 120_000 }, () => {
   it('backup.sh dumps inside the container; backup-verify.sh restores into a scratch database there', async () => {
     clearCalls();
     const backup = await composeBackup();
@@ -405,7 +405,7 @@ describe('backup scripts in compose mode (through the postgres container)', () =
   });
 });
 
-describe('scripts/restore.sh in compose mode', () => {
+describe('scripts/restore.sh in compose mode', { timeout: 120_000 }, () => {
   it('verifies, stops api and worker, restores, migrates, starts them and smoke-checks', async () => {
     const backup = await composeBackup();
     clearCalls();
