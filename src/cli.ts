@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config.js';
-import { migrateToLatest, migrationStatus } from './db/migrate.js';
+import { MIGRATIONS, migrateToLatest, readSchemaState, SchemaError } from './db/migrate.js';
 import { AppError } from './http/errors.js';
 import { normalizePhone } from './lib/phone.js';
 import { createPortalUser } from './modules/auth/auth.service.js';
@@ -29,6 +29,8 @@ interface Command {
   usage: string;
   needsDb: boolean;
   run(flags: Flags, rt: Runtime | null): Promise<Record<string, unknown>>;
+  /** Lines printed without --json (default: one `key: value` line per field). */
+  human?(result: Record<string, unknown>): string[];
 }
 
 class UsageError extends Error {}
@@ -58,18 +60,50 @@ const commands: Record<string, Command> = {
     needsDb: true,
     async run(_flags, rt) {
       const results = await migrateToLatest(dbOf(rt));
+      const { unknown } = await readSchemaState(dbOf(rt));
+      if (unknown.length > 0) {
+        console.error(
+          `note: the database also holds ${unknown.length} migration(s) this release does not know ` +
+            `(${unknown.map((m) => m.name).join(', ')}): a newer release applied them`,
+        );
+      }
       return { applied: results.map((r) => r.migrationName) };
     },
   },
   'db:status': {
-    usage: 'db:status                          list migrations and whether they are applied',
+    usage:
+      'db:status                          migrations: applied, pending, and applied ones this release does not know',
     needsDb: true,
     async run(_flags, rt) {
-      const list = await migrationStatus(dbOf(rt));
-      return {
-        migrations: list.map((m) => ({ name: m.name, appliedAt: m.executedAt?.toISOString() ?? null })),
-        pending: list.filter((m) => !m.executedAt).map((m) => m.name),
+      const state = await readSchemaState(dbOf(rt));
+      const iso = (m: { name: string; appliedAt: Date | null }) => ({
+        name: m.name,
+        appliedAt: m.appliedAt?.toISOString() ?? null,
+      });
+      return { migrations: state.known.map(iso), pending: state.pending, unknown: state.unknown.map(iso) };
+    },
+    human(result) {
+      const status = result as {
+        migrations: Array<{ name: string; appliedAt: string | null }>;
+        pending: string[];
+        unknown: Array<{ name: string; appliedAt: string | null }>;
       };
+      const width = Math.max(24, ...[...status.migrations, ...status.unknown].map((m) => m.name.length + 2));
+      const lines = status.migrations.map(
+        (m) => `${m.name.padEnd(width)}${m.appliedAt ? `applied ${m.appliedAt}` : 'PENDING'}`,
+      );
+      for (const m of status.unknown) {
+        lines.push(
+          `${m.name.padEnd(width)}applied ${m.appliedAt ?? '?'}  NOT KNOWN to this release (a newer release applied it)`,
+        );
+      }
+      const applied = status.migrations.length - status.pending.length;
+      lines.push(
+        `${applied} applied, ${status.pending.length} pending, ${status.unknown.length} unknown to this release ` +
+          `(it knows ${Object.keys(MIGRATIONS).length})`,
+      );
+      if (status.pending.length > 0) lines.push('pending: run `npm run db:migrate`');
+      return lines;
     },
   },
   'config:check': {
@@ -314,6 +348,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     const result = await command.run(values, rt);
     if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+    else if (command.human) for (const line of command.human(result)) console.log(line);
     else printHuman(result);
     return 0;
   } finally {
@@ -325,7 +360,7 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2))
   .then((code) => process.exit(code))
   .catch((error: unknown) => {
-    if (error instanceof UsageError || error instanceof ConfigError) {
+    if (error instanceof UsageError || error instanceof ConfigError || error instanceof SchemaError) {
       console.error(error.message);
     } else if (error instanceof AppError) {
       console.error(`${error.code}: ${error.message}`);

@@ -9,8 +9,14 @@ import { createRedis } from './redis.js';
 export interface Runtime {
   db: Database;
   pool: pg.Pool;
+  /** DATABASE_READ_URL's database (the portal's analytics), or `db` when it is unset. */
+  readDb: Database;
   redis: Redis | null;
   databaseUrl: string;
+  /** Where session-bound work connects (LISTEN): DATABASE_DIRECT_URL, else `databaseUrl`. */
+  directUrl: string;
+  /** A small pool on `directUrl` for session advisory locks (the scheduler); `db` without one. */
+  sessionDb: Database;
   embedded: EmbeddedDatabase | null;
   close(): Promise<void>;
 }
@@ -47,15 +53,39 @@ export async function openRuntime(
     slowQueryMs: config.DB_SLOW_QUERY_MS,
     onSlowQuery: options.onSlowQuery,
   });
+  // Pools connect lazily: processes that never read analytics open no replica connection.
+  const replica = config.DATABASE_READ_URL
+    ? createDatabase({
+        connectionString: config.DATABASE_READ_URL,
+        max: options.poolMax ?? config.DATABASE_POOL_MAX,
+        slowQueryMs: config.DB_SLOW_QUERY_MS,
+        onSlowQuery: options.onSlowQuery,
+        applicationName: 'loyalty-read',
+      }).db
+    : null;
+  // Session advisory locks through a transaction pooler would be taken on one server connection and
+  // released on another ("you don't own a lock"), leaking the lock: they get their own direct pool.
+  const direct = config.DATABASE_DIRECT_URL
+    ? createDatabase({
+        connectionString: config.DATABASE_DIRECT_URL,
+        max: 2,
+        applicationName: 'loyalty-session',
+      }).db
+    : null;
   const redis = createRedis(config.REDIS_URL);
   return {
+    directUrl: config.DATABASE_DIRECT_URL ?? databaseUrl,
+    sessionDb: direct ?? db,
     db,
     pool,
+    readDb: replica ?? db,
     redis,
     databaseUrl,
     embedded,
     async close() {
       await db.destroy().catch(() => {});
+      await replica?.destroy().catch(() => {});
+      await direct?.destroy().catch(() => {});
       redis?.disconnect();
       await embedded?.stop().catch(() => {});
     },

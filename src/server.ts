@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { NotificationListener } from './db/listener.js';
-import { migrateToLatest } from './db/migrate.js';
+import { prepareSchema, SchemaError } from './db/migrate.js';
 import { createMetrics } from './http/metrics.js';
 import { startWorkers } from './jobs/workers.js';
 import { seedDemo, seedDemoOperator } from './modules/demo/demo.service.js';
@@ -14,6 +14,9 @@ import { openRuntime } from './runtime.js';
 // migrates, seeds a demo merchant on an empty database and prints how to use it. `npm start`
 // passes --with-workers, so one process also runs the outbox worker and the periodic jobs
 // (production runs them in the separate worker service, WORKERS_ENABLED=1).
+// Migrations: it applies them itself only on the embedded database or with --migrate (`npm start`,
+// `npm run dev`); otherwise (production: `node dist/server.js`) it only checks the schema and
+// refuses to start while a migration is pending (`npm run db:migrate` is a deploy step).
 
 async function main(): Promise<void> {
   let loaded: ReturnType<typeof loadConfig>;
@@ -45,7 +48,7 @@ async function main(): Promise<void> {
       console.warn(JSON.stringify({ level: 'warn', msg: 'slow query', ms: Math.round(ms), sql: sqlText }));
     },
   });
-  const listener = new NotificationListener(runtime.databaseUrl);
+  const listener = new NotificationListener(runtime.directUrl);
   let isClosing = false;
   let stopWorkers: (() => Promise<void>) | null = null;
   // Assigned once built: a signal during the migrations must not meet an uninitialised binding.
@@ -65,9 +68,25 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void close('SIGINT'));
   process.on('SIGTERM', () => void close('SIGTERM'));
 
-  await migrateToLatest(runtime.db);
+  try {
+    await prepareSchema(runtime.db, {
+      migrate: runtime.embedded !== null || process.argv.includes('--migrate'),
+      warn: (message) => console.warn(`warning: ${message}`),
+    });
+  } catch (error) {
+    await runtime.close();
+    if (!(error instanceof SchemaError)) throw error;
+    console.error(error.message);
+    process.exit(1);
+  }
   await listener.start();
-  app = await buildApp(config, { db: runtime.db, redis: runtime.redis, metrics, listener });
+  app = await buildApp(config, {
+    db: runtime.db,
+    readDb: runtime.readDb,
+    redis: runtime.redis,
+    metrics,
+    listener,
+  });
 
   let demo = null;
   let operator = null;
@@ -82,7 +101,14 @@ async function main(): Promise<void> {
 
   await app.listen({ port: config.PORT, host: config.HOST });
   if (isWithWorkers) {
-    stopWorkers = await startWorkers({ db: runtime.db, config, metrics, listener, log: app.log });
+    stopWorkers = await startWorkers({
+      db: runtime.db,
+      sessionDb: runtime.sessionDb,
+      config,
+      metrics,
+      listener,
+      log: app.log,
+    });
   }
   if (config.TELEGRAM_NOTIFY_BOT_TOKEN && config.API_BASE_URL) {
     registerNotifyWebhook(config)

@@ -2,7 +2,8 @@ import http from 'node:http';
 import pino from 'pino';
 import { ConfigError, loadConfig } from './config.js';
 import { NotificationListener } from './db/listener.js';
-import { createMetrics } from './http/metrics.js';
+import { prepareSchema, SchemaError } from './db/migrate.js';
+import { createMetrics, isMetricsScrapeAllowed } from './http/metrics.js';
 import { startWorkers } from './jobs/workers.js';
 import { openRuntime } from './runtime.js';
 
@@ -42,15 +43,31 @@ async function main(): Promise<void> {
       log.warn({ ms: Math.round(ms), sql: sqlText }, 'slow query');
     },
   });
-  const listener = new NotificationListener(runtime.databaseUrl);
+  // Migrations are a deploy step: the worker only checks that its code's are applied.
+  try {
+    await prepareSchema(runtime.db, { migrate: false, warn: (message) => log.warn(message) });
+  } catch (error) {
+    await runtime.close();
+    if (!(error instanceof SchemaError)) throw error;
+    log.fatal(error.message);
+    process.exit(1);
+  }
+  const listener = new NotificationListener(runtime.directUrl);
   await listener.start();
-  const stopWorkers = await startWorkers({ db: runtime.db, config, metrics, listener, log });
+  const stopWorkers = await startWorkers({
+    db: runtime.db,
+    sessionDb: runtime.sessionDb,
+    config,
+    metrics,
+    listener,
+    log,
+  });
 
   const server = http.createServer(async (req, res) => {
     if (req.url === '/health' || req.url === '/live') {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok","process":"worker"}');
     } else if (req.url === '/metrics') {
-      if (config.METRICS_TOKEN && req.headers['x-metrics-token'] !== config.METRICS_TOKEN) {
+      if (!isMetricsScrapeAllowed(req.headers, config.METRICS_TOKEN)) {
         res.writeHead(401).end();
         return;
       }

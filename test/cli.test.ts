@@ -1,23 +1,15 @@
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
+import { type CliResult, spawnCli } from './helpers/cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 
 // The operator CLI as operators run it (`npm run cli` is `tsx src/cli.ts`): a child process against
 // DATABASE_URL. Each process costs a second or more, so commands run once, two at a time, and share
 // their results; `node --import tsx` is tsx without its extra wrapper process.
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 let database: TestDatabase;
 let app: FastifyInstance;
@@ -30,31 +22,11 @@ async function runCli(args: string[]): Promise<CliResult> {
   if (running >= MAX_CHILDREN) await new Promise<void>((resolve) => waiting.push(resolve));
   running += 1;
   try {
-    return await spawnCli(args);
+    return await spawnCli(database.url, args);
   } finally {
     running -= 1;
     waiting.shift()?.();
   }
-}
-
-function spawnCli(args: string[]): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
-      cwd: ROOT,
-      env: { ...process.env, DATABASE_URL: database.url, NODE_ENV: 'test', LOG_LEVEL: 'silent' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
 }
 
 /** Runs a --json command that must succeed; its whole stdout must be one JSON object. */

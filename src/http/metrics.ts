@@ -1,10 +1,11 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** The process's Prometheus registry and the HTTP metrics the runbook names. */
 export interface Metrics {
   registry: Registry;
-  httpRequests: Counter<'method' | 'route' | 'status'>;
+  httpRequests: Counter<'method' | 'route' | 'status' | 'reason'>;
   httpDuration: Histogram<'method' | 'route' | 'status'>;
   httpSlow: Counter<'method' | 'route'>;
   dbSlowQueries: Counter;
@@ -21,8 +22,10 @@ export function createMetrics(options: { withDefaults?: boolean } = {}): Metrics
     registry,
     httpRequests: new Counter({
       name: 'http_requests_total',
-      help: 'HTTP requests by method, route pattern and status code',
-      labelNames: ['method', 'route', 'status'],
+      help:
+        'HTTP requests by method, route pattern and status code; 503s of maintenance or read-only ' +
+        'mode carry reason="maintenance" or reason="read_only"',
+      labelNames: ['method', 'route', 'status', 'reason'],
       registers: [registry],
     }),
     httpDuration: new Histogram({
@@ -64,49 +67,84 @@ export function createMetrics(options: { withDefaults?: boolean } = {}): Metrics
   };
 }
 
-/** Records every response in the HTTP metrics, labelled by route pattern (never the raw URL). */
+/**
+ * Whether a scrape may read /metrics: always without METRICS_TOKEN, otherwise with the token in
+ * `X-Metrics-Token` (the runbook's curl) or as `Authorization: Bearer` (what Prometheus and the
+ * Prometheus Operator's ServiceMonitor send; they cannot set other headers).
+ */
+export function isMetricsScrapeAllowed(headers: IncomingHttpHeaders, token: string | undefined): boolean {
+  if (!token) return true;
+  return headers['x-metrics-token'] === token || headers.authorization === `Bearer ${token}`;
+}
+
+/**
+ * Records every response in the HTTP metrics, labelled by route pattern (never the raw URL); a 503
+ * of maintenance or read-only mode also carries its `reason`, so it is not mistaken for a failure.
+ */
 export function registerHttpMetrics(app: FastifyInstance, metrics: Metrics, slowThresholdMs: number): void {
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     const labels = { method: request.method, route, status: String(reply.statusCode) };
     const ms = reply.elapsedTime;
-    metrics.httpRequests.inc(labels);
+    metrics.httpRequests.inc(request.blockedBy ? { ...labels, reason: request.blockedBy } : labels);
     metrics.httpDuration.observe(labels, ms / 1000);
     if (ms >= slowThresholdMs) metrics.httpSlow.inc({ method: request.method, route });
   });
 }
 
+/** The figures read from Postgres when /metrics is scraped. */
+export interface DbFigures {
+  pending: number;
+  dead: number;
+  oldestPendingSeconds: number;
+  workersAlive: number;
+}
+
 /**
- * What the API reads from Postgres at scrape time: `loyalty_db_up` (1 when the database answered a
- * probe just now, else 0), and the outbox figures the runbook reads, `loyalty_outbox_pending` (gauge)
- * and `loyalty_outbox_dead_total` (events that have gone dead). While the database is away the
- * outbox figures are left out of /metrics rather than served stale (Prometheus marks them stale).
+ * What the API reads from Postgres at scrape time (so every API replica shows the same values,
+ * whichever Prometheus scrapes): `loyalty_db_up` (1 when the database answered a probe just now,
+ * else 0) and the figures the runbook and the alert rules read: `loyalty_outbox_pending` (gauge),
+ * `loyalty_outbox_dead_total` (events that have gone dead), `loyalty_outbox_oldest_pending_seconds`
+ * (delivery lag) and `loyalty_workers_alive` (workers with a fresh heartbeat; workers serve their own
+ * /metrics on WORKER_PORT, which is often not scraped). While the database is away the figures read
+ * from it are left out of /metrics rather than served stale (Prometheus marks them stale).
  */
 export function createOutboxMetrics(
   metrics: Metrics,
-  options: { check: () => Promise<boolean>; read: () => Promise<{ pending: number; dead: number }> },
+  options: { check: () => Promise<boolean>; read: () => Promise<DbFigures> },
 ) {
   const up = new Gauge({
     name: 'loyalty_db_up',
     help: 'Whether PostgreSQL answered a probe at scrape time (1) or not (0)',
     registers: [metrics.registry],
   });
-  const pending = new Gauge({
-    name: 'loyalty_outbox_pending',
-    help: 'Outbox events waiting for delivery (pending or being delivered)',
-    registers: [],
-  });
+  // Registered only while the database answers (see show()).
+  const figures = new Map<string, Gauge | Counter>();
+  const gauge = (name: string, help: string) => {
+    const metric = new Gauge({ name, help, registers: [] });
+    figures.set(name, metric);
+    return metric;
+  };
+  const pending = gauge(
+    'loyalty_outbox_pending',
+    'Outbox events waiting for delivery (pending or being delivered)',
+  );
   const dead = new Counter({
     name: 'loyalty_outbox_dead_total',
     help: 'Outbox events that have gone dead after their retry schedule was used up',
     registers: [],
   });
-  const figures = [
-    { name: 'loyalty_outbox_pending', metric: pending },
-    { name: 'loyalty_outbox_dead_total', metric: dead },
-  ];
+  figures.set('loyalty_outbox_dead_total', dead);
+  const oldest = gauge(
+    'loyalty_outbox_oldest_pending_seconds',
+    'Age in seconds of the oldest outbox event waiting for delivery (0 when none waits)',
+  );
+  const workers = gauge(
+    'loyalty_workers_alive',
+    'Worker processes whose heartbeat is younger than 60 seconds',
+  );
   const show = (isShown: boolean) => {
-    for (const { name, metric } of figures) {
+    for (const [name, metric] of figures) {
       const isRegistered = metrics.registry.getSingleMetric(name) !== undefined;
       if (isShown && !isRegistered) metrics.registry.registerMetric(metric);
       if (!isShown && isRegistered) metrics.registry.removeSingleMetric(name);
@@ -124,6 +162,8 @@ export function createOutboxMetrics(
       pending.set(values.pending);
       dead.reset();
       dead.inc(values.dead);
+      oldest.set(values.oldestPendingSeconds);
+      workers.set(values.workersAlive);
       show(true);
     } catch (error) {
       show(false);

@@ -12,6 +12,16 @@ export const WORKER_ALIVE_SECONDS = 60;
 /** Rows of workers unseen for this long are deleted (crashed containers of old deploys). */
 const FORGET_AFTER_DAYS = 7;
 
+/** Workers whose last heartbeat is younger than WORKER_ALIVE_SECONDS (`loyalty_workers_alive`). */
+export async function countAliveWorkers(db: Executor): Promise<number> {
+  const row = await db
+    .selectFrom('worker_heartbeats')
+    .select((eb) => eb.fn.countAll<number>().as('alive'))
+    .where('last_seen_at', '>', sql<Date>`now() - make_interval(secs => ${WORKER_ALIVE_SECONDS})`)
+    .executeTakeFirst();
+  return Number(row?.alive ?? 0);
+}
+
 /** Records one heartbeat of a worker (insert or refresh). */
 export async function beat(
   db: Executor,

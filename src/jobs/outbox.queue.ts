@@ -264,6 +264,20 @@ export async function enqueueEvent(
   return row.id;
 }
 
+/**
+ * Age in seconds of the oldest event still waiting for delivery (pending or being delivered; 0 when
+ * none): the delivery lag operators alert on (`loyalty_outbox_oldest_pending_seconds`). Counted from
+ * the row's creation, so an event waiting out its retry schedule keeps ageing.
+ */
+export async function oldestPendingSeconds(db: Executor): Promise<number> {
+  const { rows } = await sql<{ age: number }>`
+    select coalesce(extract(epoch from now() - min(created_at)), 0)::float8 as age
+    from outbox_events
+    where status in ('pending', 'processing')
+  `.execute(db);
+  return Math.max(0, rows[0]?.age ?? 0);
+}
+
 /** Counts by status (admin panel, /metrics) and the ever-dead counter. */
 export async function outboxCounts(db: Executor): Promise<{
   pending: number;

@@ -41,7 +41,11 @@ export async function runExclusive(db: Database, name: string, fn: () => Promise
   });
 }
 
-/** Starts every job on its schedule; returns a function that stops them. */
+/**
+ * Starts every job on its schedule; returns a function that stops them. `db` holds the advisory
+ * locks, so it must give real sessions (DATABASE_DIRECT_URL behind a transaction pooler); the jobs
+ * use their own connections.
+ */
 export function startScheduler(deps: { db: Database; jobs: Job[]; log: Log }): () => void {
   const crons = deps.jobs.map(
     (job) =>

@@ -120,6 +120,8 @@ export function createJobs(deps: { db: Database; config: Config; send: AlertSend
  */
 export async function startWorkers(deps: {
   db: Database;
+  /** Direct (session) connections for the scheduler's advisory locks; default `db`. */
+  sessionDb?: Database;
   config: Config;
   metrics?: Metrics;
   listener?: NotificationListener;
@@ -151,7 +153,11 @@ export async function startWorkers(deps: {
   });
   await dispatcher.start();
   const send = createAlertSender({ config, metrics: deps.metrics, log });
-  const stopScheduler = startScheduler({ db, jobs: createJobs({ db, config, send }), log });
+  const stopScheduler = startScheduler({
+    db: deps.sessionDb ?? db,
+    jobs: createJobs({ db, config, send }),
+    log,
+  });
   // The admin panel shows which workers are alive.
   const stopHeartbeat = startHeartbeat(db, {
     workerId: `${hostname()}-${process.pid}`,

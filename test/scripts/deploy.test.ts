@@ -178,7 +178,8 @@ afterAll(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-describe('scripts/deploy.sh production', () => {
+// A deploy runs config:check through tsx: tens of seconds on a busy machine.
+describe('scripts/deploy.sh production', { timeout: 120_000 }, () => {
   it('deploy: preflight, backup, build, migrate, restart, smoke check, in that order', async () => {
     clearCalls();
     const result = await run('deploy.sh', ['production', 'deploy'], { DEPLOY_TAG: 'rel-1' });
@@ -206,7 +207,10 @@ describe('scripts/deploy.sh production', () => {
     expect(migrate).toBeGreaterThan(build);
     expect(up).toBeGreaterThan(migrate);
     expect(smoke).toBeGreaterThan(up);
-    expect(latest).toBeGreaterThan(smoke);
+    const heartbeat = indexOf(log, 'loyalty:worker_heartbeat', smoke);
+    expect(heartbeat).toBeGreaterThan(smoke);
+    expect(latest).toBeGreaterThan(heartbeat);
+    expect(result.output).toMatch(/worker: 1 worker\(s\) of this release report healthy/);
     expect(log.filter((l) => l.includes('HTTP GET /metrics'))).toHaveLength(2);
     expect(readdirSync(backupDir).filter((f) => /^backup_\d{8}_\d{6}(_\d+)?\.sql\.gz$/.test(f))).toHaveLength(
       1,
@@ -282,6 +286,40 @@ describe('scripts/deploy.sh production', () => {
     ]);
     const status = await run('deploy.sh', ['production', 'status']);
     expect(status.output).toMatch(/current:\s+loyalty-platform:rel-0/);
+  });
+
+  it('a release whose worker reports no heartbeat within the smoke window is rolled back automatically', async () => {
+    clearCalls();
+    const result = await run('deploy.sh', ['production', 'deploy'], {
+      DEPLOY_TAG: 'rel-6-dead-worker',
+      FAKE_DOCKER_DEAD_WORKER: 'rel-6-dead-worker',
+    });
+    expect(result.code, result.output).toBe(1);
+    expect(result.output).toContain('no worker started by this release reported a heartbeat');
+    expect(result.output).toContain(
+      'RELEASE rel-6-dead-worker FAILED: WORKER NOT HEALTHY. ROLLING BACK AUTOMATICALLY TO rel-0',
+    );
+    const log = calls();
+    const upBad = indexOf(log, 'up -d --no-deps api worker');
+    const apiSmoke = indexOf(log, 'HTTP GET /health tag=rel-6-dead-worker', upBad);
+    const heartbeat = indexOf(log, 'loyalty:worker_heartbeat', apiSmoke);
+    const upBack = indexOf(log, 'up -d --no-deps api worker', heartbeat);
+    expect(log[upBad]).toMatch(/^IMAGE_TAG=rel-6-dead-worker /);
+    expect(apiSmoke).toBeGreaterThan(upBad);
+    expect(heartbeat).toBeGreaterThan(apiSmoke);
+    expect(log[heartbeat]).toContain('exec -T postgres psql');
+    expect(log[upBack]).toMatch(/^IMAGE_TAG=rel-0 /);
+    // The release rolled back to is checked the same way, and its worker beats.
+    expect(indexOf(log, 'loyalty:worker_heartbeat', upBack)).toBeGreaterThan(upBack);
+    expect(currentTag()).toBe('rel-0');
+    expect(
+      releases()
+        .slice(-2)
+        .map((r) => [r[1], r[3], r[4]]),
+    ).toEqual([
+      ['rel-6-dead-worker', 'failed', 'worker not healthy'],
+      ['rel-0', 'auto_rollback', 'release rel-6-dead-worker: worker not healthy'],
+    ]);
   });
 
   it('failed migrations stop the release before anything restarts', async () => {

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Redis } from 'ioredis';
 import type { DatabaseWatch } from '../../db/availability.js';
 import { AppError } from '../../http/errors.js';
-import type { Metrics } from '../../http/metrics.js';
+import { isMetricsScrapeAllowed, type Metrics } from '../../http/metrics.js';
 
 const startedAt = Date.now();
 
@@ -47,7 +47,7 @@ export function opsRoutes(deps: {
     });
 
     app.get('/metrics', { schema: { ...hide } }, async (request, reply) => {
-      if (deps.metricsToken && request.headers['x-metrics-token'] !== deps.metricsToken) {
+      if (!isMetricsScrapeAllowed(request.headers, deps.metricsToken)) {
         throw new AppError('unauthorized', 'X-Metrics-Token header missing or wrong');
       }
       await deps.collectDbMetrics?.().catch((err) => request.log.warn({ err }, 'db metrics unavailable'));

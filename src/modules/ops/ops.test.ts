@@ -10,7 +10,8 @@ import {
 import { buildApp } from '../../app.js';
 import { loadConfig } from '../../config.js';
 import { createDatabase } from '../../db/database.js';
-import { claimDueEvents, markFailed, retryEvent } from '../../jobs/outbox.queue.js';
+import { countAliveWorkers, startHeartbeat } from '../../jobs/heartbeat.js';
+import { claimDueEvents, enqueueEvent, markFailed, retryEvent } from '../../jobs/outbox.queue.js';
 import { createRedis } from '../../redis.js';
 
 const METRICS_TOKEN = 'metrics-secret';
@@ -196,7 +197,13 @@ describe('health and readiness', () => {
 
 describe('/metrics', () => {
   it('requires the X-Metrics-Token when METRICS_TOKEN is set', async () => {
-    for (const headers of [{}, { 'x-metrics-token': 'wrong' }, { 'x-metrics-token': '' }]) {
+    for (const headers of [
+      {},
+      { 'x-metrics-token': 'wrong' },
+      { 'x-metrics-token': '' },
+      { authorization: 'Bearer wrong' },
+      { authorization: METRICS_TOKEN },
+    ]) {
       const res = await t.app.inject({ method: 'GET', url: '/metrics', headers });
       expect(res.statusCode, JSON.stringify(headers)).toBe(401);
       expect(res.json()).toEqual({ error: { code: 'unauthorized', message: expect.any(String) } });
@@ -204,6 +211,16 @@ describe('/metrics', () => {
     }
     const { res } = await scrape(t.app, METRICS_TOKEN);
     expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+  });
+
+  it('accepts the token as a bearer token, as Prometheus and its ServiceMonitor send it', async () => {
+    const res = await t.app.inject({
+      method: 'GET',
+      url: '/metrics',
+      headers: { authorization: `Bearer ${METRICS_TOKEN}` },
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.body).toContain('http_requests_total');
   });
 
   it('serves without a token when METRICS_TOKEN is unset', async () => {
@@ -312,6 +329,40 @@ describe('/metrics', () => {
     ({ samples } = await scrape(t.app, METRICS_TOKEN));
     expect(find(samples, 'loyalty_outbox_pending', {})[0]?.value).toBe(pending);
     expect(find(samples, 'loyalty_outbox_dead_total', {})[0]?.value).toBe(1);
+  });
+
+  it('shows the age of the oldest undelivered outbox event and the workers alive, for the alert rules', async () => {
+    const lag = await createTestApp();
+    try {
+      let { samples } = await scrape(lag.app);
+      expect(find(samples, 'loyalty_outbox_oldest_pending_seconds', {})[0]?.value).toBe(0);
+      expect(find(samples, 'loyalty_workers_alive', {})[0]?.value).toBe(0);
+
+      await enqueueEvent(lag.db, { merchantId: null, type: 'test.lag', payload: {} });
+      await sql`update outbox_events set created_at = now() - interval '10 minutes'`.execute(lag.db);
+      const stop = startHeartbeat(lag.db, { workerId: 'metrics-worker' });
+      await sql`insert into worker_heartbeats (worker_id, hostname, started_at, last_seen_at)
+        values ('silent-worker', 'h', now() - interval '1 hour', now() - interval '5 minutes')`.execute(
+        lag.db,
+      );
+      try {
+        await expect.poll(async () => (await countAliveWorkers(lag.db)) > 0).toBe(true);
+        ({ samples } = await scrape(lag.app));
+        const age = find(samples, 'loyalty_outbox_oldest_pending_seconds', {})[0]?.value ?? 0;
+        expect(age).toBeGreaterThanOrEqual(600);
+        expect(age).toBeLessThan(660);
+        // The silent worker (last beat 5 minutes ago) does not count.
+        expect(find(samples, 'loyalty_workers_alive', {})[0]?.value).toBe(1);
+      } finally {
+        await stop();
+      }
+      await sql`update outbox_events set status = 'delivered'`.execute(lag.db);
+      ({ samples } = await scrape(lag.app));
+      expect(find(samples, 'loyalty_outbox_oldest_pending_seconds', {})[0]?.value).toBe(0);
+      expect(find(samples, 'loyalty_workers_alive', {})[0]?.value).toBe(0);
+    } finally {
+      await lag.close();
+    }
   });
 });
 

@@ -5,7 +5,7 @@ import { apiKeyRoutes } from './apikeys.portal.js';
 import { customerRoutes } from './customers.portal.js';
 import { dashboardRoutes } from './dashboard.portal.js';
 import { outletRoutes } from './outlets.portal.js';
-import { authenticatePortalRequest } from './portal.http.js';
+import { authenticatePortalRequest, documentPermission } from './portal.http.js';
 import { programmeRoutes } from './programme.portal.js';
 import { telegramPortalRoutes } from './telegram.portal.js';
 import { NotifyBotInfo } from './telegram.service.js';
@@ -19,17 +19,23 @@ import { webhookRoutes } from './webhooks.portal.js';
  * anything else, scopes every query by the user's merchant (another merchant's id is a 404) and
  * writes an audit entry for every change.
  */
-export function portalRoutes(deps: { db: Database; config: Config }): FastifyPluginAsyncZod {
-  const { db, config } = deps;
+export function portalRoutes(deps: {
+  db: Database;
+  readDb: Database;
+  config: Config;
+}): FastifyPluginAsyncZod {
+  const { db, readDb, config } = deps;
   return async (app) => {
     // onRequest, before the body is parsed: a stranger learns nothing of our validation.
     app.addHook('onRequest', async (request) => authenticatePortalRequest(db, config, request));
-    await app.register(dashboardRoutes({ db }));
+    app.addHook('onRoute', documentPermission);
+    // The analytics read the replica when DATABASE_READ_URL is set.
+    await app.register(dashboardRoutes({ db: readDb }));
     await app.register(programmeRoutes({ db }));
     await app.register(outletRoutes({ db }));
     await app.register(apiKeyRoutes({ db }));
     await app.register(customerRoutes({ db }));
-    await app.register(transactionRoutes({ db }));
+    await app.register(transactionRoutes({ db, readDb }));
     await app.register(webhookRoutes({ db, allowPrivateNetworks: config.WEBHOOK_ALLOW_PRIVATE_NETWORKS }));
     await app.register(telegramPortalRoutes({ db, config, notifyBot: new NotifyBotInfo(config) }));
     await app.register(userRoutes({ db }));

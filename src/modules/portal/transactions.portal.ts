@@ -47,9 +47,13 @@ function filtersOf(merchantId: string, query: z.infer<typeof ExportQuery>) {
   return { merchantId, timeZone: tz, ...rest };
 }
 
-/** GET /transactions (transactions:read) and GET /transactions.csv (transactions:export). */
-export function transactionRoutes(deps: { db: Database }): FastifyPluginAsyncZod {
+/**
+ * GET /transactions (transactions:read) and GET /transactions.csv (transactions:export); the export
+ * reads `readDb` (the replica of DATABASE_READ_URL, or the primary).
+ */
+export function transactionRoutes(deps: { db: Database; readDb?: Database }): FastifyPluginAsyncZod {
   const { db } = deps;
+  const readDb = deps.readDb ?? db;
   return async (app) => {
     app.get(
       '/transactions',
@@ -87,7 +91,7 @@ export function transactionRoutes(deps: { db: Database }): FastifyPluginAsyncZod
         return reply
           .header('content-type', 'text/csv; charset=utf-8')
           .header('content-disposition', `attachment; filename="transactions-${day}.csv"`)
-          .send(Readable.from(exportTransactionsCsv(db, filters)));
+          .send(Readable.from(exportTransactionsCsv(readDb, filters)));
       },
     );
   };
