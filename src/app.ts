@@ -18,6 +18,7 @@ import { countAliveWorkers } from './jobs/heartbeat.js';
 import { OutboxNotifier } from './jobs/outbox.notify.js';
 import { oldestPendingSeconds, outboxCounts } from './jobs/outbox.queue.js';
 import { createAlertSender } from './jobs/workers.js';
+import { resolveRelease } from './lib/release.js';
 import { adminRoutes } from './modules/admin/admin.routes.js';
 import { merchantAdminRoutes } from './modules/admin/merchants.admin.routes.js';
 import { SwitchBoard } from './modules/admin/switches.service.js';
@@ -28,6 +29,7 @@ import { botRoutes } from './modules/bot/bot.routes.js';
 import { clientRoutes } from './modules/client/client.routes.js';
 import { integrationRoutes } from './modules/integration/integration.routes.js';
 import { ContextCache } from './modules/integration/integration.service.js';
+import { ensureAppKey, sealPlaintextWebhookSecrets } from './modules/keys/keys.service.js';
 import { CACHE_CHANNEL } from './modules/merchants/merchants.service.js';
 import { opsRoutes } from './modules/ops/ops.routes.js';
 import { portalRoutes } from './modules/portal/portal.routes.js';
@@ -50,6 +52,8 @@ export interface AppDeps {
 
 /** Builds the HTTP application: cross-cutting plugins, then each module, registered explicitly. */
 export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
+  // First: without a configured APP_ENCRYPTION_KEY the installation's own key is filled in here.
+  const box = await ensureAppKey(deps.db, config);
   const redis = deps.redis ?? null;
   const metrics = deps.metrics ?? createMetrics();
   const app = Fastify({
@@ -77,6 +81,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
   // Only JSON bodies: text/plain would otherwise be parsed and fail later with a confusing message.
   app.removeContentTypeParser('text/plain');
+  // Not awaited: the API starts (and answers /live) even while Postgres is down.
+  void sealPlaintextWebhookSecrets(deps.db, box).catch((err) =>
+    app.log.warn({ err }, 'webhook secrets stored in plain text were not sealed; retried at the next start'),
+  );
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.addHook('onSend', async (request, reply) => {
@@ -186,7 +194,14 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
 
   await app.register(
-    opsRoutes({ watch, redis, metrics, metricsToken: config.METRICS_TOKEN, collectDbMetrics }),
+    opsRoutes({
+      watch,
+      redis,
+      metrics,
+      metricsToken: config.METRICS_TOKEN,
+      release: resolveRelease(config),
+      collectDbMetrics,
+    }),
   );
   await app.register(integrationRoutes({ db: deps.db, codeFailures, apiKeys, contexts, notifier }), {
     prefix: '/api/v1/integration',

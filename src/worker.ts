@@ -5,6 +5,7 @@ import { NotificationListener } from './db/listener.js';
 import { prepareSchema, SchemaError } from './db/migrate.js';
 import { createMetrics, isMetricsScrapeAllowed } from './http/metrics.js';
 import { startWorkers } from './jobs/workers.js';
+import { resolveRelease } from './lib/release.js';
 import { openRuntime } from './runtime.js';
 
 // The worker process (`npm run worker`, the `worker` service in production): outbox delivery,
@@ -63,9 +64,10 @@ async function main(): Promise<void> {
     log,
   });
 
+  const health = JSON.stringify({ status: 'ok', process: 'worker', ...resolveRelease(config) });
   const server = http.createServer(async (req, res) => {
     if (req.url === '/health' || req.url === '/live') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok","process":"worker"}');
+      res.writeHead(200, { 'content-type': 'application/json' }).end(health);
     } else if (req.url === '/metrics') {
       if (!isMetricsScrapeAllowed(req.headers, config.METRICS_TOKEN)) {
         res.writeHead(401).end();

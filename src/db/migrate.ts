@@ -11,6 +11,7 @@ import * as m0002 from './migrations/0002_ledger_functions.js';
 import * as m0003 from './migrations/0003_outbox_delivery.js';
 import * as m0004 from './migrations/0004_portal.js';
 import * as m0005 from './migrations/0005_expiry_reminders.js';
+import * as m0007 from './migrations/0007_installation_secrets.js';
 import * as m0009 from './migrations/0009_search_collation.js';
 
 // Migrations are listed here explicitly (append-only), so they work the same from source, from a
@@ -28,6 +29,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0003_outbox_delivery': m0003,
   '0004_portal': m0004,
   '0005_expiry_reminders': m0005,
+  '0007_installation_secrets': m0007,
   '0009_search_collation': m0009,
 };
 
@@ -103,7 +105,16 @@ export async function migrateToLatest<T>(
         'Deploy the release that made it, or restore a backup taken with this release.',
     );
   }
-  const { error, results } = await createMigrator(db, list).migrateToLatest();
+  // On one connection without the pool's statement_timeout (the API's pool has one): building an
+  // index on a big table may rightly take longer than any request should.
+  const { error, results } = await db.connection().execute(async (conn) => {
+    await sql`set statement_timeout = 0`.execute(conn);
+    try {
+      return await createMigrator(conn, list).migrateToLatest();
+    } finally {
+      await sql`reset statement_timeout`.execute(conn).catch(() => {});
+    }
+  });
   if (error) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
     throw new Error(`migration ${failed} failed: ${error instanceof Error ? error.message : String(error)}`, {

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { isSameSecret } from '../lib/tokens.js';
 
 /** The process's Prometheus registry and the HTTP metrics the runbook names. */
 export interface Metrics {
@@ -74,7 +75,10 @@ export function createMetrics(options: { withDefaults?: boolean } = {}): Metrics
  */
 export function isMetricsScrapeAllowed(headers: IncomingHttpHeaders, token: string | undefined): boolean {
   if (!token) return true;
-  return headers['x-metrics-token'] === token || headers.authorization === `Bearer ${token}`;
+  const header = headers['x-metrics-token'];
+  const bearer = headers.authorization?.startsWith('Bearer ') ? headers.authorization.slice(7) : undefined;
+  // Compared in constant time: the token guards the only unauthenticated view of the system.
+  return isSameSecret(typeof header === 'string' ? header : undefined, token) || isSameSecret(bearer, token);
 }
 
 /**

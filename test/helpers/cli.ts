@@ -12,13 +12,17 @@ export interface CliResult {
 
 /**
  * Runs the operator CLI as operators do (`npm run cli` is `tsx src/cli.ts`; `node --import tsx` is
- * tsx without its extra wrapper process) against `databaseUrl`.
+ * tsx without its extra wrapper process) against `databaseUrl`, with `env` added to the environment.
  */
-export function spawnCli(databaseUrl: string, args: string[]): Promise<CliResult> {
+export function spawnCli(
+  databaseUrl: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
       cwd: ROOT,
-      env: { ...process.env, DATABASE_URL: databaseUrl, NODE_ENV: 'test', LOG_LEVEL: 'silent' },
+      env: { ...process.env, DATABASE_URL: databaseUrl, NODE_ENV: 'test', LOG_LEVEL: 'silent', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

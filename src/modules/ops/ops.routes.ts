@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { DatabaseWatch } from '../../db/availability.js';
 import { AppError } from '../../http/errors.js';
 import { isMetricsScrapeAllowed, type Metrics } from '../../http/metrics.js';
+import type { Release } from '../../lib/release.js';
 
 const startedAt = Date.now();
 
@@ -16,13 +17,18 @@ async function checkRedis(redis: Redis | null): Promise<'ok' | 'down' | 'disable
   }
 }
 
-/** /health, /live, /ready and /metrics: no auth (but METRICS_TOKEN), never blocked by maintenance. */
+/**
+ * /health (with the release: version and git commit), /live, /ready and /metrics: no auth (but
+ * METRICS_TOKEN), never blocked by maintenance.
+ */
 export function opsRoutes(deps: {
   /** Probes PostgreSQL (and remembers outages for loyalty_db_up and the outage alert). */
   watch: DatabaseWatch;
   redis: Redis | null;
   metrics: Metrics;
   metricsToken?: string;
+  /** The release /health reports. */
+  release: Release;
   /** Gauges read from Postgres at scrape time (loyalty_db_up and the outbox figures). */
   collectDbMetrics?: () => Promise<void>;
 }): FastifyPluginAsyncZod {
@@ -33,7 +39,8 @@ export function opsRoutes(deps: {
     app.get('/health', { schema: { ...hide } }, async () => ({
       status: 'ok',
       uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
-      version: process.env.npm_package_version ?? null,
+      version: deps.release.version,
+      commit: deps.release.commit,
     }));
 
     app.get('/ready', { schema: { ...hide } }, async (_request, reply) => {
