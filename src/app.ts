@@ -11,6 +11,7 @@ import { errorBody, registerErrorHandler } from './http/errors.js';
 import { createMetrics, createOutboxMetrics, type Metrics, registerHttpMetrics } from './http/metrics.js';
 import { FailureLimiter } from './http/rate-limit.js';
 import { RequestStats, registerRequestStats } from './http/request-stats.js';
+import { createFleetCounters, startSharedCounters } from './http/shared-metrics.js';
 import { webRoutes } from './http/static.js';
 import { registerSafetySwitches } from './http/switches.js';
 import { OutboxNotifier } from './jobs/outbox.notify.js';
@@ -164,6 +165,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     return { pending: counts.pending + counts.processing, dead: counts.deadTotal };
   });
 
+  // external_requests_total of every process, the workers' included: each adds its counts to
+  // PostgreSQL, and /metrics serves the sums.
+  const sharedCounters = startSharedCounters(deps.db, metrics);
+  app.addHook('onClose', async () => sharedCounters.stop());
+  const readFleetCounters = createFleetCounters(metrics.registry);
+
   await app.register(
     opsRoutes({
       db: deps.db,
@@ -171,7 +178,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       metrics,
       metricsToken: config.METRICS_TOKEN,
       release: resolveRelease(config),
-      collectDbMetrics,
+      collectDbMetrics: async () => {
+        await Promise.all([collectDbMetrics(), readFleetCounters(deps.db)]);
+      },
     }),
   );
   await app.register(integrationRoutes({ db: deps.db, codeFailures, apiKeys, contexts, notifier }), {
