@@ -13,6 +13,7 @@ import { createMetrics, createOutboxMetrics, type Metrics, registerHttpMetrics }
 import { FailureLimiter } from './http/rate-limit.js';
 import { RequestStats, registerRequestStats } from './http/request-stats.js';
 import { registerSecurityHeaders, requestIdOf } from './http/security-headers.js';
+import { createFleetCounters, startSharedCounters } from './http/shared-metrics.js';
 import { webRoutes } from './http/static.js';
 import { registerSafetySwitches } from './http/switches.js';
 import { countAliveWorkers } from './jobs/heartbeat.js';
@@ -195,6 +196,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     },
   });
 
+  // external_requests_total of every process, the workers' included: each adds its counts to
+  // PostgreSQL, and /metrics serves the sums.
+  const sharedCounters = startSharedCounters(deps.db, metrics);
+  app.addHook('onClose', async () => sharedCounters.stop());
+  const readFleetCounters = createFleetCounters(metrics.registry);
+
   await app.register(
     opsRoutes({
       watch,
@@ -202,7 +209,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       metrics,
       metricsToken: config.METRICS_TOKEN,
       release: resolveRelease(config),
-      collectDbMetrics,
+      collectDbMetrics: async () => {
+        await Promise.all([collectDbMetrics(), readFleetCounters(deps.db)]);
+      },
     }),
   );
   await app.register(integrationRoutes({ db: deps.db, codeFailures, apiKeys, contexts, notifier }), {
