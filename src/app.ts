@@ -20,7 +20,8 @@ import { adminRoutes } from './modules/admin/admin.routes.js';
 import { merchantAdminRoutes } from './modules/admin/merchants.admin.routes.js';
 import { SwitchBoard } from './modules/admin/switches.service.js';
 import { systemAdminRoutes } from './modules/admin/system.routes.js';
-import { authRoutes, type LoginLimiters } from './modules/auth/auth.routes.js';
+import { authRoutes } from './modules/auth/auth.routes.js';
+import { createLoginLimiters } from './modules/auth/login-limits.js';
 import { botRoutes } from './modules/bot/bot.routes.js';
 import { clientRoutes } from './modules/client/client.routes.js';
 import { integrationRoutes } from './modules/integration/integration.routes.js';
@@ -51,6 +52,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const metrics = deps.metrics ?? createMetrics();
   const app = Fastify({
     logger: deps.logger === false ? false : { level: config.LOG_LEVEL },
+    // Behind a reverse proxy: whom to believe about the client's address and scheme (TRUST_PROXY).
+    trustProxy: typeof config.TRUST_PROXY === 'number' ? trustHops(config.TRUST_PROXY) : config.TRUST_PROXY,
     bodyLimit: config.BODY_LIMIT_BYTES,
     // Every log line carries the request id; a client's X-Request-Id is kept when it sends one.
     requestIdHeader: 'x-request-id',
@@ -103,7 +106,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
           'POS integration API (X-Api-Key), client API (customer Bearer token) and operations endpoints. ' +
           'Money is in integer minor units (kopecks), points are integers. Errors: ' +
           '{"error": {"code", "message", "details"}}.',
+        license: { name: 'MIT', identifier: 'MIT' },
       },
+      // Relative unless API_BASE_URL names the public address, so "try it out" works behind a proxy.
+      servers: [{ url: config.API_BASE_URL ?? '/', description: 'This installation' }],
       components: {
         securitySchemes: {
           apiKey: { type: 'apiKey', in: 'header', name: 'X-Api-Key' },
@@ -153,12 +159,6 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     prefix: 'loyalty:code-failures',
   });
 
-  const limiter = (prefix: string, max: number) =>
-    new FailureLimiter({ redis, max, windowSeconds: config.LOGIN_WINDOW_SECONDS, prefix });
-  const limiters: LoginLimiters = {
-    perAccount: limiter('loyalty:login-account', config.LOGIN_MAX_FAILURES_PER_ACCOUNT),
-    perIp: limiter('loyalty:login-ip', config.LOGIN_MAX_FAILURES_PER_IP),
-  };
   app.decorateRequest('sessionUser', null);
 
   const collectDbMetrics = createOutboxMetrics(metrics, async () => {
@@ -182,12 +182,30 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     prefix: '/api/v1/integration',
   });
   await app.register(clientRoutes({ db: deps.db, config }), { prefix: '/api/v1/client' });
-  await app.register(authRoutes({ db: deps.db, config, metrics, limiters, audience: 'portal' }), {
-    prefix: '/api/v1/portal',
-  });
-  await app.register(authRoutes({ db: deps.db, config, metrics, limiters, audience: 'admin' }), {
-    prefix: '/api/v1/admin',
-  });
+  await app.register(
+    authRoutes({
+      db: deps.db,
+      config,
+      metrics,
+      limiters: createLoginLimiters(config, redis, 'portal'),
+      audience: 'portal',
+    }),
+    {
+      prefix: '/api/v1/portal',
+    },
+  );
+  await app.register(
+    authRoutes({
+      db: deps.db,
+      config,
+      metrics,
+      limiters: createLoginLimiters(config, redis, 'admin'),
+      audience: 'admin',
+    }),
+    {
+      prefix: '/api/v1/admin',
+    },
+  );
   await app.register(portalRoutes({ db: deps.db, readDb: deps.readDb ?? deps.db, config }), {
     prefix: '/api/v1/portal',
   });
@@ -217,4 +235,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     health: '/health',
   }));
   return app;
+}
+
+/** Fastify's trustProxy for a hop count: the nearest `hops` addresses are proxies, the next is the client. */
+function trustHops(hops: number): (address: string, hop: number) => boolean {
+  return (_address, hop) => hop < hops;
 }

@@ -243,4 +243,23 @@ describe('loadConfig', () => {
     }
     expect(differences).toEqual([]);
   });
+
+  it('reads TRUST_PROXY as Fastify trustProxy: off by default, true, a hop count or proxy addresses', () => {
+    const trustProxy = (value?: string) => loadConfig({ TRUST_PROXY: value }).config.TRUST_PROXY;
+    expect(trustProxy()).toBe(false);
+    expect(trustProxy('')).toBe(false);
+    expect(trustProxy('false')).toBe(false);
+    expect(trustProxy('true')).toBe(true);
+    expect(trustProxy('1')).toBe(1);
+    expect(trustProxy('2')).toBe(2);
+    expect(trustProxy('10.0.0.0/8, 127.0.0.1,loopback,fd00::/8')).toEqual([
+      '10.0.0.0/8',
+      '127.0.0.1',
+      'loopback',
+      'fd00::/8',
+    ]);
+    for (const bad of ['yes please', '10.0.0.0/99', '10.0.0.1,', 'proxy.example.com']) {
+      expect(() => loadConfig({ TRUST_PROXY: bad }), bad).toThrow(/TRUST_PROXY/);
+    }
+  });
 });

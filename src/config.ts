@@ -1,3 +1,5 @@
+import { isIP } from 'node:net';
+import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 
 /**
@@ -145,9 +147,9 @@ const EnvSchema = z.object({
   PORTAL_ACCESS_TOKEN_TTL_SECONDS: int(900, 60, 86_400),
   /** Lifetime of a portal refresh token, days (each use rotates it). */
   PORTAL_REFRESH_TOKEN_TTL_DAYS: int(30, 1, 365),
-  /** Failed logins per account within LOGIN_WINDOW_SECONDS before 429. */
+  /** Failed logins per account from one client address within LOGIN_WINDOW_SECONDS before 429. */
   LOGIN_MAX_FAILURES_PER_ACCOUNT: int(5, 1),
-  /** Failed logins per IP address within LOGIN_WINDOW_SECONDS before 429. */
+  /** Failed logins per client address within LOGIN_WINDOW_SECONDS before 429 (portal and admin apart). */
   LOGIN_MAX_FAILURES_PER_IP: int(20, 1),
   /** Window of the login limits, seconds. */
   LOGIN_WINDOW_SECONDS: int(900, 1),
@@ -167,7 +169,50 @@ const EnvSchema = z.object({
   API_KEY_CACHE_SECONDS: int(60, 0),
   /** Largest request body accepted, bytes. */
   BODY_LIMIT_BYTES: int(65_536, 1024, 10_485_760),
+
+  // --- network edge: reverse proxy and login slow-down ---
+  /**
+   * Which reverse proxies to believe about the client (X-Forwarded-For, X-Forwarded-Proto), as
+   * Fastify's trustProxy: unset or `false` = none (the socket's address is the client), `true` =
+   * any, a number = that many hops, or comma-separated addresses/CIDRs (`loopback`, `uniquelocal`,
+   * `linklocal` also work). Per-address limits count the real client; HSTS is sent over https.
+   */
+  TRUST_PROXY: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .optional()
+      .transform((value, ctx) => {
+        const parsed = parseTrustProxy(value);
+        if (parsed === null) {
+          ctx.addIssue({
+            code: 'custom',
+            message: 'expected true, false, a hop count or comma-separated proxy addresses/CIDRs',
+          });
+          return z.NEVER;
+        }
+        return parsed;
+      }),
+  ),
+  /** Failed logins of one account from all addresses within LOGIN_WINDOW_SECONDS after which every attempt on it is delayed (never refused). */
+  LOGIN_ACCOUNT_SLOWDOWN_AFTER: int(20, 1),
+  /** The delay, in ms, of each login attempt on an account over LOGIN_ACCOUNT_SLOWDOWN_AFTER. */
+  LOGIN_ACCOUNT_SLOWDOWN_MS: int(2000, 0, 60_000),
 });
+
+const PROXY_RANGE_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/** TRUST_PROXY as Fastify's trustProxy takes it; null when the value is none of the accepted forms. */
+export function parseTrustProxy(value: string | undefined): boolean | number | string[] | null {
+  const text = value?.trim().toLowerCase();
+  if (text === undefined || text === '' || text === 'false' || text === 'off') return false;
+  if (text === 'true' || text === 'on') return true;
+  if (/^\d{1,2}$/.test(text)) return Number(text);
+  const entries = text.split(',').map((entry) => entry.trim());
+  const isValid = (entry: string) =>
+    PROXY_RANGE_NAMES.has(entry) || isIP(entry) !== 0 || ipaddr.isValidCIDR(entry);
+  return entries.length > 0 && entries.every(isValid) ? entries : null;
+}
 
 /** The parsed configuration every module receives. */
 export type Config = Omit<z.output<typeof EnvSchema>, 'PRISMA_SLOW_QUERY_MS'>;

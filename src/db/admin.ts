@@ -19,11 +19,21 @@ async function onServer<T>(url: string, fn: (client: pg.Client) => Promise<T>): 
 
 const quote = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
-/** Creates a database on the server of `url`, optionally as a copy of a template database. */
-export async function createDatabaseOn(url: string, name: string, template?: string): Promise<string> {
-  await onServer(url, (c) =>
-    c.query(`create database ${quote(name)}${template ? ` template ${quote(template)}` : ''}`),
-  );
+/**
+ * Creates a database on the server of `url`, optionally as a copy of a template database and with a
+ * C library locale of its own (which needs template0).
+ */
+export async function createDatabaseOn(
+  url: string,
+  name: string,
+  template?: string,
+  options: { locale?: string } = {},
+): Promise<string> {
+  const templateClause = template ? ` template ${quote(template)}` : '';
+  const localeClause = options.locale
+    ? ` encoding 'UTF8' locale_provider libc locale '${options.locale.replaceAll("'", "''")}'`
+    : '';
+  await onServer(url, (c) => c.query(`create database ${quote(name)}${templateClause}${localeClause}`));
   return withDatabase(url, name);
 }
 

@@ -43,7 +43,7 @@ async function main(): Promise<void> {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  // Exit explicitly: the embedded server's exit hook would otherwise turn a drift into exit code 0.
+  // Exit explicitly, with the drift's exit code, whatever handle is left open.
   await main().catch((error: unknown) => {
     console.error(error);
     process.exitCode = 1;

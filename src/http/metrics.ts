@@ -5,7 +5,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 /** The process's Prometheus registry and the HTTP metrics the runbook names. */
 export interface Metrics {
   registry: Registry;
-  httpRequests: Counter<'method' | 'route' | 'status'>;
+  httpRequests: Counter<'method' | 'route' | 'status' | 'reason'>;
   httpDuration: Histogram<'method' | 'route' | 'status'>;
   httpSlow: Counter<'method' | 'route'>;
   dbSlowQueries: Counter;
@@ -22,8 +22,10 @@ export function createMetrics(options: { withDefaults?: boolean } = {}): Metrics
     registry,
     httpRequests: new Counter({
       name: 'http_requests_total',
-      help: 'HTTP requests by method, route pattern and status code',
-      labelNames: ['method', 'route', 'status'],
+      help:
+        'HTTP requests by method, route pattern and status code; 503s of maintenance or read-only ' +
+        'mode carry reason="maintenance" or reason="read_only"',
+      labelNames: ['method', 'route', 'status', 'reason'],
       registers: [registry],
     }),
     httpDuration: new Histogram({
@@ -75,13 +77,16 @@ export function isMetricsScrapeAllowed(headers: IncomingHttpHeaders, token: stri
   return headers['x-metrics-token'] === token || headers.authorization === `Bearer ${token}`;
 }
 
-/** Records every response in the HTTP metrics, labelled by route pattern (never the raw URL). */
+/**
+ * Records every response in the HTTP metrics, labelled by route pattern (never the raw URL); a 503
+ * of maintenance or read-only mode also carries its `reason`, so it is not mistaken for a failure.
+ */
 export function registerHttpMetrics(app: FastifyInstance, metrics: Metrics, slowThresholdMs: number): void {
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     const labels = { method: request.method, route, status: String(reply.statusCode) };
     const ms = reply.elapsedTime;
-    metrics.httpRequests.inc(labels);
+    metrics.httpRequests.inc(request.blockedBy ? { ...labels, reason: request.blockedBy } : labels);
     metrics.httpDuration.observe(labels, ms / 1000);
     if (ms >= slowThresholdMs) metrics.httpSlow.inc({ method: request.method, route });
   });

@@ -1,8 +1,33 @@
 import type { Redis } from 'ioredis';
+import { AppError } from './errors.js';
+
+/** The outcome of FailureLimiter.reserve: an attempt that may go ahead, or how long to wait. */
+export type Reservation = { ok: true; release(): Promise<void> } | { ok: false; retryAfter: number };
+
+// Counts the attempt and refuses it in one step, so parallel requests cannot all pass a check made
+// before any of them was counted. Returns the new count, or minus the seconds left when refused.
+const RESERVE_SCRIPT = `
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+if n > tonumber(ARGV[1]) then
+  redis.call('DECR', KEYS[1])
+  local ttl = redis.call('TTL', KEYS[1])
+  if ttl < 1 then ttl = 1 end
+  return -ttl
+end
+return n`;
+
+// Gives a reservation back (the attempt succeeded), never below zero nor on a window that ended.
+const RELEASE_SCRIPT = `
+local v = tonumber(redis.call('GET', KEYS[1]) or '0')
+if v > 0 then redis.call('DECR', KEYS[1]) end
+return v`;
 
 /**
  * Counts failures per key in a fixed window: in Redis when there is one (shared by every replica),
- * otherwise, or while Redis is unreachable, in this process.
+ * otherwise, or while Redis is unreachable, in this process. An attempt is reserved (counted)
+ * before it is checked and released when it succeeds, so at most `max` attempts of a key are ever
+ * checked per window, however many arrive at once.
  */
 export class FailureLimiter {
   private readonly memory = new Map<string, { count: number; resetAt: number }>();
@@ -11,25 +36,45 @@ export class FailureLimiter {
     private readonly options: { redis: Redis | null; max: number; windowSeconds: number; prefix: string },
   ) {}
 
-  /** Seconds until the key may try again, or 0 when it is not blocked. */
-  async blockedFor(key: string): Promise<number> {
-    const { redis, max, prefix } = this.options;
+  /** Counts an attempt of the key before it is checked; refused once the key's failures and attempts in flight reach max. */
+  async reserve(key: string): Promise<Reservation> {
+    const { redis, max, windowSeconds, prefix } = this.options;
     if (redis && redis.status === 'ready') {
       try {
-        const [count, ttl] = await Promise.all([
-          redis.get(`${prefix}:${key}`),
-          redis.ttl(`${prefix}:${key}`),
-        ]);
-        return Number(count ?? 0) >= max ? Math.max(ttl, 1) : 0;
+        const result = Number(await redis.eval(RESERVE_SCRIPT, 1, `${prefix}:${key}`, max, windowSeconds));
+        if (result < 0) return { ok: false, retryAfter: -result };
+        return { ok: true, release: () => this.releaseInRedis(redis, key) };
       } catch {
         // fall through to memory
       }
     }
-    const entry = this.memoryEntry(key);
-    return entry && entry.count >= max ? Math.ceil((entry.resetAt - Date.now()) / 1000) : 0;
+    // No await between the check and the count: the event loop makes this step atomic.
+    const entry = this.memoryEntry(key) ?? { count: 0, resetAt: Date.now() + windowSeconds * 1000 };
+    if (entry.count >= max) return { ok: false, retryAfter: Math.ceil((entry.resetAt - Date.now()) / 1000) };
+    entry.count += 1;
+    this.memory.set(key, entry);
+    return {
+      ok: true,
+      release: async () => {
+        if (this.memory.get(key) === entry && entry.count > 0) entry.count -= 1;
+      },
+    };
   }
 
-  /** Records one failure for the key. */
+  /** Failures of the key in the current window. */
+  async failures(key: string): Promise<number> {
+    const { redis, prefix } = this.options;
+    if (redis && redis.status === 'ready') {
+      try {
+        return Number((await redis.get(`${prefix}:${key}`)) ?? 0);
+      } catch {
+        // fall through to memory
+      }
+    }
+    return this.memoryEntry(key)?.count ?? 0;
+  }
+
+  /** Records one failure for the key (for counters that slow down rather than refuse). */
   async recordFailure(key: string): Promise<void> {
     const { redis, windowSeconds, prefix } = this.options;
     if (redis && redis.status === 'ready') {
@@ -45,6 +90,14 @@ export class FailureLimiter {
     else this.memory.set(key, { count: 1, resetAt: Date.now() + windowSeconds * 1000 });
   }
 
+  private async releaseInRedis(redis: Redis, key: string): Promise<void> {
+    try {
+      await redis.eval(RELEASE_SCRIPT, 1, `${this.options.prefix}:${key}`);
+    } catch {
+      // The reservation then counts as a failure until the window ends: the safe side.
+    }
+  }
+
   private memoryEntry(key: string) {
     const entry = this.memory.get(key);
     if (entry && entry.resetAt <= Date.now()) {
@@ -53,4 +106,9 @@ export class FailureLimiter {
     }
     return entry;
   }
+}
+
+/** 429 `rate_limited` with Retry-After, for a refused reservation. */
+export function rateLimitedError(message: string, retryAfter: number): AppError {
+  return new AppError('rate_limited', message, { retryAfter }, { 'Retry-After': String(retryAfter) });
 }

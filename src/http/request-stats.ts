@@ -18,7 +18,10 @@ export class RequestStats {
     private readonly options: { slowThresholdMs: number; sampleRate: number; random?: () => number },
   ) {}
 
-  /** Counts one response; samples 5xx into incidents. */
+  /**
+   * Counts one response; samples 5xx into incidents. A 503 of maintenance or read-only mode
+   * (`isBlockedByMode`) is what operators asked for, not a failure: neither a 5xx nor an incident.
+   */
   record(entry: {
     status: number;
     ms: number;
@@ -26,11 +29,12 @@ export class RequestStats {
     method: string;
     requestId: string;
     error?: string;
+    isBlockedByMode?: boolean;
   }) {
     const minute = new Date(Math.floor(Date.now() / 60_000) * 60_000).toISOString();
     this.add(minute, 'total');
     if (entry.ms >= this.options.slowThresholdMs) this.add(minute, 'slow');
-    if (entry.status >= 500) {
+    if (entry.status >= 500 && !entry.isBlockedByMode) {
       this.add(minute, '5xx');
       if ((this.options.random ?? Math.random)() < this.options.sampleRate) {
         void this.db
@@ -105,6 +109,7 @@ export function registerRequestStats(app: FastifyInstance, stats: RequestStats):
       method: request.method,
       requestId: request.id,
       error: request.failure ?? undefined,
+      isBlockedByMode: request.blockedBy != null,
     });
   });
   app.addHook('onClose', async () => stats.stop());

@@ -5,9 +5,11 @@ import { errorBody } from './errors.js';
 /** Routes that answer in every mode: operations endpoints (the runbook's health/metrics). */
 const OPS_PATHS = new Set(['/health', '/live', '/ready', '/metrics']);
 /**
- * While a mode was switched on at run time (not forced by the environment), operators must still be
- * able to sign in to the admin panel and switch it off again: its pages, assets, sign-in and the
- * switch endpoint stay reachable. A mode forced by MAINTENANCE_MODE / READ_ONLY_MODE blocks them too.
+ * In either mode operators must still be able to sign in to the admin panel, read the switches
+ * (including `forcedByEnv`, which says why a mode cannot be switched off) and flip them: its pages,
+ * assets, sign-in and the switch endpoint stay reachable, whether the mode was switched on at run
+ * time or forced by MAINTENANCE_MODE / READ_ONLY_MODE. The rest of the admin API is blocked like
+ * everything else.
  */
 function isOperatorPath(path: string): boolean {
   return (
@@ -21,27 +23,38 @@ function isOperatorPath(path: string): boolean {
 }
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
+/** Why a request was turned away with 503 by a mode (null: it was not). */
+export type BlockedBy = 'maintenance' | 'read_only' | null;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /**
+     * Set when maintenance or read-only mode answered 503: these are counted apart
+     * (`http_requests_total{reason=...}`) and are not 5xx incidents.
+     */
+    blockedBy: BlockedBy;
+  }
+}
+
 /**
  * MAINTENANCE_MODE: 503 `maintenance` with Retry-After on every route but the operations ones.
  * READ_ONLY_MODE: only GET, HEAD and OPTIONS pass; the rest get 503 `read_only`.
  */
 export function registerSafetySwitches(app: FastifyInstance, switches: SwitchBoard): void {
+  app.decorateRequest('blockedBy', null);
   app.addHook('onRequest', async (request, reply) => {
     const path = request.url.split('?')[0] ?? '';
     if (OPS_PATHS.has(path)) return;
-    const state = switches.describe();
-    const isOperator = isOperatorPath(path);
-    if (switches.isMaintenance && !(isOperator && !state.maintenance.forcedByEnv)) {
+    if (isOperatorPath(path)) return;
+    if (switches.isMaintenance) {
+      request.blockedBy = 'maintenance';
       return reply
         .status(503)
         .header('Retry-After', '120')
         .send(errorBody('maintenance', 'The service is under maintenance, try again later'));
     }
-    if (
-      switches.isReadOnly &&
-      !SAFE_METHODS.has(request.method) &&
-      !(isOperator && !state.readOnly.forcedByEnv)
-    ) {
+    if (switches.isReadOnly && !SAFE_METHODS.has(request.method)) {
+      request.blockedBy = 'read_only';
       return reply
         .status(503)
         .header('Retry-After', '120')

@@ -132,11 +132,18 @@ describe('thresholds', () => {
   it('fires when the dead outbox counter grew by more than ALERT_OUTBOX_DEAD_DELTA between two runs', async () => {
     const config = configWith();
     const send = recordingSender();
-    // Dead events from before the first run are history, not growth.
+    // A new installation starts from zero: dead events from before the first run are reported.
     await killEvents(5);
-    expect((await runAlertMonitor({ db: t.db, config, send }, at(1))).firing).toEqual([]);
+    const first = await runAlertMonitor({ db: t.db, config, send }, at(1));
+    expect(first.sent).toEqual(['outbox_dead']);
+    expect(send.texts).toEqual(['🔴 ALERT: new dead outbox events: 5 (threshold 2)']);
+    send.texts.length = 0;
+    // The baseline is stored in the database: a restarted worker (a fresh call, nothing in memory)
+    // measures growth from it, not from whatever the counter is when it comes up.
     await killEvents(2);
-    expect((await runAlertMonitor({ db: t.db, config, send }, at(2))).firing).toEqual([]);
+    const quiet = await runAlertMonitor({ db: t.db, config, send }, at(2));
+    expect(quiet).toMatchObject({ firing: [], resolved: ['outbox_dead'] });
+    send.texts.length = 0;
     await killEvents(3);
     const report = await runAlertMonitor({ db: t.db, config, send }, at(3));
     expect(report.sent).toEqual(['outbox_dead']);
@@ -277,6 +284,84 @@ describe('5xx figures and incidents from real requests', () => {
     const again = await runAlertMonitor({ db: t.db, config, send }, new Date(now.getTime() + MINUTE));
     expect(again.incidents).toBe(0);
     expect(send.texts.filter((text) => text.startsWith('⚠️'))).toHaveLength(1);
+  });
+});
+
+describe('503s of maintenance and read-only mode', () => {
+  it('are counted apart (http_requests_total reason label), not as 5xx or incidents, and do not alert', async () => {
+    const config = configWith({ ALERT_HTTP_5XX_PER_MIN: '2', ALERTS_5XX_SAMPLE_RATE: '1' });
+    const { db } = createDatabase({ connectionString: t.url, max: 4 });
+    // Two replicas, one in each mode.
+    const metrics = [createMetrics({ withDefaults: false }), createMetrics({ withDefaults: false })] as const;
+    const down = await buildApp(
+      { ...config, MAINTENANCE_MODE: true },
+      { db, logger: false, metrics: metrics[0] },
+    );
+    const readOnly = await buildApp(
+      { ...config, READ_ONLY_MODE: true },
+      { db, logger: false, metrics: metrics[1] },
+    );
+    // A real failure next to them is still a 5xx.
+    readOnly.get('/boom', async () => {
+      throw new Error('kaboom');
+    });
+    const started = Date.now();
+    try {
+      for (let i = 0; i < 5; i += 1) {
+        const res = await readOnly.inject({
+          method: 'POST',
+          url: '/api/v1/integration/purchases',
+          payload: {},
+        });
+        expect(res.statusCode).toBe(503);
+        const blocked = await down.inject({ method: 'GET', url: '/api/v1/client/me' });
+        expect(blocked.statusCode).toBe(503);
+      }
+      expect((await readOnly.inject({ method: 'GET', url: '/boom' })).statusCode).toBe(500);
+    } finally {
+      await down.close();
+      await readOnly.close();
+      await db.destroy();
+    }
+    const series = [
+      ...(await metrics[0].httpRequests.get()).values,
+      ...(await metrics[1].httpRequests.get()).values,
+    ];
+    expect(series).toEqual(
+      expect.arrayContaining([
+        {
+          labels: {
+            method: 'POST',
+            route: '/api/v1/integration/purchases',
+            status: '503',
+            reason: 'read_only',
+          },
+          value: 5,
+        },
+        {
+          labels: { method: 'GET', route: '/api/v1/client/me', status: '503', reason: 'maintenance' },
+          value: 5,
+        },
+        { labels: { method: 'GET', route: '/boom', status: '500' }, value: 1 },
+      ]),
+    );
+    const rows = await t.db
+      .selectFrom('http_minute_stats')
+      .select(['kind', 'count'])
+      .where('minute', '>=', new Date(Math.floor(started / MINUTE) * MINUTE))
+      .execute();
+    const sum = (kind: string) => rows.filter((r) => r.kind === kind).reduce((n, r) => n + r.count, 0);
+    expect({ total: sum('total'), '5xx': sum('5xx') }).toEqual({ total: 11, '5xx': 1 });
+    const incidents = await t.db.selectFrom('alert_incidents').select(['route', 'status']).execute();
+    expect(incidents).toEqual([{ route: '/boom', status: 500 }]);
+    const send = recordingSender();
+    for (const row of await t.db.selectFrom('http_minute_stats').select('minute').distinct().execute()) {
+      const report = await runAlertMonitor(
+        { db: t.db, config, send },
+        new Date(row.minute.getTime() + MINUTE),
+      );
+      expect(report.firing).toEqual([]);
+    }
   });
 });
 

@@ -25,8 +25,8 @@ export interface AlertRunReport {
 /**
  * The alert monitor (every minute, in one worker under an advisory lock): 5xx and slow requests in
  * the last full minute summed over every API replica, growth of dead outbox events since the last
- * run, and sampled 5xx incidents. An alert that keeps firing is repeated only after the cooldown;
- * when it stops firing a "resolved" message follows.
+ * run (since zero on a new installation), and sampled 5xx incidents. An alert that keeps firing is
+ * repeated only after the cooldown; when it stops firing a "resolved" message follows.
  */
 export async function runAlertMonitor(
   deps: { db: Database; config: Config; send: AlertSender },
@@ -49,7 +49,10 @@ export async function runAlertMonitor(
     .select('last_value')
     .where('name', '=', 'outbox_dead')
     .executeTakeFirst();
-  const deadDelta = previousDead?.last_value == null ? 0 : deadTotal - previousDead.last_value;
+  // The baseline lives in the database, so a restart measures growth from where the last run left
+  // off; a new installation has none and starts from zero: events that went dead before the first
+  // run are growth too, not history to be swallowed.
+  const deadDelta = deadTotal - (previousDead?.last_value ?? 0);
 
   const checks: Check[] = [
     {

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { buildApp } from '../../src/app.js';
 import { type Config, loadConfig } from '../../src/config.js';
 import { NotificationListener } from '../../src/db/listener.js';
-import { createTestDatabase, type TestDatabase } from './db.js';
+import { createTestDatabase, type TestDatabase, type TestDatabaseOptions } from './db.js';
 
 /** An app on its own database, built as the server builds it (no network listener needed). */
 export interface TestApp extends TestDatabase {
@@ -14,9 +14,14 @@ export interface TestApp extends TestDatabase {
 
 /** Builds the app with test configuration; `env` overrides variables. */
 export async function createTestApp(
-  options: { env?: Record<string, string>; redis?: Redis | null; listen?: boolean } = {},
+  options: {
+    env?: Record<string, string>;
+    redis?: Redis | null;
+    listen?: boolean;
+    database?: TestDatabaseOptions;
+  } = {},
 ): Promise<TestApp> {
-  const database = await createTestDatabase();
+  const database = await createTestDatabase(options.database);
   const { config } = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', ...options.env });
   const listener = options.listen ? new NotificationListener(database.url) : undefined;
   await listener?.start();

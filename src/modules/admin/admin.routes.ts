@@ -55,7 +55,8 @@ export function adminRoutes(deps: {
   switches: SwitchBoard;
 }): FastifyPluginAsyncZod {
   return async (app) => {
-    app.addHook('preHandler', requireOperator(deps.config));
+    // onRequest, before the body is parsed: a stranger learns nothing of our validation.
+    app.addHook('onRequest', requireOperator(deps.config));
 
     app.get(
       '/outbox',

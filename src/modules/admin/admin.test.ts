@@ -419,6 +419,19 @@ describe('maintenance and read-only switches', () => {
     expect((await resolveCustomer(t.app, merchant, customer.phone)).statusCode).toBe(200);
   });
 
+  it('MAINTENANCE_MODE=1 leaves the switches readable, saying the mode is forced by the environment', async () => {
+    const forced = await startReplica({ env: { MAINTENANCE_MODE: '1' } });
+    const state = await admin(forced.app, 'GET', '/api/v1/admin/switches');
+    expect(state.statusCode, state.body).toBe(200);
+    expect(state.json().maintenance).toEqual({ enabled: true, forcedByEnv: true, runtime: false });
+    // Switching it off at run time cannot lift what the environment forces; the answer says so.
+    const off = await admin(forced.app, 'PUT', '/api/v1/admin/switches', { maintenance: false });
+    expect(off.statusCode, off.body).toBe(200);
+    expect(off.json().maintenance).toEqual({ enabled: true, forcedByEnv: true, runtime: false });
+    // The rest of the admin API stays closed.
+    expectBlocked(await admin(forced.app, 'GET', '/api/v1/admin/outbox'), 'maintenance');
+  });
+
   it('READ_ONLY_MODE=1 forces read-only even while the run-time switch is off', async () => {
     const forced = await startReplica({ env: { READ_ONLY_MODE: '1' } });
     const merchant = await createTestMerchant(t.db);
@@ -437,6 +450,10 @@ describe('maintenance and read-only switches', () => {
     expect(read.statusCode).toBe(200);
     const state = await admin(forced.app, 'GET', '/api/v1/admin/switches');
     expect(state.json().readOnly).toEqual({ enabled: true, forcedByEnv: true, runtime: false });
+    // Operators can still put the fleet into maintenance on top of the forced read-only mode.
+    const on = await admin(forced.app, 'PUT', '/api/v1/admin/switches', { maintenance: true });
+    expect(on.statusCode, on.body).toBe(200);
+    expect(on.json().maintenance).toEqual({ enabled: true, forcedByEnv: false, runtime: true });
   });
 });
 

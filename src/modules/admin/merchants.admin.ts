@@ -5,7 +5,7 @@ import type { Actor } from '../audit/audit.service.js';
 import { createPortalUser } from '../auth/auth.service.js';
 import { createMerchant, type MerchantStatus, updateMerchant } from '../merchants/merchants.service.js';
 import { runAudited } from '../portal/portal.audit.js';
-import { likePattern } from '../portal/portal.http.js';
+import { containsText } from '../portal/portal.http.js';
 import type { ProgrammeRules } from '../programme/programme.schema.js';
 
 // Merchants as operators manage them: list with usage, create with an owner account, suspend and
@@ -42,7 +42,7 @@ function selectMerchants(db: Executor) {
 /** Merchants by name (q: part of the name, or an id), with their usage. */
 export async function listMerchants(db: Executor, options: { q?: string; limit: number; offset: number }) {
   const q = options.q?.trim() ?? '';
-  const matches = sql<boolean>`(m.name ilike ${likePattern(q)} or m.id::text = ${q.toLowerCase()})`;
+  const matches = sql<boolean>`(${containsText('m.name', q)} or m.id::text = ${q.toLowerCase()})`;
   const [items, count] = await Promise.all([
     selectMerchants(db)
       .$if(q !== '', (query) => query.where(matches))

@@ -4,10 +4,10 @@ import type { Config } from '../../config.js';
 import type { Database } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
 import type { Metrics } from '../../http/metrics.js';
-import type { FailureLimiter } from '../../http/rate-limit.js';
 import { authenticateOperatorSession, authenticateStaff } from '../../http/session.js';
 import { ErrorResponse } from '../integration/integration.schema.js';
 import { type Audience, login, logout, refreshSession } from './auth.service.js';
+import { type LoginLimiters, withLoginLimits } from './login-limits.js';
 
 const LoginBody = z.strictObject({
   email: z.string().min(3).max(254),
@@ -27,12 +27,6 @@ const TokenResponse = z.object({
     locale: z.string(),
   }),
 });
-
-/** Login limits: failed attempts per account and per IP address. */
-export interface LoginLimiters {
-  perAccount: FailureLimiter;
-  perIp: FailureLimiter;
-}
 
 /**
  * Sign-in for one audience (portal: merchant staff; admin: operators): login, refresh (rotating,
@@ -55,45 +49,26 @@ export function authRoutes(deps: {
         schema: {
           tags,
           summary: 'Sign in with email and password',
+          security: [],
           body: LoginBody,
           response: { 200: TokenResponse, 400: ErrorResponse, 401: ErrorResponse, 429: ErrorResponse },
         },
       },
       async (request) => {
         const account = `${audience}:${request.body.email.trim().toLowerCase()}`;
-        const ip = request.ip;
-        const wait = Math.max(
-          await limiters.perAccount.blockedFor(account),
-          await limiters.perIp.blockedFor(ip),
-        );
-        if (wait > 0) {
-          metrics.portalLogins.inc({ result: 'rate_limited' });
-          throw new AppError(
-            'rate_limited',
-            'Too many failed logins; try again later',
-            { retryAfter: wait },
-            {
-              'Retry-After': String(wait),
-            },
-          );
-        }
         try {
-          const tokens = await login(db, config, {
-            ...request.body,
-            audience,
-            ip,
-            userAgent: request.headers['user-agent'],
-          });
+          const tokens = await withLoginLimits(limiters, { account, ip: request.ip }, () =>
+            login(db, config, {
+              ...request.body,
+              audience,
+              ip: request.ip,
+              userAgent: request.headers['user-agent'],
+            }),
+          );
           metrics.portalLogins.inc({ result: 'success' });
           return tokens;
         } catch (error) {
           if (error instanceof AppError) {
-            if (error.code === 'invalid_credentials') {
-              await Promise.all([
-                limiters.perAccount.recordFailure(account),
-                limiters.perIp.recordFailure(ip),
-              ]);
-            }
             metrics.portalLogins.inc({
               result: error.code === 'invalid_credentials' ? 'failure' : error.code,
             });
@@ -109,6 +84,7 @@ export function authRoutes(deps: {
         schema: {
           tags,
           summary: 'New token pair for a refresh token (each refresh token works once)',
+          security: [],
           body: RefreshBody,
           response: { 200: TokenResponse, 400: ErrorResponse, 401: ErrorResponse },
         },
@@ -134,7 +110,15 @@ export function authRoutes(deps: {
 
     app.post(
       '/auth/logout',
-      { schema: { tags, summary: 'End the session of a refresh token', body: RefreshBody } },
+      {
+        schema: {
+          tags,
+          summary: 'End the session of a refresh token',
+          security: [],
+          body: RefreshBody,
+          response: { 204: z.void().describe('Signed out'), 400: ErrorResponse },
+        },
+      },
       async (request, reply) => {
         await logout(db, request.body);
         return reply.status(204).send();

@@ -7,6 +7,7 @@ import type { Config } from '../../config.js';
 import type { Database } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
 import { SecretBox } from '../../lib/crypto.js';
+import { assertMerchantActive } from '../merchants/merchants.service.js';
 import { describeTelegramError } from '../telegram/telegram.client.js';
 import { verifyMerchantBotSecret } from '../telegram/telegram.service.js';
 import { type BotMerchant, createMerchantBot, type MerchantBotDeps } from './bot.handlers.js';
@@ -90,7 +91,11 @@ export function botRoutes(deps: {
           if (!UUID.test(merchantId)) throw new AppError('bot_not_connected', 'No bot is connected here');
           const header = request.headers['x-telegram-bot-api-secret-token'];
           const secret = typeof header === 'string' ? header : undefined;
-          if (await verifyMerchantBotSecret(deps.db, { merchantId, secret })) return;
+          if (await verifyMerchantBotSecret(deps.db, { merchantId, secret })) {
+            // Telegram keeps the update and shows the refusal in getWebhookInfo; the bot stays silent.
+            await assertMerchantActive(deps.db, merchantId);
+            return;
+          }
           if (!(await hasMerchantBot(deps.db, merchantId))) {
             throw new AppError('bot_not_connected', 'No bot is connected here');
           }

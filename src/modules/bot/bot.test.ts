@@ -12,6 +12,7 @@ import { commitPurchaseViaApi } from '../../../test/helpers/outbox.js';
 import { SecretBox } from '../../lib/crypto.js';
 import { createCustomer, registerTelegramCustomer } from '../customers/customers.service.js';
 import { adjustPoints } from '../ledger/ledger.service.js';
+import { updateMerchant } from '../merchants/merchants.service.js';
 import { formatPoints } from '../telegram/telegram.messages.js';
 import { connectMerchantBot } from '../telegram/telegram.service.js';
 import { MENU_LABELS } from './bot.messages.js';
@@ -366,5 +367,25 @@ describe('merchant bot webhook', () => {
     expect(reply.method).toBe('sendMessage');
     const groupCalls = fake.calls.slice(before).filter((c) => String(c.params.chat_id) === '-100500');
     expect(groupCalls).toEqual([]);
+  });
+
+  it("refuses updates for a suspended merchant's bot with 403 merchant_suspended, sending nothing", async () => {
+    const { user } = await registeredUser();
+    await updateMerchant(t.db, { merchantId: merchant.merchantId, status: 'suspended' });
+    try {
+      const before = fake.calls.length;
+      const res = await postUpdate(textUpdate(user, 'Баланс'));
+      expect(res.statusCode).toBe(403);
+      expect(res.json().error.code).toBe('merchant_suspended');
+      // A wrong secret is still 401: the state of a merchant is told only to Telegram.
+      expect((await postUpdate(textUpdate(user, 'Баланс'), { secret: 'wrong' })).statusCode).toBe(401);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(fake.calls.slice(before).filter((c) => String(c.params.chat_id) === String(user.id))).toEqual(
+        [],
+      );
+    } finally {
+      await updateMerchant(t.db, { merchantId: merchant.merchantId, status: 'active' });
+    }
+    expect((await send(textUpdate(user, 'Баланс'), user.id)).method).toBe('sendMessage');
   });
 });

@@ -66,8 +66,9 @@ export function clientRoutes(deps: { db: Database; config: Config; box?: SecretB
         schema: {
           tags: ['client'],
           summary: 'Sign in from the Telegram Mini App (initData signed by the merchant bot)',
+          security: [],
           body: TelegramAuthBody,
-          response: { 200: TelegramAuthResponse, 401: ErrorResponse, 404: ErrorResponse },
+          response: { 200: TelegramAuthResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse },
         },
       },
       async (request) => signInWithMiniApp(deps.db, { ...request.body, box, now: new Date() }),
@@ -90,7 +91,7 @@ function authenticatedRoutes(deps: { db: Database; config: Config }): FastifyPlu
           tags: ['client'],
           summary: 'A fresh one-time code to show at the till',
           security,
-          response: { 200: CodeResponse, 401: ErrorResponse },
+          response: { 200: CodeResponse, 401: ErrorResponse, 403: ErrorResponse },
         },
       },
       async (request) => {
@@ -111,7 +112,7 @@ function authenticatedRoutes(deps: { db: Database; config: Config }): FastifyPlu
           tags: ['client'],
           summary: 'Profile, balance, tier progress and programme',
           security,
-          response: { 200: MeResponse, 401: ErrorResponse },
+          response: { 200: MeResponse, 401: ErrorResponse, 403: ErrorResponse },
         },
       },
       async (request) => getCustomerProfile(deps.db, customerOf(request)),

@@ -6,6 +6,7 @@ import { createTestMerchant, nextPhone, type TestMerchant } from '../../../test/
 import { commitPurchaseViaApi } from '../../../test/helpers/outbox.js';
 import { SecretBox } from '../../lib/crypto.js';
 import { createCustomer } from '../customers/customers.service.js';
+import { updateMerchant } from '../merchants/merchants.service.js';
 import { connectMerchantBot } from '../telegram/telegram.service.js';
 import { INIT_DATA_MAX_AGE_SECONDS, validateInitData } from './miniapp-auth.js';
 
@@ -303,5 +304,37 @@ describe('POST /api/v1/client/auth/telegram', () => {
     const missing = await signIn({ merchantId: merchant.merchantId });
     expect(missing.statusCode).toBe(400);
     expect(missing.json().error.message).toContain('initData');
+  });
+
+  it("refuses a suspended merchant's customers: sign-in and every client route get 403", async () => {
+    const telegramUserId = 5_550_777;
+    await createCustomer(t.db, { merchantId: merchant.merchantId, phone: nextPhone(), telegramUserId });
+    const initData = await signInitData(
+      botToken,
+      launchFields({ userId: telegramUserId, authDate: nowSeconds() }),
+    );
+    const signedIn = await signIn({ initData, merchantId: merchant.merchantId });
+    expect(signedIn.statusCode).toBe(200);
+    const auth = { authorization: `Bearer ${signedIn.json().token}` };
+
+    await updateMerchant(t.db, { merchantId: merchant.merchantId, status: 'suspended' });
+    try {
+      const again = await signIn({ initData, merchantId: merchant.merchantId });
+      expect(again.statusCode).toBe(403);
+      expect(again.json().error.code).toBe('merchant_suspended');
+      for (const [method, url] of [
+        ['GET', '/api/v1/client/me'],
+        ['POST', '/api/v1/client/code'],
+        ['GET', '/api/v1/client/transactions'],
+      ] as const) {
+        const res = await t.app.inject({ method, url, headers: auth });
+        expect(res.statusCode, url).toBe(403);
+        expect(res.json().error.code, url).toBe('merchant_suspended');
+      }
+    } finally {
+      await updateMerchant(t.db, { merchantId: merchant.merchantId, status: 'active' });
+    }
+    const me = await t.app.inject({ method: 'GET', url: '/api/v1/client/me', headers: auth });
+    expect(me.statusCode).toBe(200);
   });
 });

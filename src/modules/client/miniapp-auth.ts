@@ -4,6 +4,7 @@ import type { Executor } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
 import type { SecretBox } from '../../lib/crypto.js';
 import { findCustomerByTelegramUser, issueCustomerToken } from '../customers/customers.service.js';
+import { assertMerchantActive } from '../merchants/merchants.service.js';
 import { getMerchantBotToken } from '../telegram/telegram.service.js';
 
 // Telegram Mini App launch data (Telegram.WebApp.initData), validated as Telegram specifies:
@@ -127,6 +128,8 @@ export async function signInWithMiniApp(
   }
   const result = validateInitData(options.initData, botToken, options);
   if (!result.ok) throw new AppError('invalid_init_data', result.message, { reason: result.reason });
+  // After the signature: only the bot's own users learn that the programme is suspended.
+  await assertMerchantActive(db, options.merchantId);
   const customer = await findCustomerByTelegramUser(db, {
     merchantId: options.merchantId,
     telegramUserId: result.user.id,

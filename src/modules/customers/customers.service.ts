@@ -83,13 +83,14 @@ export async function issueCustomerToken(
 export async function findCustomerByToken(
   db: Executor,
   token: string,
-): Promise<{ customerId: string; merchantId: string } | null> {
+): Promise<{ customerId: string; merchantId: string; merchantStatus: string } | null> {
   const row = await db
-    .selectFrom('customer_tokens')
-    .select(['customer_id as customerId', 'merchant_id as merchantId'])
-    .where('token_hash', '=', sha256Hex(token))
-    .where('revoked_at', 'is', null)
-    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', new Date())]))
+    .selectFrom('customer_tokens as t')
+    .innerJoin('merchants as m', 'm.id', 't.merchant_id')
+    .select(['t.customer_id as customerId', 't.merchant_id as merchantId', 'm.status as merchantStatus'])
+    .where('t.token_hash', '=', sha256Hex(token))
+    .where('t.revoked_at', 'is', null)
+    .where((eb) => eb.or([eb('t.expires_at', 'is', null), eb('t.expires_at', '>', new Date())]))
     .executeTakeFirst();
   return row ?? null;
 }

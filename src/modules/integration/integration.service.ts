@@ -1,7 +1,7 @@
 import type { Database } from '../../db/database.js';
 import type { MerchantAuth } from '../../http/auth.js';
 import { AppError } from '../../http/errors.js';
-import type { FailureLimiter } from '../../http/rate-limit.js';
+import { type FailureLimiter, rateLimitedError } from '../../http/rate-limit.js';
 import type { OutboxNotifier } from '../../jobs/outbox.notify.js';
 import { type CustomerRef, type CustomerState, findCustomerState } from '../customers/customers.service.js';
 import { requestHash, runIdempotent } from '../ledger/idempotency.service.js';
@@ -109,26 +109,17 @@ async function resolveCustomer(
   ref: CustomerRef,
 ): Promise<CustomerState> {
   const isCode = 'code' in ref;
-  if (isCode) {
-    const wait = await deps.codeFailures.blockedFor(auth.keyId);
-    if (wait > 0) {
-      throw new AppError(
-        'rate_limited',
-        'Too many failed code lookups; try again later',
-        { retryAfter: wait },
-        {
-          'Retry-After': String(wait),
-        },
-      );
-    }
-  }
+  // A code lookup is reserved before it runs, so parallel guesses cannot overtake the count.
+  const slot = isCode ? await deps.codeFailures.reserve(auth.keyId) : null;
+  if (slot && !slot.ok)
+    throw rateLimitedError('Too many failed code lookups; try again later', slot.retryAfter);
   const tierWindowDays = auth.rules.tiers.length > 0 ? auth.rules.tierWindowDays : null;
   const customer = await findCustomerState(deps.db, { merchantId: auth.merchantId, ref, tierWindowDays });
-  if (customer) return customer;
-  if (isCode) {
-    await deps.codeFailures.recordFailure(auth.keyId);
-    throw new AppError('code_not_found', 'Code not found, expired or already used');
+  if (customer) {
+    await slot?.release();
+    return customer;
   }
+  if (isCode) throw new AppError('code_not_found', 'Code not found, expired or already used');
   throw new AppError('customer_not_found', 'Customer not found');
 }
 

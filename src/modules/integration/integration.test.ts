@@ -145,6 +145,19 @@ describe('a till serving a customer with a one-time code', () => {
     expect((await post(merchant, '/customers/resolve', { phone: customer.phone })).statusCode).toBe(200);
     expect((await post(other, '/customers/resolve', { code: wrong })).statusCode).toBe(404);
   });
+
+  it('checks at most the limit of simultaneous wrong codes: each lookup is reserved first', async () => {
+    const merchant = await createTestMerchant(t.db);
+    const answers = await Promise.all(
+      Array.from({ length: 15 }, (_, i) =>
+        post(merchant, '/customers/resolve', { code: String(100_000 + i) }),
+      ),
+    );
+    const checked = answers.filter((res) => res.statusCode === 404).length;
+    expect(answers.filter((res) => res.statusCode === 429).length).toBe(15 - checked);
+    expect(checked).toBeLessThanOrEqual(3);
+    expect(checked).toBeGreaterThan(0);
+  });
 });
 
 describe('programme rules in quote and commit', () => {

@@ -59,6 +59,21 @@ export async function updateMerchant(
   return row;
 }
 
+/**
+ * Throws 403 `merchant_suspended` when the merchant is suspended: the customers' doors (Mini App
+ * sign-in, the merchant's bot) close with the POS and portal ones.
+ */
+export async function assertMerchantActive(db: Executor, merchantId: string): Promise<void> {
+  const row = await db
+    .selectFrom('merchants')
+    .select('status')
+    .where('id', '=', merchantId)
+    .executeTakeFirst();
+  if (row?.status === 'suspended') {
+    throw new AppError('merchant_suspended', 'The loyalty programme of this merchant is suspended');
+  }
+}
+
 /** Announces a change that invalidates cached auth or rules (listened to by every API process). */
 export async function notifyCacheChange(db: Executor, message: string): Promise<void> {
   await sql`select pg_notify(${CACHE_CHANNEL}, ${message})`.execute(db);

@@ -6,7 +6,7 @@ import { findCustomerState, listCustomerTransactions } from '../customers/custom
 import { adjustPoints, type Balance } from '../ledger/ledger.service.js';
 import { selectTier } from '../programme/programme.rules.js';
 import { runAudited } from './portal.audit.js';
-import { likePattern } from './portal.http.js';
+import { containsText, likePattern } from './portal.http.js';
 import { getMerchantRules } from './programme.service.js';
 
 // Customers as merchant staff see them: search, profile with tier progress, ledger history, and
@@ -43,10 +43,7 @@ export async function searchCustomers(
   if (q !== '') {
     const digits = phoneDigits(q);
     query = query.where((eb) =>
-      eb.or([
-        eb('c.name', 'ilike', likePattern(q)),
-        ...digits.map((d) => eb('c.phone', 'like', likePattern(d))),
-      ]),
+      eb.or([containsText('c.name', q), ...digits.map((d) => eb('c.phone', 'like', likePattern(d)))]),
     );
   }
   const [items, count] = await Promise.all([

@@ -1,4 +1,5 @@
-import type { FastifyRequest } from 'fastify';
+import type { FastifyRequest, FastifySchema, RouteOptions } from 'fastify';
+import { type RawBuilder, sql } from 'kysely';
 import { z } from 'zod';
 import type { Config } from '../../config.js';
 import type { Executor } from '../../db/database.js';
@@ -83,11 +84,26 @@ export async function authenticatePortalRequest(
   request.sessionUser = { ...token, role: row.role as Role };
 }
 
-/** Route-level onRequest hook: 403 `forbidden` unless the signed-in user's role has `permission`. */
+/**
+ * Route-level onRequest hook: 403 `forbidden` unless the signed-in user's role has `permission`.
+ * The hook carries its permission, so documentPermission can publish it in the OpenAPI document.
+ */
 export function allow(permission: Permission) {
-  return async (request: FastifyRequest): Promise<void> => {
+  const hook = async (request: FastifyRequest): Promise<void> => {
     requirePermission(request, permission);
   };
+  return Object.assign(hook, { permission });
+}
+
+/**
+ * onRoute hook of the portal plugin: a route guarded by allow() states its permission in the
+ * OpenAPI document as `x-permission` (clients see what a role needs; tests walk the document).
+ */
+export function documentPermission(route: RouteOptions): void {
+  const hooks = [route.onRequest ?? []].flat() as Array<{ permission?: Permission }>;
+  const permission = hooks.find((hook) => hook.permission !== undefined)?.permission;
+  if (permission && route.schema)
+    route.schema = { ...route.schema, 'x-permission': permission } as FastifySchema;
 }
 
 /** The merchant the signed-in staff member works for: every query is scoped by it. */
@@ -112,4 +128,12 @@ export function operatorActorOf(request: FastifyRequest): Actor {
 /** Escapes LIKE wildcards so user input matches literally. */
 export function likePattern(input: string): string {
   return `%${input.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+/**
+ * `column` contains `input`, ignoring case in every alphabet: compared under the `loyalty_search`
+ * collation (migration 0009), so it does not depend on the locale the database was created with.
+ */
+export function containsText(column: string, input: string): RawBuilder<boolean> {
+  return sql<boolean>`(${sql.ref(column)} collate loyalty_search ilike ${likePattern(input)})`;
 }

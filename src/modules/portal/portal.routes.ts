@@ -5,7 +5,7 @@ import { apiKeyRoutes } from './apikeys.portal.js';
 import { customerRoutes } from './customers.portal.js';
 import { dashboardRoutes } from './dashboard.portal.js';
 import { outletRoutes } from './outlets.portal.js';
-import { authenticatePortalRequest } from './portal.http.js';
+import { authenticatePortalRequest, documentPermission } from './portal.http.js';
 import { programmeRoutes } from './programme.portal.js';
 import { telegramPortalRoutes } from './telegram.portal.js';
 import { NotifyBotInfo } from './telegram.service.js';
@@ -28,6 +28,7 @@ export function portalRoutes(deps: {
   return async (app) => {
     // onRequest, before the body is parsed: a stranger learns nothing of our validation.
     app.addHook('onRequest', async (request) => authenticatePortalRequest(db, config, request));
+    app.addHook('onRoute', documentPermission);
     // The analytics read the replica when DATABASE_READ_URL is set.
     await app.register(dashboardRoutes({ db: readDb }));
     await app.register(programmeRoutes({ db }));

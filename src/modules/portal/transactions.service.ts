@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Executor } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
-import { likePattern } from './portal.http.js';
+import { containsText } from './portal.http.js';
 
 // The merchant's purchases with filters, paged by a keyset cursor (created_at, id), and the same
 // list as CSV. The cursor carries created_at as Postgres text with microseconds: a JS Date would
@@ -109,7 +109,7 @@ function selectTransactions(db: Executor, filters: TransactionFilters) {
   }
   if (filters.customerId) query = query.where('p.customer_id', '=', filters.customerId);
   if (filters.status) query = query.where('p.status', '=', filters.status);
-  if (filters.q) query = query.where('p.order_id', 'ilike', likePattern(filters.q));
+  if (filters.q) query = query.where(containsText('p.order_id', filters.q));
   return query.orderBy('p.created_at', 'desc').orderBy('p.id', 'desc');
 }
 

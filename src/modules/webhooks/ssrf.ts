@@ -35,7 +35,8 @@ export interface SsrfPolicy {
 }
 
 // Never a sensible target, even on a developer's machine: 0.0.0.0 means "this host" to some stacks.
-const ALWAYS_REFUSED = new Set(['unspecified', 'multicast', 'broadcast']);
+// IPv4-compatible addresses of public IPv4 hosts (::8.8.8.8) are deprecated and only ever a disguise.
+const ALWAYS_REFUSED = new Set(['unspecified', 'multicast', 'broadcast', 'ipv4Compatible']);
 
 /**
  * The range of an IP address as ipaddr.js names it ('unicast' for public addresses, 'private',
@@ -49,11 +50,26 @@ export function classifyAddress(address: string): string {
   if (net.isIP(bare) === 0) return 'invalid';
   const parsed = ipaddr.parse(bare);
   if (parsed.kind() === 'ipv6') {
-    const v6 = ipaddr.IPv6.parse(bare);
+    // Canonicalised by the WHATWG URL parser first: ipaddr.js reads `::a.b.c.d` as if it were
+    // `::ffff:a.b.c.d`, which would make ::8.8.8.8 look like a public IPv4-mapped address.
+    const v6 = ipaddr.IPv6.parse(new URL(`http://[${bare}]/`).hostname.slice(1, -1));
     if (v6.isIPv4MappedAddress()) return v6.toIPv4Address().range();
+    if (isIpv4Compatible(v6)) {
+      // ::a.b.c.d (deprecated IPv4-compatible form, ::/96): some stacks still route it to the IPv4
+      // address, so it is classified as that address, and never counts as public itself.
+      const [, , , , , , high = 0, low = 0] = v6.parts;
+      const range = new ipaddr.IPv4([high >> 8, high & 255, low >> 8, low & 255]).range();
+      return range === 'unicast' ? 'ipv4Compatible' : range;
+    }
     return v6.range();
   }
   return ipaddr.IPv4.parse(bare).range();
+}
+
+/** ::/96 except :: and ::1 (which ipaddr.js already names unspecified and loopback). */
+function isIpv4Compatible(v6: ipaddr.IPv6): boolean {
+  const parts = v6.parts;
+  return parts.slice(0, 6).every((p) => p === 0) && ((parts[6] ?? 0) !== 0 || (parts[7] ?? 0) > 1);
 }
 
 /** Why an address is refused under a policy, or null when it may be connected to. */
@@ -80,6 +96,9 @@ function bareHost(hostname: string): string {
  * else null. Used when a merchant saves a URL; delivery checks again after resolving the name.
  */
 export function checkUrlTarget(url: URL, policy: SsrfPolicy): string | null {
+  // user:pass@ in a webhook URL is never needed (receivers verify the signature) and hides the host
+  // from people reading it.
+  if (url.username !== '' || url.password !== '') return 'the URL carries credentials (user:pass@)';
   const host = bareHost(url.hostname);
   if (net.isIP(host) !== 0) {
     const reason = refusalReason(host, policy);
@@ -93,6 +112,9 @@ export function checkUrlTarget(url: URL, policy: SsrfPolicy): string | null {
 export function assertPublicUrl(url: string | URL, options: { allowPrivate: boolean }): void {
   const parsed = typeof url === 'string' ? URL.parse(url) : url;
   if (parsed === null) throw urlError('must be an absolute http or https URL');
+  if (parsed.username !== '' || parsed.password !== '') {
+    throw urlError('must not carry credentials (user:pass@); receivers verify the signature instead');
+  }
   const reason = checkUrlTarget(parsed, options);
   if (reason !== null) {
     throw urlError(`private, loopback and link-local targets are not allowed (${reason})`);

@@ -27,7 +27,8 @@ export function webhookAdminRoutes(deps: {
   allowPrivateNetworks: boolean;
 }): FastifyPluginAsyncZod {
   return async (app) => {
-    app.addHook('preHandler', requireOperator(deps.config));
+    // onRequest, before the body is parsed: a stranger learns nothing of our validation.
+    app.addHook('onRequest', requireOperator(deps.config));
     const { db, allowPrivateNetworks } = deps;
 
     app.get(

@@ -473,6 +473,12 @@ describe('SSRF guard', () => {
       '::ffff:10.0.0.1': 'private',
       '64:ff9b::7f00:1': 'rfc6052',
       '2001:db8::1': 'reserved',
+      // IPv4-compatible (::/96): classified as the IPv4 address they carry, never public.
+      '::7f00:1': 'loopback',
+      '::127.0.0.1': 'loopback',
+      '::a00:1': 'private',
+      '::169.254.169.254': 'linkLocal',
+      '::8.8.8.8': 'ipv4Compatible',
     };
     for (const [address, range] of Object.entries(refused)) {
       expect(refusalReason(address, { allowPrivate: false }), address).toBe(range);
@@ -491,6 +497,19 @@ describe('SSRF guard', () => {
     expect(() => assertPublicUrl('http://localhost:3000/hook', { allowPrivate: false })).toThrow(AppError);
     expect(() => assertPublicUrl('http://[::ffff:127.0.0.1]/', { allowPrivate: false })).toThrow(AppError);
     expect(() => assertPublicUrl('http://2130706433/', { allowPrivate: false })).toThrow(AppError);
+    for (const url of [
+      'http://[::127.0.0.1]/',
+      'http://[::7f00:1]:8080/x',
+      'http://[0:0:0:0:0:0:127.0.0.1]/',
+    ]) {
+      expect(() => assertPublicUrl(url, { allowPrivate: false }), url).toThrow(AppError);
+      expect(checkUrlTarget(new URL(url), { allowPrivate: false }), url).not.toBeNull();
+    }
+    // Credentials in the URL are refused whatever the policy, at creation and at delivery.
+    for (const url of ['https://user:pass@hooks.example.com/x', 'https://user@hooks.example.com/x']) {
+      expect(() => assertPublicUrl(url, { allowPrivate: true }), url).toThrow(/credentials/);
+      expect(checkUrlTarget(new URL(url), { allowPrivate: true }), url).toMatch(/credentials/);
+    }
     expect(() => assertPublicUrl('https://hooks.example.com/x', { allowPrivate: false })).not.toThrow();
     expect(() => assertPublicUrl('http://localhost:3000/hook', { allowPrivate: true })).not.toThrow();
   });
