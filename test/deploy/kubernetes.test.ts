@@ -1,10 +1,13 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { CONFIG_VARIABLES, ConfigError, loadConfig } from '../../src/config.js';
+import { createDatabaseOn, dropDatabaseOn } from '../../src/db/admin.js';
+import { createTestDatabase } from '../helpers/db.js';
 
 // The Kubernetes manifests (deploy/kubernetes): every object is validated against the Kubernetes
 // OpenAPI schemas (kubernetes-models; the ServiceMonitor against the Prometheus Operator's CRD),
@@ -210,6 +213,50 @@ describe('Kubernetes manifests as written', () => {
       }
     }
   });
+});
+
+describe('the init container that waits for the migration Job', () => {
+  /** Runs the API pod's wait-for-migrations script here (tsx instead of the image's dist/). */
+  function runWait(databaseUrl: string, ms: number) {
+    const init = named('Deployment', 'loyalty-api').spec.template.spec.initContainers[0];
+    expect(init.command).toEqual(['sh', '-c']);
+    const script = String(init.args[0]).replaceAll(
+      'node dist/cli.js',
+      `"${process.execPath}" --import tsx src/cli.ts`,
+    );
+    const child = spawn('sh', ['-c', script], {
+      cwd: ROOT,
+      env: { ...process.env, DATABASE_URL: databaseUrl, NODE_ENV: 'test', LOG_LEVEL: 'silent' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    return new Promise<{ code: number | null; output: string }>((resolve) => {
+      const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+      child.on('exit', (code) => {
+        clearTimeout(timer);
+        resolve({ code, output });
+      });
+    });
+  }
+
+  it('lets the pod start once every migration is applied, and waits while one is pending', async () => {
+    const migrated = await createTestDatabase();
+    const serverUrl = inject('databaseServerUrl');
+    const emptyName = `loyalty_test_${randomUUID().replaceAll('-', '').slice(0, 16)}`;
+    const empty = await createDatabaseOn(serverUrl, emptyName);
+    try {
+      const done = await runWait(migrated.url, 30_000);
+      expect(done, done.output).toMatchObject({ code: 0 });
+      const waiting = await runWait(empty, 25_000);
+      expect(waiting.code).toBeNull();
+      expect(waiting.output).toContain('waiting for the migration job');
+    } finally {
+      await migrated.drop();
+      await dropDatabaseOn(serverUrl, emptyName);
+    }
+  }, 120_000);
 });
 
 describe.skipIf(!hasKubectl)(`Kustomize output${hasKubectl ? '' : ` (skipped: ${NO_KUBECTL})`}`, () => {
