@@ -119,7 +119,7 @@ export async function findCustomerState(
                and p.created_at > now() - make_interval(days => ${options.tierWindowDays}))`;
   const result = await sql<CustomerState>`
     select c.id, c.name, c.phone, b.available, b.pending, ${spend}::bigint as spend
-    from customers c join balances b on b.customer_id = c.id
+    from customers c join customer_balances b on b.customer_id = c.id
     where c.merchant_id = ${merchantId} and ${match}
   `.execute(db);
   return result.rows[0] ?? null;
