@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from '../../../test/helpers/app.js';
+import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db.js';
 import {
   createTestCustomer,
   createTestMerchant,
@@ -10,6 +10,7 @@ import {
 } from '../../../test/helpers/factories.js';
 import { findLedgerViolations, findProvenanceViolations } from '../../../test/helpers/ledger.js';
 import { LedgerModel, type Outcome, type RefundRequest } from '../../../test/helpers/ledger-model.js';
+import type { Database } from '../../db/database.js';
 import type { MerchantAuth } from '../../http/auth.js';
 import { AppError, ERROR_STATUS } from '../../http/errors.js';
 import { FailureLimiter } from '../../http/rate-limit.js';
@@ -36,13 +37,24 @@ const TOTAL_STEPS = Number(process.env.LEDGER_MODEL_STEPS ?? 10_000);
 const STEPS_PER_RUN = 200;
 const CUSTOMERS = 3;
 
-let t: TestApp;
+// Worlds run side by side, each on a database of its own (the expiry and activation jobs span a
+// whole database).
+const PARALLEL_WORLDS = 4;
+let databases: TestDatabase[] = [];
 beforeAll(async () => {
-  t = await createTestApp();
+  databases = await Promise.all(
+    Array.from({ length: PARALLEL_WORLDS }, () => createTestDatabase({ poolMax: 4 })),
+  );
 });
 afterAll(async () => {
-  await t.close();
+  await Promise.all(databases.map((d) => d.drop()));
 });
+
+function databaseAt(i: number): Database {
+  const database = databases[i];
+  if (!database) throw new Error(`no database ${i}`);
+  return database.db;
+}
 
 type Op =
   | { kind: 'commit'; customer: number; total: number; redeem: number; eligibleShare: number | null }
@@ -145,8 +157,6 @@ interface DbState {
         id: string;
         status: string;
         refunded_amount: number;
-        refunded_eligible: number;
-        by_lines: boolean;
         returned_points: number;
         revoked_points: number;
         unrecovered_points: number;
@@ -167,25 +177,33 @@ async function answerOf(
   }
 }
 
-/** Everything of a merchant the model predicts, in one query; times as hours from now. */
-async function readState(merchantId: string): Promise<DbState> {
+/**
+ * What the model predicts of a merchant's customers (of one customer when given), in one query;
+ * times as hours from now.
+ */
+async function readState(
+  db: Database,
+  merchantId: string,
+  customerId: string | null = null,
+): Promise<DbState> {
+  const ofCustomer = sql`(${customerId}::uuid is null or customer_id = ${customerId}::uuid)`;
   const { rows } = await sql<DbState>`
     select
       (select json_agg(json_build_object('id', b.customer_id, 'available', b.available, 'pending', b.pending,
           'shown', v.available))
         from balances b join customer_balances v on v.customer_id = b.customer_id
-        where b.merchant_id = ${merchantId}) as customers,
+        where b.merchant_id = ${merchantId} and (${customerId}::uuid is null or b.customer_id = ${customerId}::uuid))
+        as customers,
       (select json_agg(json_build_object('customer_id', customer_id, 'purchase_id', purchase_id, 'source', source,
           'points', points, 'remaining', remaining, 'state', state,
           'available_in', round(extract(epoch from available_at - now()) / 3600),
           'expires_in', round(extract(epoch from expires_at - now()) / 3600)) order by id)
-        from point_lots where merchant_id = ${merchantId}) as lots,
+        from point_lots where merchant_id = ${merchantId} and ${ofCustomer}) as lots,
       (select json_agg(json_build_object('id', p.id, 'status', p.status, 'refunded_amount', p.refunded_amount,
-          'refunded_eligible', p.refunded_eligible, 'by_lines', p.refunded_lines is not null,
           'returned_points', p.returned_points, 'revoked_points', p.revoked_points,
           'unrecovered_points', p.unrecovered_points))
-        from purchases p where p.merchant_id = ${merchantId}) as purchases
-  `.execute(t.db);
+        from purchases p where p.merchant_id = ${merchantId} and ${ofCustomer}) as purchases
+  `.execute(db);
   const row = rows[0];
   if (!row) throw new Error('no state');
   return row;
@@ -202,25 +220,26 @@ class World {
   private readonly deps: IntegrationDeps;
 
   private constructor(
+    readonly db: Database,
     readonly merchant: TestMerchant,
     rules: ProgrammeRules,
   ) {
     this.model = new LedgerModel(rules);
     this.auth = { keyId: merchant.apiKeyId, merchantId: merchant.merchantId, rules };
     this.deps = {
-      db: t.db,
+      db,
       codeFailures: new FailureLimiter({ redis: null, max: 10, windowSeconds: 60, prefix: 'model' }),
       contexts: new ContextCache(),
     };
   }
 
-  static async create(rules: Partial<ProgrammeRules>, customers: number): Promise<World> {
-    const merchant = await createTestMerchant(t.db, {
+  static async create(db: Database, rules: Partial<ProgrammeRules>, customers: number): Promise<World> {
+    const merchant = await createTestMerchant(db, {
       rules: { ...rules, excludedCategories: ['tobacco'], tiers: [] },
     });
-    const world = new World(merchant, merchant.rules);
+    const world = new World(db, merchant, merchant.rules);
     for (let i = 0; i < customers; i++) {
-      const { customerId } = await createTestCustomer(t.db, { merchant });
+      const { customerId } = await createTestCustomer(db, { merchant });
       world.customerIds.push(customerId);
       world.model.addCustomer();
     }
@@ -301,7 +320,7 @@ class World {
   async adjust(customer: number, points: number): Promise<void> {
     const expected = this.model.adjust(customer, points);
     const customerId = this.customerIds[customer] ?? '';
-    const outcome = await adjustPoints(t.db, {
+    const outcome = await adjustPoints(this.db, {
       merchantId: this.merchant.merchantId,
       customerId,
       points,
@@ -318,22 +337,30 @@ class World {
     this.model.advance(hours);
     await sql`update point_lots set available_at = available_at - make_interval(hours => ${hours}),
                 expires_at = expires_at - make_interval(hours => ${hours})
-              where merchant_id = ${this.merchant.merchantId}`.execute(t.db);
+              where merchant_id = ${this.merchant.merchantId}`.execute(this.db);
   }
 
   async expire(): Promise<void> {
     this.model.runExpiry();
-    await expirePoints(t.db);
+    await expirePoints(this.db);
   }
 
   async activate(): Promise<void> {
     this.model.runActivation();
-    await activatePoints(t.db);
+    await activatePoints(this.db);
   }
 
-  /** The database equals the model, and holds no points out of nothing. */
-  async check(): Promise<DbState> {
-    const state = await readState(this.merchant.merchantId);
+  /**
+   * The database equals the model (for one customer, the one a step changed, when given), and holds
+   * no points out of nothing.
+   */
+  async check(customer: number | null = null): Promise<DbState> {
+    const state = await readState(
+      this.db,
+      this.merchant.merchantId,
+      customer === null ? null : (this.customerIds[customer] ?? null),
+    );
+    const mine = (c: number) => customer === null || c === customer;
     const { model } = this;
     const context = this.log.join('\n');
     const customerNumber = new Map(this.customerIds.map((id, i) => [id, i]));
@@ -348,7 +375,9 @@ class World {
       }))
       .sort((a, b) => (a.n ?? 0) - (b.n ?? 0));
     expect(balances, context).toEqual(
-      model.balances.map((b, n) => ({ n, ...b, shown: model.shownBalance(n).available })),
+      model.balances
+        .map((b, n) => ({ n, ...b, shown: model.shownBalance(n).available }))
+        .filter(({ n }) => mine(n)),
     );
     expect(
       (state.lots ?? []).map((l) => ({
@@ -363,16 +392,18 @@ class World {
       })),
       context,
     ).toEqual(
-      model.lots.map((l) => ({
-        customer: l.customer,
-        source: l.source,
-        purchase: l.purchase,
-        points: l.points,
-        remaining: l.remaining,
-        state: l.state,
-        availableIn: l.availableAt - model.now,
-        expiresIn: l.expiresAt === null ? null : l.expiresAt - model.now,
-      })),
+      model.lots
+        .filter((l) => mine(l.customer))
+        .map((l) => ({
+          customer: l.customer,
+          source: l.source,
+          purchase: l.purchase,
+          points: l.points,
+          remaining: l.remaining,
+          state: l.state,
+          availableIn: l.availableAt - model.now,
+          expiresIn: l.expiresAt === null ? null : l.expiresAt - model.now,
+        })),
     );
     const purchases = (state.purchases ?? [])
       .map((p) => ({
@@ -385,14 +416,18 @@ class World {
       }))
       .sort((a, b) => (a.n ?? 0) - (b.n ?? 0));
     expect(purchases, context).toEqual(
-      model.purchases.map((p, n) => ({
-        n,
-        status: model.statusOf(n),
-        refunded: p.refunded,
-        returned: p.returned,
-        revoked: p.revoked,
-        unrecovered: p.unrecovered,
-      })),
+      model.purchases
+        .map((p, n) => ({
+          n,
+          customer: p.customer,
+          status: model.statusOf(n),
+          refunded: p.refunded,
+          returned: p.returned,
+          revoked: p.revoked,
+          unrecovered: p.unrecovered,
+        }))
+        .filter((p) => mine(p.customer))
+        .map(({ customer: _, ...p }) => p),
     );
 
     // No points out of nothing (checked on the model, which the database was just found to equal).
@@ -403,7 +438,7 @@ class World {
 
   /** The customer's points (shown) and their live lots' remaining points and expiry (hours from now). */
   private async holdings(customer: number) {
-    const state = await readState(this.merchant.merchantId);
+    const state = await readState(this.db, this.merchant.merchantId);
     const id = this.customerIds[customer];
     const shown = state.customers?.find((c) => c.id === id);
     const lots = (state.lots ?? [])
@@ -429,31 +464,34 @@ class World {
     }
   }
 
-  async apply(op: Op): Promise<boolean> {
+  /** Runs a step; returns the customer it changed (null: all), or undefined when it did nothing. */
+  async apply(op: Op): Promise<number | null | undefined> {
     this.log.push(JSON.stringify(op));
     switch (op.kind) {
       case 'commit':
         await this.commit(op.customer, receiptOf(op.total, op.eligibleShare), op.redeem);
-        return true;
-      case 'refund':
-        if (this.purchaseIds.length === 0) return false;
-        await this.refund(op.purchase % this.purchaseIds.length, op.request);
-        return true;
+        return op.customer;
+      case 'refund': {
+        if (this.purchaseIds.length === 0) return undefined;
+        const purchase = op.purchase % this.purchaseIds.length;
+        await this.refund(purchase, op.request);
+        return this.model.purchases[purchase]?.customer ?? null;
+      }
       case 'roundTrip':
         await this.roundTrip(op.customer, op.total, op.redeem);
-        return true;
+        return op.customer;
       case 'adjust':
         await this.adjust(op.customer, op.points);
-        return true;
+        return op.customer;
       case 'advance':
         await this.advance(op.hours);
-        return true;
+        return null;
       case 'expire':
         await this.expire();
-        return true;
+        return null;
       case 'activate':
         await this.activate();
-        return true;
+        return null;
     }
   }
 }
@@ -461,27 +499,37 @@ class World {
 describe('the ledger against its reference model', () => {
   it(`agrees after every one of ${TOTAL_STEPS} random steps`, { timeout: 0 }, async () => {
     let steps = 0;
+    const worldArb = fc.tuple(
+      rulesArb,
+      fc.array(opArb, { minLength: STEPS_PER_RUN, maxLength: STEPS_PER_RUN }),
+    );
     await fc.assert(
       fc.asyncProperty(
-        rulesArb,
-        fc.array(opArb, { minLength: STEPS_PER_RUN, maxLength: STEPS_PER_RUN }),
-        async (rules, ops) => {
-          const world = await World.create(rules, CUSTOMERS);
-          world.log.push(`rules ${JSON.stringify(rules)}`);
-          for (const op of ops) {
-            if (await world.apply(op)) {
-              steps += 1;
-              await world.check();
-            }
-          }
+        fc.array(worldArb, { minLength: PARALLEL_WORLDS, maxLength: PARALLEL_WORLDS }),
+        async (worlds) => {
+          await Promise.all(
+            worlds.map(async ([rules, ops], i) => {
+              const world = await World.create(databaseAt(i), rules, CUSTOMERS);
+              world.log.push(`rules ${JSON.stringify(rules)}`);
+              for (const op of ops) {
+                const changed = await world.apply(op);
+                if (changed !== undefined) {
+                  steps += 1;
+                  await world.check(changed);
+                }
+              }
+            }),
+          );
         },
       ),
       // Each run is hundreds of real requests: no shrinking; the failing steps are in the message.
-      { numRuns: Math.ceil(TOTAL_STEPS / STEPS_PER_RUN), endOnFailure: true },
+      { numRuns: Math.ceil(TOTAL_STEPS / STEPS_PER_RUN / PARALLEL_WORLDS), endOnFailure: true },
     );
     expect(steps).toBeGreaterThanOrEqual(TOTAL_STEPS * 0.9);
-    expect(await findLedgerViolations(t.db)).toEqual([]);
-    expect(await findProvenanceViolations(t.db)).toEqual([]);
+    for (const { db } of databases) {
+      expect(await findLedgerViolations(db)).toEqual([]);
+      expect(await findProvenanceViolations(db)).toEqual([]);
+    }
   });
 
   it('ends at the same balance whatever the order of full refunds', { timeout: 0 }, async () => {
@@ -492,7 +540,7 @@ describe('the ledger against its reference model', () => {
     await fc.assert(
       fc.asyncProperty(rulesArb, historyArb, fc.infiniteStream(fc.nat()), async (rules, history, picks) => {
         // Two customers live the same history; then the same purchases are refunded in two orders.
-        const world = await World.create(rules, 2);
+        const world = await World.create(databaseAt(0), rules, 2);
         for (const op of history) {
           if (op.kind === 'commit' || op.kind === 'adjust') {
             await world.apply({ ...op, customer: 0 });
