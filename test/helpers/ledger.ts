@@ -33,18 +33,21 @@ export async function findLedgerViolations(db: Database) {
 }
 
 /**
- * Lots and entries whose provenance does not add up: a lot's remaining must be the sum of its moves,
- * and every entry that changes a lot (all but activations) must be the sum of its moves. Empty when all hold.
+ * Lots and entries whose provenance does not add up: a lot's remaining must be its points plus the
+ * sum of its moves, and every entry that changes a lot after creating it (all but activations and
+ * the first entry of each lot) must be the sum of its moves. Empty when all hold.
  */
 export async function findProvenanceViolations(db: Database) {
   const { rows } = await sql<{ what: string; id: number; expected: number; moved: number }>`
-    select 'lot' as what, l.id, l.remaining as expected,
-      coalesce((select sum(m.points) from lot_moves m where m.lot_id = l.id), 0)::bigint as moved
+    select 'lot' as what, l.id, l.remaining as expected, (l.points + coalesce(m.moved, 0))::bigint as moved
     from point_lots l
+    left join (select lot_id, sum(points) as moved from lot_moves group by lot_id) m on m.lot_id = l.id
     union all
-    select 'entry', e.id, e.points,
-      coalesce((select sum(m.points) from lot_moves m where m.entry_id = e.id), 0)::bigint
-    from ledger_entries e where e.kind <> 'activate'
+    select 'entry', e.id, e.points, coalesce(m.moved, 0)::bigint
+    from ledger_entries e
+    left join (select entry_id, sum(points) as moved from lot_moves group by entry_id) m on m.entry_id = e.id
+    left join (select min(id) as id from ledger_entries where lot_id is not null group by lot_id) f on f.id = e.id
+    where e.kind <> 'activate' and f.id is null
   `.execute(db);
   return rows.filter((r) => r.expected !== r.moved);
 }

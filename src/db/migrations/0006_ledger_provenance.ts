@@ -1,8 +1,9 @@
 import { type Kysely, sql } from 'kysely';
 import { LEDGER_FUNCTIONS, readLedgerFunction } from '../../modules/ledger/ledger.sql.js';
 
-// Lot-level provenance (docs/decisions/002-ledger-provenance.md): every change of a lot is a move
-// of a ledger entry (lot_moves), so a lot's remaining is the sum of its moves, a refund knows which
+// Lot-level provenance (docs/decisions/002-ledger-provenance.md): every change of a lot after its
+// creation is a move of a ledger entry (lot_moves), so a lot's remaining is its points plus the sum
+// of its moves, and a refund knows which
 // lots its purchase's redeemed points came from and where its earned points went. Receipt lines
 // can be refunded. Points past their expiry are gone at once (customer_balances). Ledger history
 // cannot be truncated. The ledger functions are installed from src/modules/ledger/sql/.
@@ -10,22 +11,26 @@ import { LEDGER_FUNCTIONS, readLedgerFunction } from '../../modules/ledger/ledge
 export async function up(db: Kysely<unknown>): Promise<void> {
   await sql
     .raw(`
--- entry_id is null only for the opening move of a lot that existed before moves were recorded.
+-- A lot starts with its points (the entry that created it names it); every later change of it is
+-- a move, so remaining = points + the sum of its moves. entry_id is null only for the opening move
+-- of a lot that existed before moves were recorded (what had left it by then).
+-- Moves go with their lot (and so with their customer and merchant). entry_id and purchase_id are
+-- not foreign keys: a check per move would cost every redeem a lookup per lot on the hottest path,
+-- and the rows they name belong to the same customer, written in the same transaction.
 create table lot_moves (
   id bigint generated always as identity primary key,
-  entry_id bigint references ledger_entries (id) on delete cascade,
+  entry_id bigint,
   lot_id bigint not null references point_lots (id) on delete cascade,
   kind text not null check (kind in ('opening', 'earn', 'redeem', 'refund_return', 'refund_revoke', 'expire', 'adjust')),
   -- The purchase the move is for: its redeem or return, or the purchase a revoke is for.
-  purchase_id uuid references purchases (id) on delete cascade,
+  purchase_id uuid,
   points bigint not null check (points <> 0),
   created_at timestamptz not null default now()
 );
 create index lot_moves_lot_idx on lot_moves (lot_id, kind);
 create index lot_moves_purchase_idx on lot_moves (purchase_id, kind) where purchase_id is not null;
-create index lot_moves_entry_idx on lot_moves (entry_id);
 insert into lot_moves (lot_id, kind, purchase_id, points)
-select id, 'opening', purchase_id, remaining from point_lots where remaining > 0;
+select id, 'opening', purchase_id, remaining - points from point_lots where remaining <> points;
 
 -- Refunds by receipt line: what each line had refunded, whether it could earn and be paid with
 -- points (fixed at commit, since the programme's excluded categories may change later).

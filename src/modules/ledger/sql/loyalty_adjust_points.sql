@@ -20,6 +20,7 @@ begin
         using detail = jsonb_build_object('available', v_available, 'requested', -p_points)::text;
     end if;
     perform loyalty_take_points(p_merchant, p_customer, -p_points, 'adjust', null, null, p_reason);
+    update balances set available = available + p_points, updated_at = now() where customer_id = p_customer;
   end if;
   insert into outbox_events (merchant_id, type, payload)
   values (p_merchant, 'points.adjusted', jsonb_build_object('customerId', p_customer, 'points', p_points,

@@ -17,7 +17,6 @@ declare
   v_purchase uuid := gen_random_uuid();
   v_available bigint;
   v_lot bigint;
-  v_entry bigint;
   v_available_at timestamptz;
   v_created timestamptz;
   v_result jsonb;
@@ -25,13 +24,16 @@ begin
   v_result := loyalty_idempotency_begin(v_merchant, p->>'idempotencyKey', p->>'requestHash');
   if v_result is not null then return v_result; end if;
 
-  perform 1 from balances where customer_id = v_customer and merchant_id = v_merchant for update;
+  select available into v_available from balances
+  where customer_id = v_customer and merchant_id = v_merchant for update;
   if not found then
     raise exception 'customer_not_found' using detail = '{}';
   end if;
   -- Points past their expiry are not spendable, whether or not the expiry job ran.
-  perform loyalty_expire_customer(v_merchant, v_customer, now());
-  select available into v_available from balances where customer_id = v_customer;
+  if exists (select 1 from point_lots where customer_id = v_customer and state = 'active' and remaining > 0
+             and expires_at <= now()) then
+    v_available := v_available - loyalty_expire_customer(v_merchant, v_customer, now());
+  end if;
   if v_available < v_redeem then
     raise exception 'insufficient_points'
       using detail = jsonb_build_object('available', v_available, 'requested', v_redeem)::text;
@@ -63,19 +65,20 @@ begin
     v_available_at := now() + make_interval(days => v_pending_days);
     insert into point_lots (merchant_id, customer_id, source, purchase_id, points, remaining, state,
                             available_at, expires_at)
-    values (v_merchant, v_customer, 'earn', v_purchase, v_earn, 0,
+    values (v_merchant, v_customer, 'earn', v_purchase, v_earn, v_earn,
             case when v_is_pending then 'pending' else 'active' end, v_available_at,
             case when v_lifetime is null then null else v_available_at + make_interval(days => v_lifetime) end)
     returning id into v_lot;
-    v_entry := loyalty_entry(v_merchant, v_customer, 'earn', case when v_is_pending then 'pending' else 'available' end,
-                             v_earn, v_purchase, null, v_lot, null);
-    perform loyalty_move(v_entry, v_lot, v_earn, 'earn', v_purchase);
-    update balances
-    set available = available + case when v_is_pending then 0 else v_earn end,
-        pending = pending + case when v_is_pending then v_earn else 0 end,
-        updated_at = now()
-    where customer_id = v_customer;
+    -- The lot starts with its points; the earn entry names it.
+    perform loyalty_entry(v_merchant, v_customer, 'earn', case when v_is_pending then 'pending' else 'available' end,
+                          v_earn, v_purchase, null, v_lot, null);
   end if;
+
+  update balances
+  set available = available - v_redeem + case when v_is_pending then 0 else v_earn end,
+      pending = pending + case when v_is_pending then v_earn else 0 end,
+      updated_at = now()
+  where customer_id = v_customer;
 
   v_result := jsonb_build_object(
     'purchase', jsonb_build_object(

@@ -189,6 +189,7 @@ begin
     select available into v_available from balances where customer_id = v_customer;
     v_swap := least(v_left, v_available);
     perform loyalty_take_points(v_merchant, v_customer, v_swap, 'refund_revoke', v_purchase.id, v_refund, null);
+    update balances set available = available - v_swap where customer_id = v_customer;
     v_left := v_left - v_swap;
   end if;
 

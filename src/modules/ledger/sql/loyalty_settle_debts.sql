@@ -22,6 +22,7 @@ begin
     exit when v_available = 0;
     v_take := least(v_available, r.unrecovered_points);
     perform loyalty_take_points(p_merchant, p_customer, v_take, 'refund_revoke', r.id, r.refund_id, null);
+    update balances set available = available - v_take where customer_id = p_customer;
     update purchases set unrecovered_points = unrecovered_points - v_take, revoked_points = revoked_points + v_take
     where id = r.id;
   end loop;

@@ -1,8 +1,8 @@
 -- Takes p_points from the customer's active lots, soonest expiry first (never-expiring last, then
--- oldest), as one ledger entry of kind p_kind with a move per lot it took from, and lowers the
--- available balance. The caller holds the balance row lock, has expired the due lots
--- (loyalty_expire_customer) and checked that the balance covers p_points, so the lots hold enough.
--- Returns the entry's id.
+-- oldest), as one ledger entry of kind p_kind with a move per lot it took from. The caller holds the
+-- balance row lock, has expired the due lots (loyalty_expire_customer), checked that the balance
+-- covers p_points, so the lots hold enough, and lowers the balance (with its other changes, in one
+-- update). Returns the entry's id.
 create or replace function loyalty_take_points(p_merchant uuid, p_customer uuid, p_points bigint, p_kind text,
   p_purchase uuid, p_refund uuid, p_reason text) returns bigint
 language plpgsql as $fn$
@@ -29,6 +29,5 @@ begin
   if v_left > 0 then
     raise exception 'ledger invariant broken: lots of % hold less than its available balance', p_customer;
   end if;
-  update balances set available = available - p_points, updated_at = now() where customer_id = p_customer;
   return v_entry;
 end $fn$;
