@@ -163,7 +163,7 @@ export async function getCustomerProfile(db: Executor, options: { merchantId: st
   // (findCustomerState), so the tier shown is the tier the next purchase earns at.
   const row = await db
     .selectFrom('customers as c')
-    .innerJoin('balances as b', 'b.customer_id', 'c.id')
+    .innerJoin('customer_balances as b', 'b.customer_id', 'c.id')
     .innerJoin('merchants as m', 'm.id', 'c.merchant_id')
     .select([
       'c.id',
@@ -182,6 +182,8 @@ export async function getCustomerProfile(db: Executor, options: { merchantId: st
     ])
     .where('c.id', '=', options.customerId)
     .where('c.merchant_id', '=', options.merchantId)
+    // customer_balances is a view: its columns are typed nullable, yet come from balances' non-null ones.
+    .$narrowType<{ available: number; pending: number }>()
     .executeTakeFirst();
   if (!row) throw new AppError('customer_not_found', 'Customer not found');
   const rules = ProgrammeRules.parse(row.rules);

@@ -192,7 +192,7 @@ describe('3. the order of refunds', () => {
 describe('4. points past their expiry', () => {
   it('are gone at once for balance, quote and redeem, before the expiry job runs', async () => {
     const merchant = await createTestMerchant(t.db);
-    const { customerId } = await createTestCustomer(t.db, { merchant, points: 100 });
+    const { customerId, token } = await createTestCustomer(t.db, { merchant, points: 100 });
     await addLot(t.db, merchant, customerId, 30, null);
     await t.db
       .updateTable('point_lots')
@@ -202,6 +202,12 @@ describe('4. points past their expiry', () => {
       .execute();
 
     expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 30, pending: 0 });
+    const me = await t.app.inject({
+      method: 'GET',
+      url: '/api/v1/client/me',
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(me.json<{ balance: unknown }>().balance).toEqual({ available: 30, pending: 0 });
     expect(await quoteMaxRedeem(t.app, merchant, customerId, 100_000)).toBe(30);
     const tooMuch = await postCommit(
       t.app,
