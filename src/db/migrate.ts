@@ -11,6 +11,7 @@ import * as m0002 from './migrations/0002_ledger_functions.js';
 import * as m0003 from './migrations/0003_outbox_delivery.js';
 import * as m0004 from './migrations/0004_portal.js';
 import * as m0005 from './migrations/0005_expiry_reminders.js';
+import * as m0006 from './migrations/0006_ledger_provenance.js';
 import * as m0007 from './migrations/0007_installation_secrets.js';
 import * as m0008 from './migrations/0008_portal_user_email_scope.js';
 import * as m0009 from './migrations/0009_search_collation.js';
@@ -31,6 +32,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0003_outbox_delivery': m0003,
   '0004_portal': m0004,
   '0005_expiry_reminders': m0005,
+  '0006_ledger_provenance': m0006,
   '0007_installation_secrets': m0007,
   '0008_portal_user_email_scope': m0008,
   '0009_search_collation': m0009,

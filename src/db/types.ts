@@ -5,6 +5,14 @@
 
 import type { ColumnType } from "kysely";
 
+export type ArrayType<T> = ArrayTypeImpl<T> extends (infer U)[]
+  ? U[]
+  : ArrayTypeImpl<T>;
+
+export type ArrayTypeImpl<T> = T extends ColumnType<infer S, infer I, infer U>
+  ? ColumnType<S[], I[], U[]>
+  : T[];
+
 export type Generated<T> = T extends ColumnType<infer S, infer I, infer U>
   ? ColumnType<S, I | undefined, U>
   : ColumnType<T, T | undefined, T>;
@@ -79,6 +87,14 @@ export interface Counters {
   value: Generated<number>;
 }
 
+export interface CustomerBalances {
+  available: number | null;
+  customer_id: string | null;
+  merchant_id: string | null;
+  pending: number | null;
+  updated_at: Timestamp | null;
+}
+
 export interface CustomerCodes {
   code: string;
   consumed_at: Timestamp | null;
@@ -147,6 +163,16 @@ export interface LedgerEntries {
   purchase_id: string | null;
   reason: string | null;
   refund_id: string | null;
+}
+
+export interface LotMoves {
+  created_at: Generated<Timestamp>;
+  entry_id: number | null;
+  id: Generated<number>;
+  kind: string;
+  lot_id: number;
+  points: number;
+  purchase_id: string | null;
 }
 
 export interface Managers {
@@ -256,6 +282,7 @@ export interface Purchases {
   earned_points: number;
   eligible_amount: number;
   id: Generated<string>;
+  line_eligible: boolean[] | null;
   manager_id: string | null;
   merchant_id: string;
   order_id: string;
@@ -263,6 +290,8 @@ export interface Purchases {
   receipt: Json;
   redeemed_points: number;
   refunded_amount: Generated<number>;
+  refunded_eligible: Generated<number>;
+  refunded_lines: ArrayType<number> | null;
   returned_points: Generated<number>;
   revoked_points: Generated<number>;
   status: Generated<string>;
@@ -347,6 +376,7 @@ export interface DB {
   audit_log: AuditLog;
   balances: Balances;
   counters: Counters;
+  customer_balances: CustomerBalances;
   customer_codes: CustomerCodes;
   customer_tokens: CustomerTokens;
   customers: Customers;
@@ -355,6 +385,7 @@ export interface DB {
   idempotency_keys: IdempotencyKeys;
   installation_settings: InstallationSettings;
   ledger_entries: LedgerEntries;
+  lot_moves: LotMoves;
   managers: Managers;
   merchants: Merchants;
   metric_counters: MetricCounters;

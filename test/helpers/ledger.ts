@@ -1,5 +1,7 @@
 import { sql } from 'kysely';
 import type { Database } from '../../src/db/database.js';
+import { adjustPoints } from '../../src/modules/ledger/ledger.service.js';
+import type { TestMerchant } from './factories.js';
 
 /** Customers whose ledger does not add up: entries vs stored balance vs lots. Empty when all hold. */
 export async function findLedgerViolations(db: Database) {
@@ -28,4 +30,41 @@ export async function findLedgerViolations(db: Database) {
       r.available !== r.lots_available ||
       r.pending !== r.lots_pending,
   );
+}
+
+/**
+ * Lots and entries whose provenance does not add up: a lot's remaining must be its points plus the
+ * sum of its moves, and every entry that changes a lot after creating it (all but activations and
+ * the first entry of each lot) must be the sum of its moves. Empty when all hold.
+ */
+export async function findProvenanceViolations(db: Database) {
+  const { rows } = await sql<{ what: string; id: number; expected: number; moved: number }>`
+    select 'lot' as what, l.id, l.remaining as expected, (l.points + coalesce(m.moved, 0))::bigint as moved
+    from point_lots l
+    left join (select lot_id, sum(points) as moved from lot_moves group by lot_id) m on m.lot_id = l.id
+    union all
+    select 'entry', e.id, e.points, coalesce(m.moved, 0)::bigint
+    from ledger_entries e
+    left join (select entry_id, sum(points) as moved from lot_moves group by entry_id) m on m.entry_id = e.id
+    left join (select min(id) as id from ledger_entries where lot_id is not null group by lot_id) f on f.id = e.id
+    where e.kind <> 'activate' and f.id is null
+  `.execute(db);
+  return rows.filter((r) => r.expected !== r.moved);
+}
+
+/** Adds a lot of `points` to a customer that expires after `lifetimeDays` (null: never). */
+export async function addLot(
+  db: Database,
+  merchant: TestMerchant,
+  customerId: string,
+  points: number,
+  lifetimeDays: number | null,
+): Promise<void> {
+  await adjustPoints(db, {
+    merchantId: merchant.merchantId,
+    customerId,
+    points,
+    reason: `lot of ${lifetimeDays ?? 'no'} days`,
+    rules: { ...merchant.rules, pointsLifetimeDays: lifetimeDays },
+  });
 }

@@ -87,3 +87,20 @@ export async function balanceOf(
   expect(res.statusCode).toBe(200);
   return res.json<{ balance: Balance }>().balance;
 }
+
+/** The most points a quote lets the customer redeem on a receipt of `total`; expects 200. */
+export async function quoteMaxRedeem(
+  app: FastifyInstance,
+  merchant: TestMerchant,
+  customerId: string,
+  total: number,
+): Promise<number> {
+  const res = await app.inject({
+    method: 'POST',
+    url: '/api/v1/integration/purchases/quote',
+    headers: { 'x-api-key': merchant.apiKey },
+    payload: { customer: { customerId }, receipt: { total } },
+  });
+  expect(res.statusCode).toBe(200);
+  return res.json<{ maxRedeemPoints: number }>().maxRedeemPoints;
+}

@@ -120,7 +120,7 @@ export async function findCustomerState(
                and p.created_at > now() - make_interval(days => ${options.tierWindowDays}))`;
   const result = await sql<CustomerState>`
     select c.id, c.name, c.phone, b.available, b.pending, ${spend}::bigint as spend
-    from customers c join balances b on b.customer_id = c.id
+    from customers c join customer_balances b on b.customer_id = c.id
     where c.merchant_id = ${merchantId} and ${match}
   `.execute(db);
   return result.rows[0] ?? null;
@@ -164,7 +164,7 @@ export async function getCustomerProfile(db: Executor, options: { merchantId: st
   // (findCustomerState), so the tier shown is the tier the next purchase earns at.
   const row = await db
     .selectFrom('customers as c')
-    .innerJoin('balances as b', 'b.customer_id', 'c.id')
+    .innerJoin('customer_balances as b', 'b.customer_id', 'c.id')
     .innerJoin('merchants as m', 'm.id', 'c.merchant_id')
     .select([
       'c.id',
@@ -183,6 +183,8 @@ export async function getCustomerProfile(db: Executor, options: { merchantId: st
     ])
     .where('c.id', '=', options.customerId)
     .where('c.merchant_id', '=', options.merchantId)
+    // customer_balances is a view: its columns are typed nullable, yet come from balances' non-null ones.
+    .$narrowType<{ available: number; pending: number }>()
     .executeTakeFirst();
   if (!row) throw new AppError('customer_not_found', 'Customer not found');
   const rules = ProgrammeRules.parse(row.rules);

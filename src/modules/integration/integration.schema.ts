@@ -71,13 +71,36 @@ export const CommitPurchaseBody = z
   .superRefine(requireContext);
 export type CommitPurchaseBody = z.infer<typeof CommitPurchaseBody>;
 
-/** POST /purchases/{id}/refunds: amount in minor units, absent = all that is left. */
+/** A receipt line given back: named by its position in the receipt (0-based) or its sku. */
+export const RefundItemBody = z
+  .strictObject({
+    index: z.int().min(0).max(999).optional().describe('Position of the line in the receipt, from 0'),
+    sku: text(1, 128).optional().describe('sku of the line (the first such line with something left)'),
+    amount: z.int().min(1).max(MAX_AMOUNT_MINOR).describe('Part of the line total given back'),
+  })
+  .superRefine((item, ctx) => {
+    if ((item.index === undefined) === (item.sku === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['index'], message: 'give exactly one of index or sku' });
+    }
+  });
+
+/**
+ * POST /purchases/{id}/refunds: `amount` in minor units (points move pro rata to amount / total),
+ * or `items`, the receipt lines given back (points move with what those lines earned and what points
+ * paid for them); neither = all that is left.
+ */
 export const RefundPurchaseBody = z
   .strictObject({
     amount: z.int().min(1).max(MAX_AMOUNT_MINOR).optional().describe('Part of the receipt total given back'),
+    items: z.array(RefundItemBody).min(1).max(1000).optional().describe('Receipt lines given back'),
     ...contextShape,
   })
-  .superRefine(requireContext);
+  .superRefine((body, ctx) => {
+    requireContext(body, ctx);
+    if (body.amount !== undefined && body.items !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['items'], message: 'give amount or items, not both' });
+    }
+  });
 export type RefundPurchaseBody = z.infer<typeof RefundPurchaseBody>;
 
 /** Headers of a mutation. */

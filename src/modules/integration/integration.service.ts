@@ -4,7 +4,7 @@ import { AppError } from '../../http/errors.js';
 import { type FailureLimiter, rateLimitedError } from '../../http/rate-limit.js';
 import type { OutboxNotifier } from '../../jobs/outbox.notify.js';
 import { type CustomerRef, type CustomerState, findCustomerState } from '../customers/customers.service.js';
-import { requestHash, runIdempotent } from '../ledger/idempotency.service.js';
+import { findConcurrentResult, requestHash, runIdempotent } from '../ledger/idempotency.service.js';
 import {
   type CommitResult,
   commitPurchase,
@@ -99,27 +99,50 @@ async function assertContext(deps: IntegrationDeps, auth: MerchantAuth, context:
   deps.contexts.add(key);
 }
 
+/** The answer of an earlier request with the same Idempotency-Key, found while resolving its customer. */
+class StoredAnswer extends Error {
+  constructor(readonly result: unknown) {
+    super('stored answer');
+  }
+}
+
 /**
  * Finds the customer a POS names. Failed code lookups count against the API key; once over the
- * limit every code lookup of that key gets 429 until the window passes.
+ * limit every code lookup of that key gets 429 until the window passes. `beforeCodeFailure` runs
+ * before a miss is counted and may throw instead (a miss that is no guess).
  */
 async function resolveCustomer(
   deps: IntegrationDeps,
   auth: MerchantAuth,
   ref: CustomerRef,
+  options: { beforeCodeFailure?: () => Promise<void> } = {},
 ): Promise<CustomerState> {
   const isCode = 'code' in ref;
   // A code lookup is reserved before it runs, so parallel guesses cannot overtake the count.
   const slot = isCode ? await deps.codeFailures.reserve(auth.keyId) : null;
-  if (slot && !slot.ok)
+  if (slot && !slot.ok) {
+    // Parallel duplicates of one request hold reservations too: a duplicate is answered as such
+    // (409 in use, or the stored answer), never as a guess.
+    await options.beforeCodeFailure?.();
     throw rateLimitedError('Too many failed code lookups; try again later', slot.retryAfter);
+  }
   const tierWindowDays = auth.rules.tiers.length > 0 ? auth.rules.tierWindowDays : null;
   const customer = await findCustomerState(deps.db, { merchantId: auth.merchantId, ref, tierWindowDays });
   if (customer) {
     await slot?.release();
     return customer;
   }
-  if (isCode) throw new AppError('code_not_found', 'Code not found, expired or already used');
+  if (isCode) {
+    // A miss that is no guess (a parallel duplicate of a request that consumed the code) gives its
+    // reservation back; a real miss keeps it, counted as a failure until the window ends.
+    try {
+      await options.beforeCodeFailure?.();
+    } catch (error) {
+      await slot?.release();
+      throw error;
+    }
+    throw new AppError('code_not_found', 'Code not found, expired or already used');
+  }
   throw new AppError('customer_not_found', 'Customer not found');
 }
 
@@ -175,10 +198,26 @@ export async function commitForPos(
     { merchantId: auth.merchantId, key: idempotencyKey, hash },
     async () => {
       const ref = toRef(body.customer);
-      const [customer] = await Promise.all([
-        resolveCustomer(deps, auth, ref),
-        assertContext(deps, auth, body),
-      ]);
+      // A code used up by a request with this same key, running (409) or committed (its answer), is
+      // no guess: it must not count against the key's code lookups.
+      const beforeCodeFailure = async () => {
+        const stored = await findConcurrentResult(deps.db, {
+          merchantId: auth.merchantId,
+          key: idempotencyKey,
+          hash,
+        });
+        if (stored) throw new StoredAnswer(stored);
+      };
+      let customer: CustomerState;
+      try {
+        [customer] = await Promise.all([
+          resolveCustomer(deps, auth, ref, { beforeCodeFailure }),
+          assertContext(deps, auth, body),
+        ]);
+      } catch (error) {
+        if (error instanceof StoredAnswer) return error.result as CommitResult & { replayed: true };
+        throw error;
+      }
       return commitPurchase(deps.db, {
         merchantId: auth.merchantId,
         rules: auth.rules,
@@ -205,7 +244,7 @@ export async function refundForPos(
   body: RefundPurchaseBody,
   idempotencyKey: string,
 ): Promise<{ result: RefundResult; isReplay: boolean }> {
-  const hash = requestHash(`purchases.refund:${purchaseId}`, body);
+  const hash = requestHash(`purchases.refund:${purchaseId.toLowerCase()}`, body);
   const outcome = await runIdempotent(
     deps.db,
     { merchantId: auth.merchantId, key: idempotencyKey, hash },
@@ -216,6 +255,7 @@ export async function refundForPos(
         rules: auth.rules,
         purchaseId,
         amount: body.amount,
+        items: body.items,
         context: body,
         idempotencyKey,
         requestHash: hash,

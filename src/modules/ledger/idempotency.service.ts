@@ -1,7 +1,9 @@
+import { sql } from 'kysely';
 import { stringify } from 'safe-stable-stringify';
 import type { Executor } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
 import { sha256Hex } from '../../lib/tokens.js';
+import { toAppError } from './ledger.errors.js';
 
 // Idempotency-Key rules (DESIGN.md section 5): same key + same body replays the stored answer;
 // same key + other body -> 422 idempotency_key_reuse; same key while the first request runs ->
@@ -9,9 +11,36 @@ import { sha256Hex } from '../../lib/tokens.js';
 // transaction as the operation (loyalty_idempotency_begin), so it exists exactly when the operation
 // committed: a request that failed leaves nothing behind and its retry runs again.
 
+// Ids are UUIDs, which PostgreSQL reads in any letter case: one spelling for the hash.
+const ID_FIELDS = new Set(['customerId', 'outletId', 'deviceId', 'managerId', 'purchaseId']);
+
+function canonicalIds(key: string, value: unknown): unknown {
+  return ID_FIELDS.has(key) && typeof value === 'string' ? value.toLowerCase() : value;
+}
+
 /** Hash of what makes two requests "the same": the operation and its canonical body. */
 export function requestHash(operation: string, body: unknown): string {
-  return sha256Hex(`${operation}\n${stringify(body)}`);
+  return sha256Hex(`${operation}\n${stringify(body, canonicalIds)}`);
+}
+
+/**
+ * For a request that cannot run because what it names is used up (a customer code consumed by a
+ * request with the same key): 409 idempotency_key_in_use while that request runs, its stored answer
+ * once it committed (422 for another body), null when the key was never used.
+ */
+export async function findConcurrentResult(
+  db: Executor,
+  options: { merchantId: string; key: string; hash: string },
+): Promise<unknown | null> {
+  try {
+    const { rows } = await sql<{ r: unknown | null }>`
+      select loyalty_idempotency_begin(${options.merchantId}, ${options.key}, ${options.hash}) as r`.execute(
+      db,
+    );
+    return rows[0]?.r ?? null;
+  } catch (error) {
+    throw toAppError(error);
+  }
 }
 
 /** The stored answer of a finished request with this key, or null; 422 when the body differs. */

@@ -7,6 +7,11 @@ const MESSAGES: Partial<Record<ErrorCode, string>> = {
   purchase_not_found: 'Purchase not found',
   purchase_fully_refunded: 'The purchase is already fully refunded',
   refund_exceeds_remaining: 'Refund amount exceeds what is left to refund',
+  refund_item_not_found:
+    'No receipt line of the purchase matches this item (or it has nothing left to refund)',
+  refund_items_unavailable: 'The purchase receipt has no lines: refund by amount',
+  refund_mode_conflict:
+    'A purchase refunded by amount cannot be refunded by line, nor one refunded by line by part of an amount',
   duplicate_order_id: 'A purchase with this orderId already exists',
 };
 

@@ -2,7 +2,12 @@ import { sql } from 'kysely';
 import type { Executor } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
 import type { CustomerState } from '../customers/customers.service.js';
-import { type QuoteResult, quotePurchase, RuleViolation } from '../programme/programme.rules.js';
+import {
+  isExcludedItem,
+  type QuoteResult,
+  quotePurchase,
+  RuleViolation,
+} from '../programme/programme.rules.js';
 import type { ProgrammeRules, Receipt } from '../programme/programme.schema.js';
 import { toAppError } from './ledger.errors.js';
 
@@ -132,14 +137,25 @@ export async function commitPurchase(
     earnRateBp: quote.earnRateBp,
     tier: quote.tier?.name ?? null,
     receipt,
+    // Fixed at commit: a refund by receipt line needs what each line could earn and be paid with.
+    lineEligible: receipt.items?.map((item) => !isExcludedItem(rules, item)) ?? null,
     pendingDays: rules.pendingDays,
     lifetimeDays: rules.pointsLifetimeDays,
   });
 }
 
+/** A receipt line to refund: by its position in the receipt (0-based) or its sku, and how much of it. */
+export interface RefundItem {
+  index?: number;
+  sku?: string;
+  amount: number;
+}
+
 /**
- * Refunds `amount` (or all that is left) of a purchase: returns redeemed points, revokes earned
- * points pro rata, never below zero (the shortfall is recorded as unrecoveredPoints).
+ * Refunds `amount`, the given receipt lines, or all that is left of a purchase: redeemed points go
+ * back to the lots they came from, earned points are revoked as far as they were not lost to
+ * expiry, never below zero (the shortfall is unrecoveredPoints, settled when points come back).
+ * docs/decisions/002-ledger-provenance.md has the rules.
  */
 export async function refundPurchase(
   db: Executor,
@@ -148,6 +164,7 @@ export async function refundPurchase(
     rules: ProgrammeRules;
     purchaseId: string;
     amount?: number;
+    items?: RefundItem[];
     context: PosContext;
     idempotencyKey?: string;
     requestHash?: string;
@@ -157,12 +174,15 @@ export async function refundPurchase(
     merchantId: options.merchantId,
     purchaseId: options.purchaseId,
     amount: options.amount ?? null,
+    items: options.items ?? null,
     idempotencyKey: options.idempotencyKey ?? null,
     requestHash: options.requestHash ?? null,
     outletId: options.context.outletId ?? null,
     deviceId: options.context.deviceId ?? null,
     managerId: options.context.managerId ?? null,
     lifetimeDays: options.rules.pointsLifetimeDays,
+    // Receipts of purchases committed before lines were classified at commit are judged by today's rules.
+    excludedCategories: options.rules.excludedCategories,
   });
 }
 

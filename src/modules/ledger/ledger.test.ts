@@ -7,7 +7,7 @@ import {
   createTestMerchant,
   type TestMerchant,
 } from '../../../test/helpers/factories.js';
-import { findLedgerViolations } from '../../../test/helpers/ledger.js';
+import { addLot, findLedgerViolations } from '../../../test/helpers/ledger.js';
 import {
   balanceOf,
   commitPayload,
@@ -15,6 +15,7 @@ import {
   errorCode,
   postCommit,
   postRefund,
+  quoteMaxRedeem,
   resolveCustomer,
 } from '../../../test/helpers/pos.js';
 import {
@@ -82,22 +83,6 @@ async function countPurchases(merchantId: string): Promise<number> {
     .where('merchant_id', '=', merchantId)
     .executeTakeFirstOrThrow();
   return Number(row.n);
-}
-
-/** Adds a lot of `points` to a customer that expires after `lifetimeDays` (null: never). */
-async function addLot(
-  merchant: TestMerchant,
-  customerId: string,
-  points: number,
-  lifetimeDays: number | null,
-): Promise<void> {
-  await adjustPoints(t.db, {
-    merchantId: merchant.merchantId,
-    customerId,
-    points,
-    reason: `lot of ${lifetimeDays ?? 'no'} days`,
-    rules: { ...merchant.rules, pointsLifetimeDays: lifetimeDays },
-  });
 }
 
 describe('Idempotency-Key and orderId', () => {
@@ -386,9 +371,9 @@ describe('expiry and pending points', () => {
   it('spends the soonest-expiring points first and expires exactly what is left of due lots', async () => {
     const merchant = await createTestMerchant(t.db);
     const { customerId } = await createTestCustomer(t.db, { merchant });
-    await addLot(merchant, customerId, 100, 10);
-    await addLot(merchant, customerId, 100, null);
-    await addLot(merchant, customerId, 100, 5);
+    await addLot(t.db, merchant, customerId, 100, 10);
+    await addLot(t.db, merchant, customerId, 100, null);
+    await addLot(t.db, merchant, customerId, 100, 5);
     const lotsOf = async () => {
       const lots = await t.db
         .selectFrom('point_lots')
@@ -496,14 +481,7 @@ describe('expiry and pending points', () => {
     await commit(merchant, { customerId, total: 20_000 });
     expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 10, pending: 10 });
 
-    const quote = await t.app.inject({
-      method: 'POST',
-      url: '/api/v1/integration/purchases/quote',
-      headers: { 'x-api-key': merchant.apiKey },
-      payload: { customer: { customerId }, receipt: { total: 100_000 } },
-    });
-    expect(quote.statusCode).toBe(200);
-    expect(quote.json<{ maxRedeemPoints: number }>().maxRedeemPoints).toBe(10);
+    expect(await quoteMaxRedeem(t.app, merchant, customerId, 100_000)).toBe(10);
 
     const tooMuch = await postCommit(
       t.app,
@@ -522,10 +500,10 @@ describe('expiry reminders', () => {
     const merchant = await createTestMerchant(t.db);
     const { customerId } = await createTestCustomer(t.db, { merchant });
     const other = await createTestCustomer(t.db, { merchant });
-    await addLot(merchant, customerId, 30, 3);
-    await addLot(merchant, customerId, 20, 5);
-    await addLot(merchant, customerId, 40, 30);
-    await addLot(merchant, other.customerId, 10, null);
+    await addLot(t.db, merchant, customerId, 30, 3);
+    await addLot(t.db, merchant, customerId, 20, 5);
+    await addLot(t.db, merchant, customerId, 40, 30);
+    await addLot(t.db, merchant, other.customerId, 10, null);
     const events = () =>
       t.db
         .selectFrom('outbox_events')

@@ -38,7 +38,7 @@ export async function searchCustomers(
   const q = options.q?.trim() ?? '';
   let query = db
     .selectFrom('customers as c')
-    .innerJoin('balances as b', 'b.customer_id', 'c.id')
+    .innerJoin('customer_balances as b', 'b.customer_id', 'c.id')
     .where('c.merchant_id', '=', options.merchantId);
   if (q !== '') {
     const digits = phoneDigits(q);
@@ -63,6 +63,8 @@ export async function searchCustomers(
       .orderBy('c.id', 'desc')
       .limit(options.limit)
       .offset(options.offset)
+      // customer_balances is a view: its columns are typed nullable, yet come from balances' non-null ones.
+      .$narrowType<{ available: number; pending: number }>()
       .execute(),
     query.select((eb) => eb.fn.countAll<number>().as('total')).executeTakeFirst(),
   ]);

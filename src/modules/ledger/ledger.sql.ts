@@ -1,0 +1,53 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+// The ledger's stored functions live as SQL source beside this module (./sql/<name>.sql, one
+// `create or replace function` each), so they are read and reviewed where they are used. The
+// migration that changes them installs the current files (0006_ledger_provenance); ledger.sql.test.ts
+// checks that the functions in the database equal these files.
+
+/** Every ledger function, in install order (helpers before their callers). */
+export const LEDGER_FUNCTIONS = [
+  'loyalty_iso',
+  'loyalty_pro_rata',
+  'loyalty_balance_json',
+  'loyalty_idempotency_begin',
+  'loyalty_entry',
+  'loyalty_move',
+  'loyalty_take_points',
+  'loyalty_add_points',
+  'loyalty_expire_customer',
+  'loyalty_land_points',
+  'loyalty_settle_debts',
+  'loyalty_commit_purchase',
+  'loyalty_refund_purchase',
+  'loyalty_adjust_points',
+  'loyalty_expire_points',
+  'loyalty_activate_points',
+] as const;
+
+/** One of the ledger's stored functions. */
+export type LedgerFunction = (typeof LEDGER_FUNCTIONS)[number];
+
+// From a build (dist/modules/ledger) the sources are read from src/, which ships beside dist/.
+const DIRECTORIES = [
+  new URL('./sql/', import.meta.url),
+  new URL('../../../src/modules/ledger/sql/', import.meta.url),
+];
+
+/** The source of a ledger function: its `create or replace function` statement. */
+export function readLedgerFunction(name: LedgerFunction): string {
+  for (const directory of DIRECTORIES) {
+    const file = fileURLToPath(new URL(`${name}.sql`, directory));
+    if (existsSync(file)) return readFileSync(file, 'utf8');
+  }
+  throw new Error(`ledger function source ${name}.sql not found`);
+}
+
+/** The body of a function's source, between its `$fn$` quotes, as PostgreSQL stores it (prosrc). */
+export function functionBody(source: string): string {
+  const start = source.indexOf('$fn$');
+  const end = source.lastIndexOf('$fn$');
+  if (start < 0 || end <= start) throw new Error('function source without a $fn$ body');
+  return source.slice(start + 4, end);
+}

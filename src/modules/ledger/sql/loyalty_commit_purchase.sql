@@ -1,0 +1,103 @@
+-- Commits a purchase whose figures the application computed from the programme rules.
+-- p: merchantId, customerId, orderId, code?, idempotencyKey?, requestHash?, outletId?, deviceId?,
+--    managerId?, total, eligibleAmount, discount, earnPoints, redeemPoints, earnRateBp, tier?,
+--    receipt, lineEligible? (per receipt line: earns and may be paid with points), pendingDays,
+--    lifetimeDays?
+-- Lock order: balance row -> that customer's lots -> code row.
+create or replace function loyalty_commit_purchase(p jsonb) returns jsonb
+language plpgsql as $fn$
+declare
+  v_merchant uuid := (p->>'merchantId')::uuid;
+  v_customer uuid := (p->>'customerId')::uuid;
+  v_redeem bigint := (p->>'redeemPoints')::bigint;
+  v_earn bigint := (p->>'earnPoints')::bigint;
+  v_pending_days integer := (p->>'pendingDays')::integer;
+  v_lifetime integer := (p->>'lifetimeDays')::integer;
+  v_is_pending boolean := (p->>'pendingDays')::integer > 0;
+  v_purchase uuid := gen_random_uuid();
+  v_available bigint;
+  v_lot bigint;
+  v_available_at timestamptz;
+  v_created timestamptz;
+  v_result jsonb;
+begin
+  v_result := loyalty_idempotency_begin(v_merchant, p->>'idempotencyKey', p->>'requestHash');
+  if v_result is not null then return v_result; end if;
+
+  select available into v_available from balances
+  where customer_id = v_customer and merchant_id = v_merchant for update;
+  if not found then
+    raise exception 'customer_not_found' using detail = '{}';
+  end if;
+  -- Points past their expiry are not spendable, whether or not the expiry job ran.
+  if exists (select 1 from point_lots where customer_id = v_customer and state = 'active' and remaining > 0
+             and expires_at <= now()) then
+    v_available := v_available - loyalty_expire_customer(v_merchant, v_customer, now());
+  end if;
+  if v_available < v_redeem then
+    raise exception 'insufficient_points'
+      using detail = jsonb_build_object('available', v_available, 'requested', v_redeem)::text;
+  end if;
+
+  if p->>'code' is not null then
+    update customer_codes set consumed_at = now(), purchase_id = v_purchase
+    where merchant_id = v_merchant and code = p->>'code' and customer_id = v_customer
+      and consumed_at is null and expires_at > now();
+    if not found then
+      raise exception 'code_not_found' using detail = '{}';
+    end if;
+  end if;
+
+  insert into purchases (id, merchant_id, customer_id, order_id, outlet_id, device_id, manager_id, total,
+                         eligible_amount, discount, earned_points, redeemed_points, earn_rate_bp, tier, receipt,
+                         line_eligible)
+  values (v_purchase, v_merchant, v_customer, p->>'orderId', (p->>'outletId')::uuid, (p->>'deviceId')::uuid,
+          (p->>'managerId')::uuid, (p->>'total')::bigint, (p->>'eligibleAmount')::bigint,
+          (p->>'discount')::bigint, v_earn, v_redeem, (p->>'earnRateBp')::integer, p->>'tier', p->'receipt',
+          case when jsonb_typeof(p->'lineEligible') = 'array'
+               then array(select jsonb_array_elements_text(p->'lineEligible')::boolean) end)
+  returning created_at into v_created;
+
+  -- One redeem entry, with a move per lot it took from: a refund returns the points to those lots.
+  perform loyalty_take_points(v_merchant, v_customer, v_redeem, 'redeem', v_purchase, null, null);
+
+  if v_earn > 0 then
+    v_available_at := now() + make_interval(days => v_pending_days);
+    insert into point_lots (merchant_id, customer_id, source, purchase_id, points, remaining, state,
+                            available_at, expires_at)
+    values (v_merchant, v_customer, 'earn', v_purchase, v_earn, v_earn,
+            case when v_is_pending then 'pending' else 'active' end, v_available_at,
+            case when v_lifetime is null then null else v_available_at + make_interval(days => v_lifetime) end)
+    returning id into v_lot;
+    -- The lot starts with its points; the earn entry names it.
+    perform loyalty_entry(v_merchant, v_customer, 'earn', case when v_is_pending then 'pending' else 'available' end,
+                          v_earn, v_purchase, null, v_lot, null);
+  end if;
+
+  update balances
+  set available = available - v_redeem + case when v_is_pending then 0 else v_earn end,
+      pending = pending + case when v_is_pending then v_earn else 0 end,
+      updated_at = now()
+  where customer_id = v_customer;
+
+  v_result := jsonb_build_object(
+    'purchase', jsonb_build_object(
+      'id', v_purchase, 'orderId', p->>'orderId', 'customerId', v_customer, 'status', 'committed',
+      'total', (p->>'total')::bigint, 'discount', (p->>'discount')::bigint,
+      'payable', (p->>'total')::bigint - (p->>'discount')::bigint,
+      'earnedPoints', v_earn, 'redeemedPoints', v_redeem, 'createdAt', loyalty_iso(v_created)),
+    'balance', loyalty_balance_json(v_customer));
+
+  insert into outbox_events (merchant_id, type, payload)
+  values (v_merchant, 'purchase.committed', jsonb_build_object(
+    'purchaseId', v_purchase, 'orderId', p->>'orderId', 'customerId', v_customer,
+    'total', (p->>'total')::bigint, 'earnedPoints', v_earn, 'redeemedPoints', v_redeem,
+    'pendingPoints', case when v_is_pending then v_earn else 0 end,
+    'balance', v_result->'balance', 'outletId', p->>'outletId', 'occurredAt', loyalty_iso(v_created)));
+
+  if p->>'idempotencyKey' is not null then
+    insert into idempotency_keys (merchant_id, key, request_hash, result)
+    values (v_merchant, p->>'idempotencyKey', p->>'requestHash', v_result);
+  end if;
+  return v_result;
+end $fn$;

@@ -1,0 +1,30 @@
+-- The expiry job: expires active lots whose expiry is at or before p_now, for at most p_limit
+-- customers per call. Each customer's balance row is locked before its lots, and the lots are
+-- re-read under that lock, so concurrent runs (or a concurrent write, which expires due lots
+-- itself) never expire the same points twice.
+create or replace function loyalty_expire_points(p_now timestamptz, p_limit integer) returns jsonb
+language plpgsql as $fn$
+declare
+  c record;
+  v_sum bigint;
+  v_customers integer := 0;
+  v_scanned integer := 0;
+  v_points bigint := 0;
+begin
+  for c in
+    select distinct customer_id, merchant_id from point_lots
+    where state = 'active' and remaining > 0 and expires_at <= p_now
+    order by customer_id -- the same lock order in every batch function: no deadlocks between them
+    limit p_limit
+  loop
+    v_scanned := v_scanned + 1;
+    perform 1 from balances where customer_id = c.customer_id for update;
+    v_sum := loyalty_expire_customer(c.merchant_id, c.customer_id, p_now);
+    if v_sum > 0 then
+      v_customers := v_customers + 1;
+      v_points := v_points + v_sum;
+    end if;
+  end loop;
+  -- scanned = customers looked at: the caller loops while a batch was full.
+  return jsonb_build_object('customers', v_customers, 'points', v_points, 'scanned', v_scanned);
+end $fn$;
