@@ -146,6 +146,12 @@ async function expectStackOn(tag: string, since: number): Promise<void> {
     expect(await container(service), service).toEqual({ image: `loyalty-platform:${tag}`, running: true });
   }
   expect((await getJson('/ready')).status).toBe(200);
+  // Both processes name the release they run (tags are commits here).
+  expect((await getJson('/health')).body.commit).toBe(tag);
+  const worker = await fetch(`http://127.0.0.1:${ports.worker}/health`, {
+    signal: AbortSignal.timeout(10_000),
+  });
+  expect(((await worker.json()) as { commit?: string }).commit).toBe(tag);
   expect(
     await freshWorker(since),
     `a heartbeat of a worker started since ${new Date(since).toISOString()}`,
@@ -309,7 +315,9 @@ describe.skipIf(SKIP)('the production stack on a real Docker engine', () => {
       await expectStackOn(release, started);
       const ready = await getJson('/ready');
       expect(ready).toEqual({ status: 200, body: { status: 'ok', checks: { postgres: 'ok', redis: 'ok' } } });
-      expect((await getJson('/health')).body).toMatchObject({ status: 'ok' });
+      // The release baked into the image: package.json's version and the commit deploy.sh built.
+      const { version } = JSON.parse(readFileSync(path.join(repo, 'package.json'), 'utf8'));
+      expect((await getJson('/health')).body).toMatchObject({ status: 'ok', version, commit: release });
       const label = await run(DOCKER, [
         'image',
         'inspect',
