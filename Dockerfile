@@ -1,8 +1,10 @@
-# syntax=docker/dockerfile:1
 # One image for both processes: the api (default command) and the worker (`node dist/worker.js`).
 #   docker build -t loyalty-platform:$(git rev-parse --short HEAD) .      # scripts/deploy.sh does this
 # Migrations and the operator CLI run in it too: `npm run db:migrate`, `npm run db:status`,
 # `npm run cli -- <command>` (they run src/ with tsx, a runtime dependency).
+# Needs BuildKit for the npm caches (RUN --mount): the default since Docker 23, DOCKER_BUILDKIT=1 on
+# Docker 20.10 (Debian's docker.io). No `# syntax=` line: the built-in frontend is enough, so a build
+# pulls nothing but the base image (node:20-bookworm-slim) and npm packages.
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 
@@ -29,10 +31,14 @@ RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev && rm -rf node_module
 
 # --- runtime ------------------------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime
+# The release, reported by /health: GIT_COMMIT (scripts/deploy.sh passes the short commit) and
+# APP_VERSION (empty: package.json's version).
 ARG GIT_COMMIT=unknown
+ARG APP_VERSION=
 LABEL org.opencontainers.image.title="loyalty-platform" \
       org.opencontainers.image.revision="${GIT_COMMIT}"
-ENV NODE_ENV=production NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=false
+ENV NODE_ENV=production NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=false \
+    GIT_COMMIT=${GIT_COMMIT} APP_VERSION=${APP_VERSION}
 WORKDIR /app
 # Owned by root and read-only for the app user: the running process cannot change its own code.
 COPY package.json package-lock.json tsconfig.json ./

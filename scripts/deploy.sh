@@ -15,15 +15,17 @@
 #      disk space, pg_isready in the postgres container. A failed preflight changes nothing.
 #   2. backup (scripts/backup.sh)   3. docker build -t loyalty-platform:<git short commit>
 #   4. migrations with the new image: docker compose run --rm api npm run db:migrate
-#   5. api and worker restarted on the new image (IMAGE_TAG)   6. wait for /ready, smoke check
-#   A failed smoke check puts api and worker back on the previous successful release by itself,
-#   says so and exits 1. Migrations are never reverted: each must work with the release before it.
+#   5. api and worker restarted on the new image (IMAGE_TAG)   6. wait for /ready, smoke check of
+#   the API, and a heartbeat (worker_heartbeats) from a worker started by the restart, all within
+#   DEPLOY_WAIT_SECONDS. A failed smoke check (API or worker) puts api and worker back on the
+#   previous successful release by itself, says so and exits 1. Migrations are never reverted: each must work with the release before it.
 #   On success loyalty-platform:latest points at the release (a plain `docker compose up -d` keeps it).
 #
 # Variables: BASE_URL (smoke check; default http://localhost:3000), METRICS_TOKEN (default: from
 # the env file), IMAGE_NAME (loyalty-platform), DEPLOY_TAG (default: git short commit, with -dirty
-# when tracked files have changes), DEPLOY_WAIT_SECONDS (wait for /ready after a restart, 90),
-# DEPLOY_MIN_FREE_MB (2048), BACKUP_DIR (./backups), ENV_FILE, COMPOSE_FILE, RELEASE_LOG.
+# when tracked files have changes), DEPLOY_WAIT_SECONDS (wait for /ready and for the worker's
+# heartbeat after a restart, 90), DEPLOY_MIN_FREE_MB (2048), BACKUP_DIR (./backups), ENV_FILE,
+# COMPOSE_FILE, RELEASE_LOG.
 set -euo pipefail
 PROG=deploy.sh
 # shellcheck source=lib/common.sh
@@ -118,17 +120,54 @@ metrics_token() {
 }
 
 # restart_on TAG: api and worker recreated on IMAGE_NAME:TAG (postgres and redis are left alone).
+# RESTARTED_AT (epoch seconds, taken just before) lets the smoke check tell the new worker's
+# heartbeat from the old one's.
 restart_on() {
+  RESTARTED_AT=$(date +%s)
   IMAGE_TAG=$1 compose up -d --no-deps api worker
 }
 
-# smoke: waits for /ready, then runs the smoke check; returns its verdict.
+# worker_alive_count: workers that started since RESTARTED_AT and beat within the last 60 s
+# (worker_heartbeats, read in the postgres container; the database clock judges "recent").
+worker_alive_count() {
+  db_query "$PG_CONTAINER_DB" "/* loyalty:worker_heartbeat */ select count(*) from worker_heartbeats
+    where started_at >= to_timestamp($RESTARTED_AT) and last_seen_at > now() - interval '60 seconds'"
+}
+
+# wait_for_worker: a worker of the new containers must report healthy (its heartbeat) within
+# DEPLOY_WAIT_SECONDS of the restart; returns 1 when none does.
+wait_for_worker() {
+  local deadline=$((RESTARTED_AT + DEPLOY_WAIT_SECONDS)) alive
+  while :; do
+    alive=$(worker_alive_count 2>/dev/null || echo 0)
+    if [[ $alive =~ ^[0-9]+$ ]] && ((alive > 0)); then
+      info "worker: $alive worker(s) of this release report healthy (heartbeat in worker_heartbeats)"
+      return 0
+    fi
+    if (($(date +%s) >= deadline)); then
+      warn "no worker started by this release reported a heartbeat within ${DEPLOY_WAIT_SECONDS}s of the restart (docker compose logs worker)"
+      return 1
+    fi
+    sleep 1
+  done
+}
+
+# smoke: waits for /ready, runs the smoke check of the API, then waits for the worker's heartbeat.
+# Returns 0 when both pass; SMOKE_FAILURE says which did not.
 smoke() {
   metrics_token
+  SMOKE_FAILURE=''
   if ! wait_for_ready "$BASE_URL" "$DEPLOY_WAIT_SECONDS"; then
     warn "$BASE_URL/ready did not answer 200 within ${DEPLOY_WAIT_SECONDS}s"
   fi
-  BASE_URL=$BASE_URL "$SCRIPTS_DIR/smoke-check.sh"
+  if ! BASE_URL=$BASE_URL "$SCRIPTS_DIR/smoke-check.sh"; then
+    SMOKE_FAILURE='smoke check failed'
+    return 1
+  fi
+  if ! wait_for_worker; then
+    SMOKE_FAILURE='worker not healthy'
+    return 1
+  fi
 }
 
 # config_check_host: `npm run cli -- config:check` with exactly the env file's variables.
@@ -233,7 +272,10 @@ cmd_deploy() {
   info "backup: $backup_file"
 
   section "Build $IMAGE_NAME:$tag"
-  if ! docker build -t "$IMAGE_NAME:$tag" --build-arg "GIT_COMMIT=$commit" -f "$ROOT_DIR/Dockerfile" "$ROOT_DIR"; then
+  # BuildKit (RUN --mount caches in the Dockerfile): the default since Docker 23, opt-in on 20.10.
+  # DEPLOY_BUILD_NETWORK (e.g. host): the network of the build's RUN steps (default: Docker's).
+  if ! DOCKER_BUILDKIT=${DOCKER_BUILDKIT:-1} docker build ${DEPLOY_BUILD_NETWORK:+--network "$DEPLOY_BUILD_NETWORK"} \
+    -t "$IMAGE_NAME:$tag" --build-arg "GIT_COMMIT=$commit" -f "$ROOT_DIR/Dockerfile" "$ROOT_DIR"; then
     release_record "$tag" "$commit" failed 'build failed'
     die "build failed: nothing was changed (${previous:-the current release} keeps running)"
   fi
@@ -263,7 +305,7 @@ cmd_deploy() {
     return 0
   fi
 
-  local why='smoke check failed'
+  local why=${SMOKE_FAILURE:-smoke check failed}
   ((restarted)) || why='restart failed'
   release_record "$tag" "$commit" failed "$why"
   if [[ -z $previous ]]; then

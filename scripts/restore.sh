@@ -6,9 +6,10 @@
 #   scripts/restore.sh FILE [--yes] .env.production docker-compose.production.yml   # compose
 #   DATABASE_URL=postgres://... scripts/restore.sh FILE --yes                       # direct
 #
-# Order: verify the file (checksum when FILE.sha256 exists, gzip -t, complete dump), ask (type
-# "yes"; --yes skips the question; without a terminal and without --yes it refuses), take a safety
-# backup of the current database (RESTORE_SKIP_SAFETY_BACKUP=1 skips it, e.g. when the database is
+# Order: verify the file (checksum when FILE.sha256 exists, gzip -t, complete dump, and no
+# migration this release does not know: a backup of a newer release is refused), ask (type "yes";
+# --yes skips the question; without a terminal and without --yes it refuses), take a safety backup
+# of the current database (RESTORE_SKIP_SAFETY_BACKUP=1 skips it, e.g. when the database is
 # broken), stop api and worker (compose), replace schema public with the dump in one transaction,
 # migrate (npm run db:migrate), check the ledger invariants, start api and worker, smoke-check.
 #
@@ -62,6 +63,17 @@ gzip -t "$file" 2>/dev/null || die "gzip -t failed: the file is damaged. Nothing
 gzip -dc "$file" | tail -n 5 | grep -q 'PostgreSQL database dump complete' ||
   die 'the dump is incomplete (no "dump complete" trailer). Nothing was changed.'
 info 'archive: ok (gzip -t, complete dump)'
+
+# A backup of a newer release holds migrations this code does not know: restoring it would leave a
+# schema this release cannot vouch for, so it is refused before anything is touched.
+known=$(code_migrations) || die "cannot list this release's migrations (npm run db:status). Nothing was changed."
+[[ -n $known ]] || die "npm run db:status listed no migrations. Nothing was changed."
+in_backup=$(gzip -dc "$file" | dump_migrations)
+newer=$(comm -23 <(printf '%s\n' "$in_backup" | grep . | sort -u) <(printf '%s\n' "$known" | sort -u) | paste -sd ' ' -)
+if [[ -n $newer ]]; then
+  die "the backup was made by a newer release: this release does not know its migrations $newer. Deploy that release (or a later one) first, then restore. Nothing was changed."
+fi
+info "migrations: $(printf '%s\n' "$in_backup" | grep -c .) in the backup, all known to this release"
 
 # --- 2. confirmation ------------------------------------------------------------------------------
 target=$(db_where)

@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, LogController } from 
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
+import { createDatabaseWatch } from './db/availability.js';
 import type { Database } from './db/database.js';
 import type { NotificationListener } from './db/listener.js';
 import { ApiKeyAuthenticator } from './http/auth.js';
@@ -16,6 +17,8 @@ import { registerSafetySwitches } from './http/switches.js';
 import { countAliveWorkers } from './jobs/heartbeat.js';
 import { OutboxNotifier } from './jobs/outbox.notify.js';
 import { oldestPendingSeconds, outboxCounts } from './jobs/outbox.queue.js';
+import { createAlertSender } from './jobs/workers.js';
+import { resolveRelease } from './lib/release.js';
 import { adminRoutes } from './modules/admin/admin.routes.js';
 import { merchantAdminRoutes } from './modules/admin/merchants.admin.routes.js';
 import { SwitchBoard } from './modules/admin/switches.service.js';
@@ -26,6 +29,7 @@ import { botRoutes } from './modules/bot/bot.routes.js';
 import { clientRoutes } from './modules/client/client.routes.js';
 import { integrationRoutes } from './modules/integration/integration.routes.js';
 import { ContextCache } from './modules/integration/integration.service.js';
+import { ensureAppKey, sealPlaintextWebhookSecrets } from './modules/keys/keys.service.js';
 import { CACHE_CHANNEL } from './modules/merchants/merchants.service.js';
 import { opsRoutes } from './modules/ops/ops.routes.js';
 import { portalRoutes } from './modules/portal/portal.routes.js';
@@ -48,6 +52,8 @@ export interface AppDeps {
 
 /** Builds the HTTP application: cross-cutting plugins, then each module, registered explicitly. */
 export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
+  // First: without a configured APP_ENCRYPTION_KEY the installation's own key is filled in here.
+  const box = await ensureAppKey(deps.db, config);
   const redis = deps.redis ?? null;
   const metrics = deps.metrics ?? createMetrics();
   const app = Fastify({
@@ -75,6 +81,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
   // Only JSON bodies: text/plain would otherwise be parsed and fail later with a confusing message.
   app.removeContentTypeParser('text/plain');
+  // Not awaited: the API starts (and answers /live) even while Postgres is down.
+  void sealPlaintextWebhookSecrets(deps.db, box).catch((err) =>
+    app.log.warn({ err }, 'webhook secrets stored in plain text were not sealed; retried at the next start'),
+  );
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.addHook('onSend', async (request, reply) => {
@@ -161,22 +171,37 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
 
   app.decorateRequest('sessionUser', null);
 
-  const collectDbMetrics = createOutboxMetrics(metrics, async () => {
-    const [counts, oldest, workersAlive] = await Promise.all([
-      outboxCounts(deps.db),
-      oldestPendingSeconds(deps.db),
-      countAliveWorkers(deps.db),
-    ]);
-    return {
-      pending: counts.pending + counts.processing,
-      dead: counts.deadTotal,
-      oldestPendingSeconds: oldest,
-      workersAlive,
-    };
+  // While PostgreSQL is away requests answer 503 database_unavailable (registerErrorHandler); this
+  // watch tells operators on Telegram, without the database, once the outage lasts long enough.
+  const watch = createDatabaseWatch(deps.db, config, createAlertSender({ config, log: app.log }));
+  watch.start();
+  app.addHook('onClose', async () => watch.stop());
+  const collectDbMetrics = createOutboxMetrics(metrics, {
+    check: () => watch.check(),
+    read: async () => {
+      const [counts, oldest, workersAlive] = await Promise.all([
+        outboxCounts(deps.db),
+        oldestPendingSeconds(deps.db),
+        countAliveWorkers(deps.db),
+      ]);
+      return {
+        pending: counts.pending + counts.processing,
+        dead: counts.deadTotal,
+        oldestPendingSeconds: oldest,
+        workersAlive,
+      };
+    },
   });
 
   await app.register(
-    opsRoutes({ db: deps.db, redis, metrics, metricsToken: config.METRICS_TOKEN, collectDbMetrics }),
+    opsRoutes({
+      watch,
+      redis,
+      metrics,
+      metricsToken: config.METRICS_TOKEN,
+      release: resolveRelease(config),
+      collectDbMetrics,
+    }),
   );
   await app.register(integrationRoutes({ db: deps.db, codeFailures, apiKeys, contexts, notifier }), {
     prefix: '/api/v1/integration',

@@ -1,12 +1,14 @@
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from './config.js';
-import { migrateToLatest, migrationStatus } from './db/migrate.js';
+import { ConfigError, decodeKey, loadConfig } from './config.js';
+import { MIGRATIONS, migrateToLatest, readSchemaState, SchemaError } from './db/migrate.js';
 import { AppError } from './http/errors.js';
 import { normalizePhone } from './lib/phone.js';
 import { createPortalUser } from './modules/auth/auth.service.js';
 import type { StaffRole } from './modules/auth/permissions.js';
 import { createCustomer, issueCustomerToken } from './modules/customers/customers.service.js';
 import { seedDemo } from './modules/demo/demo.service.js';
+import { ensureAppKey, rotateSealedSecrets } from './modules/keys/keys.service.js';
 import { activatePoints, expirePoints, remindExpiringPoints } from './modules/ledger/ledger.service.js';
 import {
   createApiKey,
@@ -29,6 +31,8 @@ interface Command {
   usage: string;
   needsDb: boolean;
   run(flags: Flags, rt: Runtime | null): Promise<Record<string, unknown>>;
+  /** Lines printed without --json (default: one `key: value` line per field). */
+  human?(result: Record<string, unknown>): string[];
 }
 
 class UsageError extends Error {}
@@ -47,6 +51,21 @@ function at(flags: Flags): Date {
   return date;
 }
 
+// The old key of keys:rotate, given once: on the command line or, kept out of the shell history and
+// the process list, in a file (e.g. the embedded database's key file).
+function oldKeyOf(flags: Flags): string {
+  const inline = typeof flags['old-key'] === 'string' ? flags['old-key'].trim() : '';
+  const file = typeof flags['old-key-file'] === 'string' ? flags['old-key-file'] : '';
+  if ((inline === '') === (file === ''))
+    throw new UsageError('Give the old key once: --old-key <key> or --old-key-file <file>');
+  if (inline) return inline;
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    throw new UsageError(`--old-key-file: cannot read ${file}`);
+  }
+}
+
 function dbOf(rt: Runtime | null) {
   if (!rt) throw new Error('database required');
   return rt.db;
@@ -58,26 +77,71 @@ const commands: Record<string, Command> = {
     needsDb: true,
     async run(_flags, rt) {
       const results = await migrateToLatest(dbOf(rt));
+      const { unknown } = await readSchemaState(dbOf(rt));
+      if (unknown.length > 0) {
+        console.error(
+          `note: the database also holds ${unknown.length} migration(s) this release does not know ` +
+            `(${unknown.map((m) => m.name).join(', ')}): a newer release applied them`,
+        );
+      }
       return { applied: results.map((r) => r.migrationName) };
     },
   },
   'db:status': {
-    usage: 'db:status                          list migrations and whether they are applied',
+    usage:
+      'db:status                          migrations: applied, pending, and applied ones this release does not know',
     needsDb: true,
     async run(_flags, rt) {
-      const list = await migrationStatus(dbOf(rt));
-      return {
-        migrations: list.map((m) => ({ name: m.name, appliedAt: m.executedAt?.toISOString() ?? null })),
-        pending: list.filter((m) => !m.executedAt).map((m) => m.name),
+      const state = await readSchemaState(dbOf(rt));
+      const iso = (m: { name: string; appliedAt: Date | null }) => ({
+        name: m.name,
+        appliedAt: m.appliedAt?.toISOString() ?? null,
+      });
+      return { migrations: state.known.map(iso), pending: state.pending, unknown: state.unknown.map(iso) };
+    },
+    human(result) {
+      const status = result as {
+        migrations: Array<{ name: string; appliedAt: string | null }>;
+        pending: string[];
+        unknown: Array<{ name: string; appliedAt: string | null }>;
       };
+      const width = Math.max(24, ...[...status.migrations, ...status.unknown].map((m) => m.name.length + 2));
+      const lines = status.migrations.map(
+        (m) => `${m.name.padEnd(width)}${m.appliedAt ? `applied ${m.appliedAt}` : 'PENDING'}`,
+      );
+      for (const m of status.unknown) {
+        lines.push(
+          `${m.name.padEnd(width)}applied ${m.appliedAt ?? '?'}  NOT KNOWN to this release (a newer release applied it)`,
+        );
+      }
+      const applied = status.migrations.length - status.pending.length;
+      lines.push(
+        `${applied} applied, ${status.pending.length} pending, ${status.unknown.length} unknown to this release ` +
+          `(it knows ${Object.keys(MIGRATIONS).length})`,
+      );
+      if (status.pending.length > 0) lines.push('pending: run `npm run db:migrate`');
+      return lines;
     },
   },
   'config:check': {
-    usage: 'config:check                       validate the environment (exit 1 listing every problem)',
+    usage:
+      'config:check                       validate the environment (exit 1 listing every problem; --json: {ok, problems})',
     needsDb: false,
-    async run() {
-      const { warnings } = loadConfig();
-      return { ok: true, warnings };
+    async run(flags) {
+      try {
+        const { warnings } = loadConfig();
+        return { ok: true, warnings };
+      } catch (error) {
+        if (!(error instanceof ConfigError) || !flags.json) throw error;
+        // Each problem reads "VARIABLE: what is wrong".
+        const problems = error.problems.map((p) => {
+          const at = p.indexOf(': ');
+          return at < 0
+            ? { variable: null, message: p }
+            : { variable: p.slice(0, at), message: p.slice(at + 2) };
+        });
+        return { ok: false, problems };
+      }
     },
   },
   'demo:seed': {
@@ -225,8 +289,31 @@ const commands: Record<string, Command> = {
         url: required(flags, 'url'),
         eventTypes: events?.filter((e) => e !== ''),
         allowPrivateNetworks: config.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
+        box: await ensureAppKey(dbOf(rt), config),
       });
       return { id: endpoint.id, secret: endpoint.secret };
+    },
+  },
+  'keys:rotate': {
+    usage:
+      'keys:rotate --old-key <key> | --old-key-file <file> [--dry-run]   re-seal every stored secret under APP_ENCRYPTION_KEY',
+    needsDb: true,
+    async run(flags, rt) {
+      const { config } = loadConfig();
+      const newKey = config.APP_ENCRYPTION_KEY;
+      if (!newKey) throw new UsageError('Set APP_ENCRYPTION_KEY to the new key (openssl rand -hex 32)');
+      const oldKey = oldKeyOf(flags);
+      if (decodeKey(oldKey) === null) {
+        throw new UsageError('The old key must be 32 bytes as 64 hex characters or base64');
+      }
+      if (decodeKey(oldKey)?.equals(decodeKey(newKey) ?? Buffer.alloc(0))) {
+        throw new UsageError(
+          'The old key is APP_ENCRYPTION_KEY itself: set APP_ENCRYPTION_KEY to the new key',
+        );
+      }
+      return {
+        ...(await rotateSealedSecrets(dbOf(rt), { oldKey, newKey, dryRun: flags['dry-run'] === true })),
+      };
     },
   },
   'telegram:set-webhook': {
@@ -306,16 +393,22 @@ async function main(argv: string[]): Promise<number> {
       password: { type: 'string' },
       role: { type: 'string' },
       at: { type: 'string' },
+      'old-key': { type: 'string' },
+      'old-key-file': { type: 'string' },
+      'dry-run': { type: 'boolean' },
     },
     strict: true,
   });
-  const { config } = loadConfig();
-  const rt = command.needsDb ? await openRuntime(config, { allowEmbedded: false, poolMax: 2 }) : null;
+  const rt = command.needsDb
+    ? await openRuntime(loadConfig().config, { allowEmbedded: false, poolMax: 2 })
+    : null;
   try {
     const result = await command.run(values, rt);
     if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+    else if (command.human) for (const line of command.human(result)) console.log(line);
     else printHuman(result);
-    return 0;
+    // A check that found problems answers them (--json) and still fails.
+    return result.ok === false ? 1 : 0;
   } finally {
     await rt?.close();
   }
@@ -325,7 +418,7 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2))
   .then((code) => process.exit(code))
   .catch((error: unknown) => {
-    if (error instanceof UsageError || error instanceof ConfigError) {
+    if (error instanceof UsageError || error instanceof ConfigError || error instanceof SchemaError) {
       console.error(error.message);
     } else if (error instanceof AppError) {
       console.error(`${error.code}: ${error.message}`);

@@ -28,7 +28,7 @@ const optionalUrl = optionalString.pipe(z.url().optional());
 
 const EnvSchema = z.object({
   // --- process ---
-  /** development | test | production. Production requires DATABASE_URL and APP_ENCRYPTION_KEY. */
+  /** development | test | production. Production requires DATABASE_URL, APP_ENCRYPTION_KEY, METRICS_TOKEN. */
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   /** HTTP port of the API. */
   PORT: int(3000, 0, 65535),
@@ -38,6 +38,12 @@ const EnvSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Public base URL of the API (Telegram webhooks are registered under it). */
   API_BASE_URL: optionalUrl,
+
+  // --- release (baked into the image at build: BUILD_VARIABLES, not set in .env.production) ---
+  /** Version /health reports; unset: package.json's. */
+  APP_VERSION: optionalString,
+  /** Git commit /health reports; unset: `git rev-parse --short HEAD` when run from a checkout. */
+  GIT_COMMIT: optionalString,
 
   // --- database ---
   /** PostgreSQL connection string. Unset: `npm start` runs an embedded PostgreSQL in EMBEDDED_PG_DIR. */
@@ -62,6 +68,8 @@ const EnvSchema = z.object({
   EMBEDDED_PG_PORT: int(0, 0, 65535),
   /** Queries slower than this many ms are logged (SQL without values) and counted; 0 = off. */
   DB_SLOW_QUERY_MS: int(0),
+  /** statement_timeout of the API's pool, ms: a runaway query is cancelled instead of holding a connection; 0 = off. */
+  DB_STATEMENT_TIMEOUT_MS: int(5000, 0, 3_600_000),
   /** Old name of DB_SLOW_QUERY_MS (Prisma era); still read, with a warning. */
   PRISMA_SLOW_QUERY_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).optional()),
 
@@ -80,7 +88,7 @@ const EnvSchema = z.object({
   SEED_DEMO: bool(true),
 
   // --- metrics and alerts ---
-  /** When set, /metrics requires the header X-Metrics-Token with this value. */
+  /** When set, /metrics requires the header X-Metrics-Token with this value. Required in production. */
   METRICS_TOKEN: optionalString,
   /** Telegram bot token used to send operator alerts. */
   ALERT_TELEGRAM_BOT_TOKEN: optionalString,
@@ -94,6 +102,11 @@ const EnvSchema = z.object({
   ALERT_HTTP_SLOW_THRESHOLD_MS: int(1000, 1),
   /** Alert when loyalty_outbox_dead_total grows by more than this within the monitoring window. */
   ALERT_OUTBOX_DEAD_DELTA: int(10),
+  /**
+   * Each API process alerts on Telegram (ALERT_TELEGRAM_*) when PostgreSQL has been unreachable for
+   * this many minutes (decimals allowed), and again when it is back.
+   */
+  ALERT_DB_DOWN_MINUTES: z.preprocess(emptyToUndefined, z.coerce.number().positive().max(1440).default(2)),
   /** Share (0..1) of 5xx responses reported as incidents with their context. */
   ALERTS_5XX_SAMPLE_RATE: z.preprocess(emptyToUndefined, z.coerce.number().min(0).max(1).default(0.1)),
 
@@ -137,11 +150,17 @@ const EnvSchema = z.object({
   WORKER_PORT: int(3001, 0, 65535),
   /** An alert that keeps firing is repeated at most once per this many minutes. */
   ALERT_COOLDOWN_MINUTES: int(30, 1, 1440),
-  /** Bearer token for the admin API (/api/v1/admin); unset: the admin API is off (`npm start` makes one up). */
+  /**
+   * Bearer token for the admin API (/api/v1/admin); unset: the admin API is off (`npm start` makes one up).
+   * In production at least 32 random characters.
+   */
   ADMIN_API_TOKEN: optionalString,
   /** 1 allows webhook targets on private, loopback and link-local addresses (development, tests). */
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: bool(false),
-  /** Secret that signs portal and admin access tokens (JWT); derived from APP_ENCRYPTION_KEY when unset. */
+  /**
+   * Secret that signs portal and admin access tokens (JWT); derived from APP_ENCRYPTION_KEY when unset.
+   * In production at least 32 random characters.
+   */
   JWT_SECRET: optionalString,
   /** Lifetime of a portal access token, seconds. */
   PORTAL_ACCESS_TOKEN_TTL_SECONDS: int(900, 60, 86_400),
@@ -153,7 +172,10 @@ const EnvSchema = z.object({
   LOGIN_MAX_FAILURES_PER_IP: int(20, 1),
   /** Window of the login limits, seconds. */
   LOGIN_WINDOW_SECONDS: int(900, 1),
-  /** Key for secrets at rest (32 bytes, hex or base64). Required in production. */
+  /**
+   * Key for secrets at rest (32 bytes, hex or base64). Required in production; elsewhere, when unset,
+   * each installation generates its own (see src/modules/keys/installation-key.ts).
+   */
   APP_ENCRYPTION_KEY: optionalString,
 
   // --- customer codes and integration API ---
@@ -243,6 +265,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (isProduction) {
     if (!env.DATABASE_URL?.trim()) problems.push('DATABASE_URL: required in production');
     if (!key) problems.push('APP_ENCRYPTION_KEY: required in production');
+    if (!env.METRICS_TOKEN?.trim())
+      problems.push(`METRICS_TOKEN: required in production (${STRONG_SECRET_HINT})`);
+    for (const name of ['JWT_SECRET', 'ADMIN_API_TOKEN', 'METRICS_TOKEN'] as const) {
+      const value = env[name]?.trim();
+      const weakness = value ? secretWeakness(value) : null;
+      if (weakness) problems.push(`${name}: ${weakness} (${STRONG_SECRET_HINT})`);
+    }
   }
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const { PRISMA_SLOW_QUERY_MS, ...config } = parsed.data;
@@ -254,6 +283,39 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   return { config, warnings };
 }
 
+const MIN_SECRET_LENGTH = 32;
+const STRONG_SECRET_HINT = `at least ${MIN_SECRET_LENGTH} random characters, e.g. openssl rand -hex 32`;
+// A run this long that repeats earlier text, or steps by a constant (abcdefgh, 11111111, 13579...),
+// is a pattern, not randomness; in random text of 32-64 characters either is vanishingly rare.
+const PATTERN_RUN = 8;
+// Shannon entropy of the characters as they occur, times the length: `openssl rand -hex 16`
+// (32 characters) measures about 115 bits and almost never under 90; one word repeated far less.
+const MIN_SECRET_BITS = 85;
+
+/**
+ * Why a shared secret (token, signing secret) is too weak to guard production, or null. Weak: shorter
+ * than 32 characters, or low entropy: few distinct characters, a repeated chunk or a run.
+ */
+export function secretWeakness(value: string): string | null {
+  if (value.length < MIN_SECRET_LENGTH) return `too short (${value.length} characters)`;
+  const counts = new Map<string, number>();
+  for (const c of value) counts.set(c, (counts.get(c) ?? 0) + 1);
+  let bits = 0;
+  for (const n of counts.values()) bits -= n * Math.log2(n / value.length);
+  if (bits < MIN_SECRET_BITS) return 'low entropy (too few distinct characters)';
+  const seen = new Set<string>();
+  for (let i = 0; i + PATTERN_RUN <= value.length; i += 1) {
+    const chunk = value.slice(i, i + PATTERN_RUN);
+    if (seen.has(chunk)) return 'low entropy (a repeated sequence)';
+    seen.add(chunk);
+    const step = chunk.charCodeAt(1) - chunk.charCodeAt(0);
+    if ([...chunk].every((c, k) => k === 0 || c.charCodeAt(0) - chunk.charCodeAt(k - 1) === step)) {
+      return 'low entropy (a run of consecutive characters)';
+    }
+  }
+  return null;
+}
+
 /** Decodes a 32-byte key given as hex or base64; null when it is neither. */
 export function decodeKey(value: string): Buffer | null {
   if (/^[0-9a-fA-F]{64}$/.test(value)) return Buffer.from(value, 'hex');
@@ -261,5 +323,13 @@ export function decodeKey(value: string): Buffer | null {
   return b.length === 32 ? b : null;
 }
 
+/**
+ * Variables the image sets at build (Dockerfile build args) to say which release it is. They are
+ * not settings: .env.production leaves them out, since a value there would override the image's.
+ */
+export const BUILD_VARIABLES = ['APP_VERSION', 'GIT_COMMIT'];
+
 /** The names of every variable the config reads (the production env example must document each). */
-export const CONFIG_VARIABLES = Object.keys(EnvSchema.shape);
+export const CONFIG_VARIABLES = Object.keys(EnvSchema.shape).filter(
+  (name) => !BUILD_VARIABLES.includes(name),
+);

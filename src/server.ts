@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { NotificationListener } from './db/listener.js';
-import { migrateToLatest } from './db/migrate.js';
+import { prepareSchema, SchemaError } from './db/migrate.js';
 import { createMetrics } from './http/metrics.js';
 import { startWorkers } from './jobs/workers.js';
 import { seedDemo, seedDemoOperator } from './modules/demo/demo.service.js';
@@ -13,6 +14,9 @@ import { openRuntime } from './runtime.js';
 // migrates, seeds a demo merchant on an empty database and prints how to use it. `npm start`
 // passes --with-workers, so one process also runs the outbox worker and the periodic jobs
 // (production runs them in the separate worker service, WORKERS_ENABLED=1).
+// Migrations: it applies them itself only on the embedded database or with --migrate (`npm start`,
+// `npm run dev`); otherwise (production: `node dist/server.js`) it only checks the schema and
+// refuses to start while a migration is pending (`npm run db:migrate` is a deploy step).
 
 async function main(): Promise<void> {
   let loaded: ReturnType<typeof loadConfig>;
@@ -38,6 +42,7 @@ async function main(): Promise<void> {
   const say = (message: string) => console.log(message);
   const runtime = await openRuntime(config, {
     allowEmbedded: true,
+    statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
     log: say,
     onSlowQuery: (sqlText, ms) => {
       metrics.dbSlowQueries.inc();
@@ -47,22 +52,36 @@ async function main(): Promise<void> {
   const listener = new NotificationListener(runtime.directUrl);
   let isClosing = false;
   let stopWorkers: (() => Promise<void>) | null = null;
+  // Assigned once built: a signal during the migrations must not meet an uninitialised binding.
+  let app: FastifyInstance | null = null;
   const close = async (signal: string) => {
     if (isClosing) return;
     isClosing = true;
     say(`${signal}: shutting down`);
     await stopWorkers?.().catch(() => {});
-    await app.close().catch(() => {});
+    await app?.close().catch(() => {});
     await listener.close();
     await runtime.close();
     process.exit(0);
   };
-  process.once('SIGINT', () => void close('SIGINT'));
-  process.once('SIGTERM', () => void close('SIGTERM'));
+  // `on`, not `once`: Ctrl-C reaches this process twice (from the terminal and forwarded by npm), and
+  // a second signal without a listener would kill it in the middle of the shutdown.
+  process.on('SIGINT', () => void close('SIGINT'));
+  process.on('SIGTERM', () => void close('SIGTERM'));
 
-  await migrateToLatest(runtime.db);
+  try {
+    await prepareSchema(runtime.db, {
+      migrate: runtime.embedded !== null || process.argv.includes('--migrate'),
+      warn: (message) => console.warn(`warning: ${message}`),
+    });
+  } catch (error) {
+    await runtime.close();
+    if (!(error instanceof SchemaError)) throw error;
+    console.error(error.message);
+    process.exit(1);
+  }
   await listener.start();
-  const app = await buildApp(config, {
+  app = await buildApp(config, {
     db: runtime.db,
     readDb: runtime.readDb,
     redis: runtime.redis,

@@ -2,8 +2,10 @@ import http from 'node:http';
 import pino from 'pino';
 import { ConfigError, loadConfig } from './config.js';
 import { NotificationListener } from './db/listener.js';
+import { prepareSchema, SchemaError } from './db/migrate.js';
 import { createMetrics, isMetricsScrapeAllowed } from './http/metrics.js';
 import { startWorkers } from './jobs/workers.js';
+import { resolveRelease } from './lib/release.js';
 import { openRuntime } from './runtime.js';
 
 // The worker process (`npm run worker`, the `worker` service in production): outbox delivery,
@@ -42,6 +44,15 @@ async function main(): Promise<void> {
       log.warn({ ms: Math.round(ms), sql: sqlText }, 'slow query');
     },
   });
+  // Migrations are a deploy step: the worker only checks that its code's are applied.
+  try {
+    await prepareSchema(runtime.db, { migrate: false, warn: (message) => log.warn(message) });
+  } catch (error) {
+    await runtime.close();
+    if (!(error instanceof SchemaError)) throw error;
+    log.fatal(error.message);
+    process.exit(1);
+  }
   const listener = new NotificationListener(runtime.directUrl);
   await listener.start();
   const stopWorkers = await startWorkers({
@@ -53,9 +64,10 @@ async function main(): Promise<void> {
     log,
   });
 
+  const health = JSON.stringify({ status: 'ok', process: 'worker', ...resolveRelease(config) });
   const server = http.createServer(async (req, res) => {
     if (req.url === '/health' || req.url === '/live') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok","process":"worker"}');
+      res.writeHead(200, { 'content-type': 'application/json' }).end(health);
     } else if (req.url === '/metrics') {
       if (!isMetricsScrapeAllowed(req.headers, config.METRICS_TOKEN)) {
         res.writeHead(401).end();

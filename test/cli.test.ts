@@ -1,23 +1,25 @@
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
+import { SecretBox } from '../src/lib/crypto.js';
+import {
+  createWebhookEndpoint,
+  getWebhookEndpointForDelivery,
+} from '../src/modules/webhooks/webhooks.service.js';
+import { type CliResult, spawnCli } from './helpers/cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { createTestMerchant } from './helpers/factories.js';
 
 // The operator CLI as operators run it (`npm run cli` is `tsx src/cli.ts`): a child process against
 // DATABASE_URL. Each process costs a second or more, so commands run once, two at a time, and share
 // their results; `node --import tsx` is tsx without its extra wrapper process.
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 let database: TestDatabase;
 let app: FastifyInstance;
@@ -26,35 +28,15 @@ const MAX_CHILDREN = 2;
 let running = 0;
 const waiting: Array<() => void> = [];
 
-async function runCli(args: string[]): Promise<CliResult> {
+async function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
   if (running >= MAX_CHILDREN) await new Promise<void>((resolve) => waiting.push(resolve));
   running += 1;
   try {
-    return await spawnCli(args);
+    return await spawnCli(database.url, args, env);
   } finally {
     running -= 1;
     waiting.shift()?.();
   }
-}
-
-function spawnCli(args: string[]): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
-      cwd: ROOT,
-      env: { ...process.env, DATABASE_URL: database.url, NODE_ENV: 'test', LOG_LEVEL: 'silent' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
 }
 
 /** Runs a --json command that must succeed; its whole stdout must be one JSON object. */
@@ -276,6 +258,93 @@ describe.concurrent('cli', { timeout: 120_000 }, () => {
     expect(status.migrations.length).toBeGreaterThan(0);
     for (const m of status.migrations) expect(m.appliedAt, m.name).not.toBeNull();
     expect(await runJson(['db:migrate'])).toEqual({ applied: [] });
+  });
+
+  it('config:check --json refuses weak production secrets, naming each, and passes strong ones', async () => {
+    const production = {
+      NODE_ENV: 'production',
+      APP_ENCRYPTION_KEY: randomBytes(32).toString('hex'),
+      JWT_SECRET: 'jwt-secret',
+      ADMIN_API_TOKEN: 'admin-token-admin-token-admin-token',
+      METRICS_TOKEN: '',
+    };
+    const weak = await runCli(['config:check', '--json'], production);
+    expect(weak.code, weak.stderr).toBe(1);
+    const report = JSON.parse(weak.stdout) as { ok: boolean; problems: Array<{ variable: string }> };
+    expect(report.ok).toBe(false);
+    expect(report.problems.map((p) => p.variable).sort()).toEqual([
+      'ADMIN_API_TOKEN',
+      'JWT_SECRET',
+      'METRICS_TOKEN',
+    ]);
+    expect(weak.stdout).not.toContain('admin-token');
+
+    const strong = await runCli(['config:check', '--json'], {
+      ...production,
+      JWT_SECRET: randomBytes(32).toString('base64'),
+      ADMIN_API_TOKEN: randomBytes(32).toString('hex'),
+      METRICS_TOKEN: randomBytes(24).toString('hex'),
+    });
+    expect(strong.code, strong.stderr).toBe(0);
+    expect(JSON.parse(strong.stdout)).toMatchObject({ ok: true });
+  });
+
+  it('keys:rotate re-seals stored secrets under the new APP_ENCRYPTION_KEY, the old key given once', async () => {
+    const own = await createTestDatabase({ poolMax: 2 });
+    const dir = mkdtempSync(path.join(tmpdir(), 'loyalty-rotate-'));
+    try {
+      const [k1, k2, k3] = [0, 1, 2].map(() => randomBytes(32).toString('hex')) as [string, string, string];
+      const merchant = await createTestMerchant(own.db);
+      const { id, secret } = await createWebhookEndpoint(own.db, {
+        merchantId: merchant.merchantId,
+        url: 'https://rotate.example.com/hook',
+        box: new SecretBox(k1),
+      });
+      const env = { DATABASE_URL: own.url, APP_ENCRYPTION_KEY: k2 };
+
+      const rotated = await runCli(['keys:rotate', '--old-key', k1, '--json'], env);
+      expect(rotated.code, rotated.stderr).toBe(0);
+      expect(JSON.parse(rotated.stdout)).toEqual({
+        dryRun: false,
+        resealed: {
+          'merchants.telegram_bot_token_enc': 0,
+          'webhook_endpoints.secret_enc': 1,
+          'webhook_endpoints.previous_secret_enc': 0,
+        },
+        alreadyCurrent: 0,
+        sealedPlaintext: 0,
+        installationKeyRetired: false,
+      });
+      expect((await getWebhookEndpointForDelivery(own.db, id, new SecretBox(k2)))?.secrets).toEqual([secret]);
+
+      // The old key from a file, kept out of the shell history; a dry run changes nothing.
+      const keyFile = path.join(dir, 'old.key');
+      writeFileSync(keyFile, `${k2}\n`, { mode: 0o600 });
+      const dry = await runCli(['keys:rotate', '--old-key-file', keyFile, '--dry-run', '--json'], {
+        ...env,
+        APP_ENCRYPTION_KEY: k3,
+      });
+      expect(dry.code, dry.stderr).toBe(0);
+      expect(JSON.parse(dry.stdout)).toMatchObject({
+        dryRun: true,
+        resealed: { 'webhook_endpoints.secret_enc': 1 },
+      });
+      expect((await getWebhookEndpointForDelivery(own.db, id, new SecretBox(k2)))?.secrets).toEqual([secret]);
+
+      const wrong = await runCli(['keys:rotate', '--old-key', k3, '--json'], {
+        ...env,
+        APP_ENCRYPTION_KEY: k1,
+      });
+      expect(wrong.code).toBe(1);
+      expect(wrong.stderr).toMatch(/key_mismatch/);
+      expect(wrong.stdout).toBe('');
+      const none = await runCli(['keys:rotate', '--json'], env);
+      expect(none.code).toBe(1);
+      expect(none.stderr).toMatch(/--old-key/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await own.drop();
+    }
   });
 
   it.for<[string, string[], RegExp]>([

@@ -1,5 +1,6 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SecretBox } from '../src/lib/crypto.js';
 import { can, type Permission } from '../src/modules/auth/permissions.js';
 import { createWebhookEndpoint } from '../src/modules/webhooks/webhooks.service.js';
 import { createTestApp, type TestApp } from './helpers/app.js';
@@ -36,6 +37,7 @@ beforeAll(async () => {
   );
   expect(purchase.statusCode, purchase.body).toBe(201);
   const endpoint = await createWebhookEndpoint(t.db, {
+    box: new SecretBox(randomBytes(32).toString('hex')),
     merchantId: b.merchant.merchantId,
     url: 'https://hooks.example.com/b',
   });

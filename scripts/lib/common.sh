@@ -249,9 +249,28 @@ env_file_pairs() {
 
 # --- docker compose ------------------------------------------------------------------------------
 
-# compose ARGS...: docker compose with the deployment's env file and compose file.
+# compose ARGS...: docker compose with the deployment's env file and compose file. Without the
+# compose plugin (Debian's docker.io has none), Debian's docker-compose (1.29) runs it instead: it
+# knows no top-level `name:`, so it reads the file without that line and gets the name as -p (the
+# same project), with the file's directory as the project directory (relative paths unchanged).
 compose() {
-  docker compose --env-file "$ENV_FILE" -f "$COMPOSE_FILE" "$@"
+  if [[ -z ${COMPOSE_V1:-} ]]; then
+    if docker compose version >/dev/null 2>&1; then
+      COMPOSE_V1=0
+    elif command -v docker-compose >/dev/null 2>&1; then
+      COMPOSE_V1=1
+    else
+      die 'neither the docker compose plugin nor docker-compose is installed'
+    fi
+  fi
+  if ((COMPOSE_V1)); then
+    local name
+    name=$(sed -n 's/^name:[[:space:]]*//p' "$COMPOSE_FILE" | tr -d "\"' \r")
+    docker-compose ${name:+-p "$name"} --project-directory "$(dirname "$COMPOSE_FILE")" \
+      --env-file "$ENV_FILE" -f <(sed '/^name:/d' "$COMPOSE_FILE") "$@"
+  else
+    docker compose --env-file "$ENV_FILE" -f "$COMPOSE_FILE" "$@"
+  fi
 }
 
 # has_node_deps: whether this checkout can run the app's npm scripts on the host.

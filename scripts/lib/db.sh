@@ -174,6 +174,43 @@ db_applied_migrations() {
   db_query "$1" '/* loyalty:migrations */ select name from kysely_migration order by name'
 }
 
+# dump_migrations: the migrations recorded in a plain SQL dump read on stdin (the rows of its
+# kysely_migration table), one name a line. Reads the whole stream (no early exit under pipefail).
+dump_migrations() {
+  awk '
+    /^COPY (public\.)?"?kysely_migration"? \(/ {
+      n = split(substr($0, index($0, "(") + 1), cols, /, */)
+      for (i = 1; i <= n; i++) {
+        c = cols[i]
+        gsub(/"/, "", c)
+        sub(/\).*/, "", c)
+        if (c == "name") col = i
+      }
+      copying = 1
+      next
+    }
+    copying && /^\\\.$/ { copying = 0; next }
+    copying && col { split($0, f, "\t"); print f[col] }
+  '
+}
+
+# code_migrations: the migrations this release knows (`npm run db:status -- --json`: in compose mode
+# in the api image, as the migration step runs it), one name a line.
+code_migrations() {
+  local json
+  if [[ $DB_MODE == compose ]]; then
+    json=$(compose run --rm --no-deps -T api npm run -s db:status -- --json </dev/null) || return 1
+  elif has_node_deps; then
+    json=$(cd "$ROOT_DIR" && npm run -s db:status -- --json </dev/null) || return 1
+  else
+    echo 'node_modules missing: run "npm ci" first' >&2
+    return 1
+  fi
+  # {"migrations":[{"name":...},...],"pending":[...],"unknown":[...]}: only the known ones.
+  printf '%s\n' "$json" | sed -nE 's/.*"migrations":\[([^]]*)\].*/\1/p' |
+    grep -oE '"name":"[^"]+"' | sed -E 's/^"name":"(.*)"$/\1/'
+}
+
 # print_row_counts FILE: the `table|count` lines as an indented table.
 print_row_counts() {
   local table count

@@ -1,32 +1,120 @@
-import { type Kysely, type Migration, type MigrationProvider, type MigrationResult, Migrator } from 'kysely';
+import {
+  type Kysely,
+  type Migration,
+  type MigrationProvider,
+  type MigrationResult,
+  Migrator,
+  sql,
+} from 'kysely';
 import * as m0001 from './migrations/0001_core.js';
 import * as m0002 from './migrations/0002_ledger_functions.js';
 import * as m0003 from './migrations/0003_outbox_delivery.js';
 import * as m0004 from './migrations/0004_portal.js';
 import * as m0005 from './migrations/0005_expiry_reminders.js';
+import * as m0007 from './migrations/0007_installation_secrets.js';
 import * as m0009 from './migrations/0009_search_collation.js';
 
 // Migrations are listed here explicitly (append-only), so they work the same from source, from a
 // build and inside the image, with no directory scanning.
-const migrations: Record<string, Migration> = {
+//
+// Migrations are a deploy step (`npm run db:migrate`, run by scripts/deploy.sh before api and
+// worker restart); the processes only check the schema at start (`prepareSchema`). A release runs
+// on a schema newer than itself (after a rollback, or while a deploy is under way), so every
+// migration keeps the previous release working: expand now, contract a release later
+// (docs/decisions/003-migrations-expand-contract.md).
+/** Every migration this release knows, by name, in order. */
+export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_core': m0001,
   '0002_ledger_functions': m0002,
   '0003_outbox_delivery': m0003,
   '0004_portal': m0004,
   '0005_expiry_reminders': m0005,
+  '0007_installation_secrets': m0007,
   '0009_search_collation': m0009,
 };
 
-const provider: MigrationProvider = { getMigrations: async () => migrations };
+/** Kysely's bookkeeping table (its default name). */
+const MIGRATION_TABLE = 'kysely_migration';
 
-function createMigrator<T>(db: Kysely<T>): Migrator {
+type MigrationList = Readonly<Record<string, Migration>>;
+
+function createMigrator<T>(db: Kysely<T>, list: MigrationList): Migrator {
+  const provider: MigrationProvider = { getMigrations: async () => ({ ...list }) };
   // Migrations are written against no particular schema type.
   return new Migrator({ db: db as unknown as Kysely<unknown>, provider });
 }
 
-/** Applies every pending migration; throws with the failing migration's name on error. */
-export async function migrateToLatest<T>(db: Kysely<T>): Promise<MigrationResult[]> {
-  const { error, results } = await createMigrator(db).migrateToLatest();
+/** The schema of a database compared with the migrations a release knows. */
+export interface SchemaState {
+  /** Every migration the release knows, with when it was applied (null: pending). */
+  known: Array<{ name: string; appliedAt: Date | null }>;
+  /** Known migrations not applied yet: the schema is older than the release. */
+  pending: string[];
+  /** Applied migrations the release does not know: a newer release migrated this database. */
+  unknown: Array<{ name: string; appliedAt: Date | null }>;
+}
+
+/**
+ * Reads what the database has applied and compares it with `list` (this release's migrations).
+ * Kysely's Migrator refuses a database holding migrations it does not know ("corrupted
+ * migrations"), which is exactly the state after a rollback, so the comparison is ours.
+ */
+export async function readSchemaState<T>(
+  db: Kysely<T>,
+  list: MigrationList = MIGRATIONS,
+): Promise<SchemaState> {
+  const { rows: tables } = await sql<{ exists: boolean }>`
+    select to_regclass(${MIGRATION_TABLE}) is not null as exists`.execute(db);
+  const applied = new Map<string, Date | null>();
+  if (tables[0]?.exists) {
+    const { rows } = await sql<{ name: string; timestamp: string }>`
+      select name, timestamp from ${sql.table(MIGRATION_TABLE)} order by name`.execute(db);
+    for (const row of rows) {
+      const at = new Date(row.timestamp);
+      applied.set(row.name, Number.isNaN(at.getTime()) ? null : at);
+    }
+  }
+  const names = Object.keys(list);
+  return {
+    known: names.map((name) => ({ name, appliedAt: applied.get(name) ?? null })),
+    pending: names.filter((name) => !applied.has(name)),
+    unknown: [...applied]
+      .filter(([name]) => !(name in list))
+      .map(([name, appliedAt]) => ({ name, appliedAt })),
+  };
+}
+
+/** The schema cannot serve this release (or cannot be migrated by it); the message says what to do. */
+export class SchemaError extends Error {}
+
+/**
+ * Applies every pending migration; throws with the failing migration's name on error. A database
+ * already migrated by a newer release is left alone when nothing of this release is pending, and
+ * refused (SchemaError) when something is: the two releases' histories have diverged.
+ */
+export async function migrateToLatest<T>(
+  db: Kysely<T>,
+  list: MigrationList = MIGRATIONS,
+): Promise<MigrationResult[]> {
+  const state = await readSchemaState(db, list);
+  if (state.unknown.length > 0) {
+    if (state.pending.length === 0) return [];
+    throw new SchemaError(
+      `the database holds migrations this release does not know (${names(state.unknown)}) and lacks ` +
+        `some it needs (${state.pending.join(', ')}): it was migrated by another line of releases. ` +
+        'Deploy the release that made it, or restore a backup taken with this release.',
+    );
+  }
+  // On one connection without the pool's statement_timeout (the API's pool has one): building an
+  // index on a big table may rightly take longer than any request should.
+  const { error, results } = await db.connection().execute(async (conn) => {
+    await sql`set statement_timeout = 0`.execute(conn);
+    try {
+      return await createMigrator(conn, list).migrateToLatest();
+    } finally {
+      await sql`reset statement_timeout`.execute(conn).catch(() => {});
+    }
+  });
   if (error) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
     throw new Error(`migration ${failed} failed: ${error instanceof Error ? error.message : String(error)}`, {
@@ -36,10 +124,41 @@ export async function migrateToLatest<T>(db: Kysely<T>): Promise<MigrationResult
   return results ?? [];
 }
 
-/** Each known migration with the time it was applied, or null when it is pending. */
-export async function migrationStatus<T>(
+function names(list: Array<{ name: string }>): string {
+  return list.map((m) => m.name).join(', ');
+}
+
+/**
+ * What the API and the worker do with the schema at start. With `migrate` (the embedded database
+ * and `npm start`, i.e. development) pending migrations are applied; otherwise (production) the
+ * process refuses to start while any is pending, since its code needs them. Migrations it does not
+ * know are a newer release's (a rollback): it starts, and `warn` says so.
+ */
+export async function prepareSchema<T>(
   db: Kysely<T>,
-): Promise<Array<{ name: string; executedAt: Date | null }>> {
-  const list = await createMigrator(db).getMigrations();
-  return list.map((m) => ({ name: m.name, executedAt: m.executedAt ?? null }));
+  options: { migrate: boolean; warn: (message: string) => void; list?: MigrationList },
+): Promise<{ applied: string[]; unknown: string[] }> {
+  const list = options.list ?? MIGRATIONS;
+  let applied: string[] = [];
+  if (options.migrate) {
+    applied = (await migrateToLatest(db, list)).map((r) => r.migrationName);
+  }
+  const state = await readSchemaState(db, list);
+  if (state.pending.length > 0) {
+    const count = state.pending.length;
+    throw new SchemaError(
+      `The database schema is older than this release: ${count} migration${count === 1 ? '' : 's'} ` +
+        `pending (${state.pending.join(', ')}). Apply them first with \`npm run db:migrate\` ` +
+        '(scripts/deploy.sh production deploy does it before restarting api and worker; ' +
+        '`npm start` migrates by itself).',
+    );
+  }
+  if (state.unknown.length > 0) {
+    options.warn(
+      `the database has ${state.unknown.length} migration(s) this release does not know ` +
+        `(${names(state.unknown)}): a newer release migrated it. Starting anyway: each migration keeps ` +
+        'the release before it working (docs/decisions/003-migrations-expand-contract.md).',
+    );
+  }
+  return { applied, unknown: state.unknown.map((m) => m.name) };
 }

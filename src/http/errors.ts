@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
+import { isDatabaseUnavailable } from '../db/availability.js';
 
 /** Stable error codes clients can switch on, and the HTTP status each maps to. */
 export const ERROR_STATUS = {
@@ -44,6 +45,7 @@ export const ERROR_STATUS = {
   maintenance: 503,
   read_only: 503,
   unavailable: 503,
+  database_unavailable: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
@@ -138,6 +140,15 @@ export function registerErrorHandler(app: FastifyInstance): void {
       return reply
         .status(400)
         .send(errorBody('validation_error', 'body: text contains characters that cannot be stored'));
+    }
+    if (isDatabaseUnavailable(error)) {
+      // PostgreSQL is away (stopped, restarting, unreachable): the client may retry; no stack in the log.
+      request.log.warn({ err: error.message }, 'database unavailable');
+      request.failure = `database unavailable: ${error.message}`;
+      return reply
+        .status(503)
+        .header('retry-after', '5')
+        .send(errorBody('database_unavailable', 'The database is unavailable; retry shortly'));
     }
     const status = error.statusCode ?? 500;
     if (status >= 400 && status < 500 && !isResponseSerializationError(error)) {

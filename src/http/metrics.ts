@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { isSameSecret } from '../lib/tokens.js';
 
 /** The process's Prometheus registry and the HTTP metrics the runbook names. */
 export interface Metrics {
@@ -74,7 +75,10 @@ export function createMetrics(options: { withDefaults?: boolean } = {}): Metrics
  */
 export function isMetricsScrapeAllowed(headers: IncomingHttpHeaders, token: string | undefined): boolean {
   if (!token) return true;
-  return headers['x-metrics-token'] === token || headers.authorization === `Bearer ${token}`;
+  const header = headers['x-metrics-token'];
+  const bearer = headers.authorization?.startsWith('Bearer ') ? headers.authorization.slice(7) : undefined;
+  // Compared in constant time: the token guards the only unauthenticated view of the system.
+  return isSameSecret(typeof header === 'string' ? header : undefined, token) || isSameSecret(bearer, token);
 }
 
 /**
@@ -101,15 +105,30 @@ export interface DbFigures {
 }
 
 /**
- * The figures the runbook and the alert rules read from the API's /metrics, taken from Postgres at
- * scrape time (so every API replica shows the same values, whichever Prometheus scrapes):
- * `loyalty_outbox_pending` (gauge), `loyalty_outbox_dead_total` (events that have gone dead),
- * `loyalty_outbox_oldest_pending_seconds` (delivery lag) and `loyalty_workers_alive` (workers with a
- * fresh heartbeat; workers serve their own /metrics on WORKER_PORT, which is often not scraped).
+ * What the API reads from Postgres at scrape time (so every API replica shows the same values,
+ * whichever Prometheus scrapes): `loyalty_db_up` (1 when the database answered a probe just now,
+ * else 0) and the figures the runbook and the alert rules read: `loyalty_outbox_pending` (gauge),
+ * `loyalty_outbox_dead_total` (events that have gone dead), `loyalty_outbox_oldest_pending_seconds`
+ * (delivery lag) and `loyalty_workers_alive` (workers with a fresh heartbeat; workers serve their own
+ * /metrics on WORKER_PORT, which is often not scraped). While the database is away the figures read
+ * from it are left out of /metrics rather than served stale (Prometheus marks them stale).
  */
-export function createOutboxMetrics(metrics: Metrics, read: () => Promise<DbFigures>) {
-  const registers = [metrics.registry];
-  const gauge = (name: string, help: string) => new Gauge({ name, help, registers });
+export function createOutboxMetrics(
+  metrics: Metrics,
+  options: { check: () => Promise<boolean>; read: () => Promise<DbFigures> },
+) {
+  const up = new Gauge({
+    name: 'loyalty_db_up',
+    help: 'Whether PostgreSQL answered a probe at scrape time (1) or not (0)',
+    registers: [metrics.registry],
+  });
+  // Registered only while the database answers (see show()).
+  const figures = new Map<string, Gauge | Counter>();
+  const gauge = (name: string, help: string) => {
+    const metric = new Gauge({ name, help, registers: [] });
+    figures.set(name, metric);
+    return metric;
+  };
   const pending = gauge(
     'loyalty_outbox_pending',
     'Outbox events waiting for delivery (pending or being delivered)',
@@ -117,8 +136,9 @@ export function createOutboxMetrics(metrics: Metrics, read: () => Promise<DbFigu
   const dead = new Counter({
     name: 'loyalty_outbox_dead_total',
     help: 'Outbox events that have gone dead after their retry schedule was used up',
-    registers,
+    registers: [],
   });
+  figures.set('loyalty_outbox_dead_total', dead);
   const oldest = gauge(
     'loyalty_outbox_oldest_pending_seconds',
     'Age in seconds of the oldest outbox event waiting for delivery (0 when none waits)',
@@ -127,12 +147,31 @@ export function createOutboxMetrics(metrics: Metrics, read: () => Promise<DbFigu
     'loyalty_workers_alive',
     'Worker processes whose heartbeat is younger than 60 seconds',
   );
+  const show = (isShown: boolean) => {
+    for (const [name, metric] of figures) {
+      const isRegistered = metrics.registry.getSingleMetric(name) !== undefined;
+      if (isShown && !isRegistered) metrics.registry.registerMetric(metric);
+      if (!isShown && isRegistered) metrics.registry.removeSingleMetric(name);
+    }
+  };
   return async () => {
-    const figures = await read();
-    pending.set(figures.pending);
-    dead.reset();
-    dead.inc(figures.dead);
-    oldest.set(figures.oldestPendingSeconds);
-    workers.set(figures.workersAlive);
+    const isUp = await options.check();
+    up.set(isUp ? 1 : 0);
+    if (!isUp) {
+      show(false);
+      return;
+    }
+    try {
+      const values = await options.read();
+      pending.set(values.pending);
+      dead.reset();
+      dead.inc(values.dead);
+      oldest.set(values.oldestPendingSeconds);
+      workers.set(values.workersAlive);
+      show(true);
+    } catch (error) {
+      show(false);
+      throw error;
+    }
   };
 }

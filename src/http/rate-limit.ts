@@ -49,6 +49,7 @@ export class FailureLimiter {
       }
     }
     // No await between the check and the count: the event loop makes this step atomic.
+    this.evictExpired();
     const entry = this.memoryEntry(key) ?? { count: 0, resetAt: Date.now() + windowSeconds * 1000 };
     if (entry.count >= max) return { ok: false, retryAfter: Math.ceil((entry.resetAt - Date.now()) / 1000) };
     entry.count += 1;
@@ -85,6 +86,7 @@ export class FailureLimiter {
         // fall through to memory
       }
     }
+    this.evictExpired();
     const entry = this.memoryEntry(key);
     if (entry) entry.count += 1;
     else this.memory.set(key, { count: 1, resetAt: Date.now() + windowSeconds * 1000 });
@@ -96,6 +98,23 @@ export class FailureLimiter {
     } catch {
       // The reservation then counts as a failure until the window ends: the safe side.
     }
+  }
+
+  /** How many keys the in-process store holds (expired ones go at the next sweep). */
+  get memoryKeys(): number {
+    return this.memory.size;
+  }
+
+  // Keys are usually never asked about again once their window ends (a scan of random codes or
+  // addresses), so a sweep at most once per window drops them: memory holds the failures of the
+  // last two windows at most, not of every window since the process started.
+  private nextSweepAt = 0;
+
+  private evictExpired(): void {
+    const now = Date.now();
+    if (now < this.nextSweepAt) return;
+    this.nextSweepAt = now + this.options.windowSeconds * 1000;
+    for (const [key, entry] of this.memory) if (entry.resetAt <= now) this.memory.delete(key);
   }
 
   private memoryEntry(key: string) {

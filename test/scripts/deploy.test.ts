@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import {
   appendFileSync,
   existsSync,
@@ -23,7 +24,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // The .env.production is generated from .env.production.example; config:check runs for real.
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const METRICS_TOKEN = 'deploy-metrics-token';
+const METRICS_TOKEN = randomBytes(24).toString('hex');
+// What the operator put in place of every change-me (passwords, tokens) in the env file.
+const FILLED_SECRET = randomBytes(24).toString('hex');
 const BAD_TAGS = new Set(['rel-3-broken']);
 
 let work: string;
@@ -136,7 +139,7 @@ beforeAll(async () => {
   writeFileSync(
     envFile,
     example
-      .replaceAll('change-me', 'generated-secret')
+      .replaceAll('change-me', FILLED_SECRET)
       .replace(/^APP_ENCRYPTION_KEY=.*$/m, `APP_ENCRYPTION_KEY=${'cd'.repeat(32)}`)
       .replace(/^METRICS_TOKEN=.*$/m, `METRICS_TOKEN=${METRICS_TOKEN}`),
   );
@@ -178,7 +181,8 @@ afterAll(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-describe('scripts/deploy.sh production', () => {
+// A deploy runs config:check through tsx: tens of seconds on a busy machine.
+describe('scripts/deploy.sh production', { timeout: 120_000 }, () => {
   it('deploy: preflight, backup, build, migrate, restart, smoke check, in that order', async () => {
     clearCalls();
     const result = await run('deploy.sh', ['production', 'deploy'], { DEPLOY_TAG: 'rel-1' });
@@ -206,7 +210,10 @@ describe('scripts/deploy.sh production', () => {
     expect(migrate).toBeGreaterThan(build);
     expect(up).toBeGreaterThan(migrate);
     expect(smoke).toBeGreaterThan(up);
-    expect(latest).toBeGreaterThan(smoke);
+    const heartbeat = indexOf(log, 'loyalty:worker_heartbeat', smoke);
+    expect(heartbeat).toBeGreaterThan(smoke);
+    expect(latest).toBeGreaterThan(heartbeat);
+    expect(result.output).toMatch(/worker: 1 worker\(s\) of this release report healthy/);
     expect(log.filter((l) => l.includes('HTTP GET /metrics'))).toHaveLength(2);
     expect(readdirSync(backupDir).filter((f) => /^backup_\d{8}_\d{6}(_\d+)?\.sql\.gz$/.test(f))).toHaveLength(
       1,
@@ -284,6 +291,40 @@ describe('scripts/deploy.sh production', () => {
     expect(status.output).toMatch(/current:\s+loyalty-platform:rel-0/);
   });
 
+  it('a release whose worker reports no heartbeat within the smoke window is rolled back automatically', async () => {
+    clearCalls();
+    const result = await run('deploy.sh', ['production', 'deploy'], {
+      DEPLOY_TAG: 'rel-6-dead-worker',
+      FAKE_DOCKER_DEAD_WORKER: 'rel-6-dead-worker',
+    });
+    expect(result.code, result.output).toBe(1);
+    expect(result.output).toContain('no worker started by this release reported a heartbeat');
+    expect(result.output).toContain(
+      'RELEASE rel-6-dead-worker FAILED: WORKER NOT HEALTHY. ROLLING BACK AUTOMATICALLY TO rel-0',
+    );
+    const log = calls();
+    const upBad = indexOf(log, 'up -d --no-deps api worker');
+    const apiSmoke = indexOf(log, 'HTTP GET /health tag=rel-6-dead-worker', upBad);
+    const heartbeat = indexOf(log, 'loyalty:worker_heartbeat', apiSmoke);
+    const upBack = indexOf(log, 'up -d --no-deps api worker', heartbeat);
+    expect(log[upBad]).toMatch(/^IMAGE_TAG=rel-6-dead-worker /);
+    expect(apiSmoke).toBeGreaterThan(upBad);
+    expect(heartbeat).toBeGreaterThan(apiSmoke);
+    expect(log[heartbeat]).toContain('exec -T postgres psql');
+    expect(log[upBack]).toMatch(/^IMAGE_TAG=rel-0 /);
+    // The release rolled back to is checked the same way, and its worker beats.
+    expect(indexOf(log, 'loyalty:worker_heartbeat', upBack)).toBeGreaterThan(upBack);
+    expect(currentTag()).toBe('rel-0');
+    expect(
+      releases()
+        .slice(-2)
+        .map((r) => [r[1], r[3], r[4]]),
+    ).toEqual([
+      ['rel-6-dead-worker', 'failed', 'worker not healthy'],
+      ['rel-0', 'auto_rollback', 'release rel-6-dead-worker: worker not healthy'],
+    ]);
+  });
+
   it('failed migrations stop the release before anything restarts', async () => {
     clearCalls();
     const result = await run('deploy.sh', ['production', 'deploy'], {
@@ -331,7 +372,7 @@ async function composeBackup(): Promise<string> {
   return result.output.split('\n').find((line) => line.startsWith('/')) ?? '';
 }
 
-describe('backup scripts in compose mode (through the postgres container)', () => {
+describe('backup scripts in compose mode (through the postgres container)', { timeout: 120_000 }, () => {
   it('backup.sh dumps inside the container; backup-verify.sh restores into a scratch database there', async () => {
     clearCalls();
     const backup = await composeBackup();
@@ -353,7 +394,7 @@ describe('backup scripts in compose mode (through the postgres container)', () =
     const fill = indexOf(log, `exec -T postgres psql -X -q -v ON_ERROR_STOP=1 -U loyalty -d ${scratch}`);
     const status = indexOf(
       log,
-      `exec -T -e DATABASE_URL=postgres://loyalty:generated-secret@postgres:5432/${scratch}`,
+      `exec -T -e DATABASE_URL=postgres://loyalty:${FILLED_SECRET}@postgres:5432/${scratch}`,
     );
     const drop = indexOf(log, `drop database if exists "${scratch}" with (force)`);
     expect(create).toBeGreaterThanOrEqual(0);
@@ -364,7 +405,7 @@ describe('backup scripts in compose mode (through the postgres container)', () =
   });
 });
 
-describe('scripts/restore.sh in compose mode', () => {
+describe('scripts/restore.sh in compose mode', { timeout: 120_000 }, () => {
   it('verifies, stops api and worker, restores, migrates, starts them and smoke-checks', async () => {
     const backup = await composeBackup();
     clearCalls();

@@ -56,7 +56,7 @@ export function adminRoutes(deps: {
 }): FastifyPluginAsyncZod {
   return async (app) => {
     // onRequest, before the body is parsed: a stranger learns nothing of our validation.
-    app.addHook('onRequest', requireOperator(deps.config));
+    app.addHook('onRequest', requireOperator(deps.db, deps.config));
 
     app.get(
       '/outbox',

@@ -1,23 +1,11 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Redis } from 'ioredis';
-import { sql } from 'kysely';
-import type { Database } from '../../db/database.js';
+import type { DatabaseWatch } from '../../db/availability.js';
 import { AppError } from '../../http/errors.js';
 import { isMetricsScrapeAllowed, type Metrics } from '../../http/metrics.js';
+import type { Release } from '../../lib/release.js';
 
 const startedAt = Date.now();
-
-async function checkPostgres(db: Database): Promise<'ok' | 'down'> {
-  try {
-    await Promise.race([
-      sql`select 1`.execute(db),
-      new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), 2_000).unref()),
-    ]);
-    return 'ok';
-  } catch {
-    return 'down';
-  }
-}
 
 async function checkRedis(redis: Redis | null): Promise<'ok' | 'down' | 'disabled'> {
   if (!redis) return 'disabled';
@@ -29,13 +17,19 @@ async function checkRedis(redis: Redis | null): Promise<'ok' | 'down' | 'disable
   }
 }
 
-/** /health, /live, /ready and /metrics: no auth (but METRICS_TOKEN), never blocked by maintenance. */
+/**
+ * /health (with the release: version and git commit), /live, /ready and /metrics: no auth (but
+ * METRICS_TOKEN), never blocked by maintenance.
+ */
 export function opsRoutes(deps: {
-  db: Database;
+  /** Probes PostgreSQL (and remembers outages for loyalty_db_up and the outage alert). */
+  watch: DatabaseWatch;
   redis: Redis | null;
   metrics: Metrics;
   metricsToken?: string;
-  /** Gauges read from Postgres at scrape time (the outbox figures). */
+  /** The release /health reports. */
+  release: Release;
+  /** Gauges read from Postgres at scrape time (loyalty_db_up and the outbox figures). */
   collectDbMetrics?: () => Promise<void>;
 }): FastifyPluginAsyncZod {
   return async (app) => {
@@ -45,13 +39,15 @@ export function opsRoutes(deps: {
     app.get('/health', { schema: { ...hide } }, async () => ({
       status: 'ok',
       uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
-      version: process.env.npm_package_version ?? null,
+      version: deps.release.version,
+      commit: deps.release.commit,
     }));
 
     app.get('/ready', { schema: { ...hide } }, async (_request, reply) => {
-      const [postgres, redis] = await Promise.all([checkPostgres(deps.db), checkRedis(deps.redis)]);
+      const [isPostgresUp, redis] = await Promise.all([deps.watch.check(), checkRedis(deps.redis)]);
+      const postgres = isPostgresUp ? 'ok' : 'down';
       // Redis is optional: it is reported, but only Postgres decides readiness.
-      const ready = postgres === 'ok';
+      const ready = isPostgresUp;
       return reply
         .status(ready ? 200 : 503)
         .send({ status: ready ? 'ok' : 'unavailable', checks: { postgres, redis } });

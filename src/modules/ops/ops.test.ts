@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -118,13 +120,30 @@ afterAll(async () => {
 });
 
 describe('health and readiness', () => {
-  it('answers /health and /live with 200', async () => {
+  it('answers /health and /live with 200; /health names the release run from this checkout', async () => {
     const health = await t.app.inject({ method: 'GET', url: '/health' });
     expect(health.statusCode).toBe(200);
-    expect(health.json()).toMatchObject({ status: 'ok', uptimeSeconds: expect.any(Number) });
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'));
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    expect(health.json()).toEqual({
+      status: 'ok',
+      uptimeSeconds: expect.any(Number),
+      version: pkg.version,
+      commit,
+    });
     const live = await t.app.inject({ method: 'GET', url: '/live' });
     expect(live.statusCode).toBe(200);
     expect(live.json()).toEqual({ status: 'ok' });
+  });
+
+  it('/health reports the release the image was built as (APP_VERSION, GIT_COMMIT)', async () => {
+    const built = await createTestApp({ env: { APP_VERSION: '2.4.0', GIT_COMMIT: 'abc1234' } });
+    try {
+      const health = await built.app.inject({ method: 'GET', url: '/health' });
+      expect(health.json()).toMatchObject({ status: 'ok', version: '2.4.0', commit: 'abc1234' });
+    } finally {
+      await built.close();
+    }
   });
 
   it('is ready with Postgres up and reports Redis as disabled when there is none', async () => {
@@ -166,7 +185,13 @@ describe('health and readiness', () => {
     let destroy: () => Promise<void>;
 
     beforeAll(async () => {
-      const { config } = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', METRICS_TOKEN });
+      // The key is configured, as in production: only an installation's own key is kept in the database.
+      const { config } = loadConfig({
+        NODE_ENV: 'test',
+        LOG_LEVEL: 'silent',
+        METRICS_TOKEN,
+        APP_ENCRYPTION_KEY: 'ab'.repeat(32),
+      });
       const { db } = createDatabase({ connectionString: 'postgres://postgres@127.0.0.1:1/x', max: 1 });
       app = await buildApp(config, { db, logger: false });
       await app.ready();

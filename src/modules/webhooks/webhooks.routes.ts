@@ -4,6 +4,7 @@ import type { Config } from '../../config.js';
 import type { Database } from '../../db/database.js';
 import { requireOperator } from '../../http/admin-auth.js';
 import { enqueueEvent } from '../../jobs/outbox.queue.js';
+import { SecretBox } from '../../lib/crypto.js';
 import { writeAudit } from '../audit/audit.service.js';
 import { operatorActorOf } from '../portal/portal.http.js';
 import { CreateWebhookBody, UpdateWebhookBody } from './webhooks.schema.js';
@@ -28,8 +29,9 @@ export function webhookAdminRoutes(deps: {
 }): FastifyPluginAsyncZod {
   return async (app) => {
     // onRequest, before the body is parsed: a stranger learns nothing of our validation.
-    app.addHook('onRequest', requireOperator(deps.config));
+    app.addHook('onRequest', requireOperator(deps.db, deps.config));
     const { db, allowPrivateNetworks } = deps;
+    const box = new SecretBox(deps.config.APP_ENCRYPTION_KEY);
 
     app.get(
       '/merchants/:merchantId/webhooks',
@@ -60,6 +62,7 @@ export function webhookAdminRoutes(deps: {
           ...request.params,
           ...request.body,
           allowPrivateNetworks,
+          box,
         });
         // Operators' actions go to the platform's audit log; secrets never do.
         await writeAudit(db, {
@@ -144,6 +147,7 @@ export function webhookAdminRoutes(deps: {
         const rotated = await rotateWebhookSecret(db, {
           ...request.params,
           overlapSeconds: request.body?.overlapSeconds,
+          box,
         });
         await writeAudit(db, {
           actor: operatorActorOf(request),
