@@ -12,6 +12,8 @@ import { errorBody, registerErrorHandler } from './http/errors.js';
 import { createMetrics, createOutboxMetrics, type Metrics, registerHttpMetrics } from './http/metrics.js';
 import { FailureLimiter } from './http/rate-limit.js';
 import { RequestStats, registerRequestStats } from './http/request-stats.js';
+import { registerSecurityHeaders, requestIdOf } from './http/security-headers.js';
+import { createFleetCounters, startSharedCounters } from './http/shared-metrics.js';
 import { webRoutes } from './http/static.js';
 import { registerSafetySwitches } from './http/switches.js';
 import { countAliveWorkers } from './jobs/heartbeat.js';
@@ -61,9 +63,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     // Behind a reverse proxy: whom to believe about the client's address and scheme (TRUST_PROXY).
     trustProxy: typeof config.TRUST_PROXY === 'number' ? trustHops(config.TRUST_PROXY) : config.TRUST_PROXY,
     bodyLimit: config.BODY_LIMIT_BYTES,
-    // Every log line carries the request id; a client's X-Request-Id is kept when it sends one.
-    requestIdHeader: 'x-request-id',
-    genReqId: () => crypto.randomUUID(),
+    // Every log line carries the request id; a client's X-Request-Id is kept when it is a short token.
+    requestIdHeader: false,
+    genReqId: (request) => requestIdOf(request.headers['x-request-id']),
     // Per-request log lines only at debug: metrics count every request, errors are logged anyway.
     logController: new LogController({
       disableRequestLogging: config.LOG_LEVEL !== 'debug' && config.LOG_LEVEL !== 'trace',
@@ -90,6 +92,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  await registerSecurityHeaders(app);
   registerErrorHandler(app);
   registerHttpMetrics(app, metrics, config.ALERT_HTTP_SLOW_THRESHOLD_MS);
   const requestStats = new RequestStats(deps.db, {
@@ -193,6 +196,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     },
   });
 
+  // external_requests_total of every process, the workers' included: each adds its counts to
+  // PostgreSQL, and /metrics serves the sums.
+  const sharedCounters = startSharedCounters(deps.db, metrics);
+  app.addHook('onClose', async () => sharedCounters.stop());
+  const readFleetCounters = createFleetCounters(metrics.registry);
+
   await app.register(
     opsRoutes({
       watch,
@@ -200,7 +209,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       metrics,
       metricsToken: config.METRICS_TOKEN,
       release: resolveRelease(config),
-      collectDbMetrics,
+      collectDbMetrics: async () => {
+        await Promise.all([collectDbMetrics(), readFleetCounters(deps.db)]);
+      },
     }),
   );
   await app.register(integrationRoutes({ db: deps.db, codeFailures, apiKeys, contexts, notifier }), {

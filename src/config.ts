@@ -174,7 +174,7 @@ const EnvSchema = z.object({
   LOGIN_WINDOW_SECONDS: int(900, 1),
   /**
    * Key for secrets at rest (32 bytes, hex or base64). Required in production; elsewhere, when unset,
-   * each installation generates its own (see src/modules/keys/installation-key.ts).
+   * each installation generates its own (src/modules/keys/keys.service.ts).
    */
   APP_ENCRYPTION_KEY: optionalString,
 

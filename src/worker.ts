@@ -1,16 +1,19 @@
 import http from 'node:http';
 import pino from 'pino';
+import { Registry } from 'prom-client';
 import { ConfigError, loadConfig } from './config.js';
 import { NotificationListener } from './db/listener.js';
 import { prepareSchema, SchemaError } from './db/migrate.js';
 import { createMetrics, isMetricsScrapeAllowed } from './http/metrics.js';
+import { startSharedCounters } from './http/shared-metrics.js';
 import { startWorkers } from './jobs/workers.js';
 import { resolveRelease } from './lib/release.js';
 import { openRuntime } from './runtime.js';
 
 // The worker process (`npm run worker`, the `worker` service in production): outbox delivery,
 // periodic jobs and the alert monitor, only when WORKERS_ENABLED=1. Several can run side by side.
-// It serves its own /health and /metrics (external_requests_total) on WORKER_PORT.
+// It serves its own /health and /metrics (its own external_requests_total) on WORKER_PORT; its
+// counts also reach the API's /metrics through PostgreSQL (src/http/shared-metrics.ts).
 
 async function main(): Promise<void> {
   let loaded: ReturnType<typeof loadConfig>;
@@ -63,6 +66,11 @@ async function main(): Promise<void> {
     listener,
     log,
   });
+  // Its counts of external_requests_total reach the API's /metrics through PostgreSQL.
+  const sharedCounters = startSharedCounters(runtime.db, metrics, {
+    onError: (err) => log.warn({ err }, 'shared metrics not written (retried)'),
+  });
+  const served = Registry.merge([metrics.registry, metrics.shared]);
 
   const health = JSON.stringify({ status: 'ok', process: 'worker', ...resolveRelease(config) });
   const server = http.createServer(async (req, res) => {
@@ -73,9 +81,7 @@ async function main(): Promise<void> {
         res.writeHead(401).end();
         return;
       }
-      res
-        .writeHead(200, { 'content-type': metrics.registry.contentType })
-        .end(await metrics.registry.metrics());
+      res.writeHead(200, { 'content-type': served.contentType }).end(await served.metrics());
     } else {
       res.writeHead(404).end();
     }
@@ -90,6 +96,7 @@ async function main(): Promise<void> {
     log.info(`${signal}: finishing deliveries in flight`);
     server.close();
     await stopWorkers();
+    await sharedCounters.stop();
     await listener.close();
     await runtime.close();
     process.exit(0);

@@ -2,7 +2,9 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDatabase } from '../src/db/database.js';
 import { type EmbeddedDatabase, findFreePort, startEmbeddedPostgres } from '../src/db/embedded.js';
+import { migrateToLatest } from '../src/db/migrate.js';
 import { type FakeTelegram, startFakeTelegram } from './fakes/telegram-bot-api.js';
 import { killProcess, startProcess, type TestProcess } from './helpers/process.js';
 
@@ -31,6 +33,9 @@ beforeAll(async () => {
   chmodSync(dataDir, 0o755);
   dbPort = await findFreePort();
   const { url } = await startDatabase();
+  // The API only checks the schema; migrating is a deploy step.
+  const { db } = createDatabase({ connectionString: url, max: 1 });
+  await migrateToLatest(db).finally(() => db.destroy());
   telegram = await startFakeTelegram();
   const botToken = telegram.createBot('alerts_bot');
   const port = await findFreePort();

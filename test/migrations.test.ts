@@ -115,19 +115,25 @@ describe('release N-1 on schema N', () => {
 });
 
 describe('a schema older than the release', () => {
-  it('the API process (production) refuses to start, names the pending migration and migrates nothing', async () => {
+  it('the API and the worker (production) refuse to start, name the pending migration and migrate nothing', async () => {
     const d = await database();
     await sql`delete from kysely_migration where name = ${LATEST}`.execute(d.db);
     const port = await findFreePort();
-    const api = spawnNodeScript({ cwd: ROOT, script: 'src/server.ts', env: productionEnv(d, port) });
-    await expect.poll(() => api.exitReason(), { timeout: 60_000, interval: 200 }).not.toBeNull();
-    expect(api.exitReason()).toBe('code 1');
-    const output = api.tail().join('\n');
-    expect(output).toContain(
-      `The database schema is older than this release: 1 migration pending (${LATEST})`,
-    );
-    expect(output).toContain('npm run db:migrate');
-    expect(output).not.toMatch(/^\s+at /m);
+    const env = { ...productionEnv(d, port), WORKERS_ENABLED: '1', WORKER_PORT: '0' };
+    const children = [
+      spawnNodeScript({ cwd: ROOT, script: 'src/server.ts', env: { ...env, WORKERS_ENABLED: '0' } }),
+      spawnNodeScript({ cwd: ROOT, script: 'src/worker.ts', env }),
+    ];
+    for (const child of children) {
+      await expect.poll(() => child.exitReason(), { timeout: 60_000, interval: 200 }).not.toBeNull();
+      expect(child.exitReason(), child.tail().join('\n')).toBe('code 1');
+      const output = child.tail().join('\n');
+      expect(output).toContain(
+        `The database schema is older than this release: 1 migration pending (${LATEST})`,
+      );
+      expect(output).toContain('npm run db:migrate');
+      expect(output).not.toMatch(/^\s+at /m);
+    }
     expect((await readSchemaState(d.db)).pending).toEqual([LATEST]);
   }, 90_000);
 });

@@ -12,7 +12,9 @@ import * as m0003 from './migrations/0003_outbox_delivery.js';
 import * as m0004 from './migrations/0004_portal.js';
 import * as m0005 from './migrations/0005_expiry_reminders.js';
 import * as m0007 from './migrations/0007_installation_secrets.js';
+import * as m0008 from './migrations/0008_portal_user_email_scope.js';
 import * as m0009 from './migrations/0009_search_collation.js';
+import * as m0010 from './migrations/0010_shared_metrics.js';
 
 // Migrations are listed here explicitly (append-only), so they work the same from source, from a
 // build and inside the image, with no directory scanning.
@@ -30,7 +32,9 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0004_portal': m0004,
   '0005_expiry_reminders': m0005,
   '0007_installation_secrets': m0007,
+  '0008_portal_user_email_scope': m0008,
   '0009_search_collation': m0009,
+  '0010_shared_metrics': m0010,
 };
 
 /** Kysely's bookkeeping table (its default name). */

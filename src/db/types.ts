@@ -171,6 +171,13 @@ export interface Merchants {
   updated_at: Generated<Timestamp>;
 }
 
+export interface MetricCounters {
+  labels: Generated<Json>;
+  metric: string;
+  updated_at: Generated<Timestamp>;
+  value: Generated<number>;
+}
+
 export interface OutboxAttempts {
   attempt: number;
   duration_ms: number;
@@ -350,6 +357,7 @@ export interface DB {
   ledger_entries: LedgerEntries;
   managers: Managers;
   merchants: Merchants;
+  metric_counters: MetricCounters;
   outbox_attempts: OutboxAttempts;
   outbox_events: OutboxEvents;
   outlets: Outlets;

@@ -30,6 +30,7 @@ export const ERROR_STATUS = {
   duplicate_order_id: 409,
   customer_exists: 409,
   user_exists: 409,
+  merchant_required: 409,
   conflict: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,

@@ -3,9 +3,23 @@ import type { FastifyInstance } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { isSameSecret } from '../lib/tokens.js';
 
+/**
+ * Counters every process adds to PostgreSQL (`metric_counters`, src/http/shared-metrics.ts): the
+ * API's /metrics serves the whole fleet's totals under these names.
+ */
+export const SHARED_COUNTERS = {
+  externalRequests: {
+    name: 'external_requests_total',
+    help: 'Calls to outside services by provider (telegram, merchant_webhook), result and HTTP status',
+    labelNames: ['provider', 'result', 'status'],
+  },
+} as const;
+
 /** The process's Prometheus registry and the HTTP metrics the runbook names. */
 export interface Metrics {
   registry: Registry;
+  /** This process's own counts of SHARED_COUNTERS (served by the worker's port; the API serves the fleet's). */
+  shared: Registry;
   httpRequests: Counter<'method' | 'route' | 'status' | 'reason'>;
   httpDuration: Histogram<'method' | 'route' | 'status'>;
   httpSlow: Counter<'method' | 'route'>;
@@ -18,9 +32,11 @@ export interface Metrics {
 /** Creates a registry (one per app, so tests can build several) with the standard metrics. */
 export function createMetrics(options: { withDefaults?: boolean } = {}): Metrics {
   const registry = new Registry();
+  const shared = new Registry();
   if (options.withDefaults !== false) collectDefaultMetrics({ register: registry });
   return {
     registry,
+    shared,
     httpRequests: new Counter({
       name: 'http_requests_total',
       help:
@@ -47,12 +63,7 @@ export function createMetrics(options: { withDefaults?: boolean } = {}): Metrics
       help: 'Database queries slower than DB_SLOW_QUERY_MS',
       registers: [registry],
     }),
-    externalRequests: new Counter({
-      name: 'external_requests_total',
-      help: 'Calls to outside services by provider (telegram, merchant_webhook), result and HTTP status',
-      labelNames: ['provider', 'result', 'status'],
-      registers: [registry],
-    }),
+    externalRequests: new Counter({ ...SHARED_COUNTERS.externalRequests, registers: [shared] }),
     portalLogins: new Counter({
       name: 'portal_auth_login_total',
       help: 'Portal and admin panel logins by result',

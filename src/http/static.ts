@@ -3,6 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import { BASE_CSP_DIRECTIVES } from './security-headers.js';
 
 // Serves the web front end (one SPA: merchant portal, admin panel, Telegram Mini App) from web/dist,
 // which `npm run build:web` produces. Only /assets/* and the three surfaces are routed here, so the
@@ -16,21 +17,22 @@ const SURFACES = ['/portal', '/admin', '/miniapp'] as const;
 
 /**
  * Pages must not be framed (clickjacking), except the Mini App, which Telegram's web client shows in an
- * iframe. Everything is loaded from this origin: no CDN, no outside fonts.
+ * iframe. Everything is loaded from this origin: no CDN, no outside fonts. Helmet sends the headers.
  */
-function contentSecurityPolicy(surface: (typeof SURFACES)[number]): string {
-  const frameAncestors =
-    surface === '/miniapp' ? "'self' https://web.telegram.org https://*.telegram.org" : "'none'";
-  return [
-    "default-src 'self'",
-    "img-src 'self' data: blob:",
-    "style-src 'self' 'unsafe-inline'",
-    "script-src 'self'",
-    "connect-src 'self'",
-    "object-src 'none'",
-    "base-uri 'self'",
-    `frame-ancestors ${frameAncestors}`,
-  ].join('; ');
+function helmetOf(surface: (typeof SURFACES)[number]) {
+  const isMiniApp = surface === '/miniapp';
+  return {
+    contentSecurityPolicy: {
+      directives: {
+        ...BASE_CSP_DIRECTIVES,
+        frameAncestors: isMiniApp
+          ? ["'self'", 'https://web.telegram.org', 'https://*.telegram.org']
+          : ["'none'"],
+      },
+    },
+    // X-Frame-Options cannot name Telegram; the CSP above is what browsers apply.
+    frameguard: isMiniApp ? false : ({ action: 'deny' } as const),
+  };
 }
 
 const NOT_BUILT_PAGE = `<!doctype html>
@@ -85,9 +87,9 @@ export function webRoutes(options: { distDir?: string } = {}): FastifyPluginAsyn
       schemaHide: true,
     });
 
-    const sendIndex = async (surface: (typeof SURFACES)[number], reply: FastifyReply) => {
+    const sendIndex = async (reply: FastifyReply) => {
       const body = await index.read();
-      reply.header('cache-control', 'no-cache').header('x-content-type-options', 'nosniff');
+      reply.header('cache-control', 'no-cache');
       if (!body) {
         return reply
           .status(503)
@@ -95,16 +97,13 @@ export function webRoutes(options: { distDir?: string } = {}): FastifyPluginAsyn
           .header('retry-after', '60')
           .send(NOT_BUILT_PAGE);
       }
-      return reply
-        .type('text/html; charset=utf-8')
-        .header('content-security-policy', contentSecurityPolicy(surface))
-        .header('referrer-policy', 'same-origin')
-        .send(body);
+      return reply.type('text/html; charset=utf-8').send(body);
     };
 
     for (const surface of SURFACES) {
-      app.get(surface, { schema: { hide: true } }, (_request, reply) => sendIndex(surface, reply));
-      app.get(`${surface}/*`, { schema: { hide: true } }, (_request, reply) => sendIndex(surface, reply));
+      const options = { schema: { hide: true }, helmet: helmetOf(surface) };
+      app.get(surface, options, (_request, reply) => sendIndex(reply));
+      app.get(`${surface}/*`, options, (_request, reply) => sendIndex(reply));
     }
   };
 }

@@ -12,6 +12,12 @@ import { type LoginLimiters, withLoginLimits } from './login-limits.js';
 const LoginBody = z.strictObject({
   email: z.string().min(3).max(254),
   password: z.string().min(1).max(200),
+  merchantId: z
+    .uuid()
+    .optional()
+    .describe(
+      'Only when one email and password open accounts at several merchants (409 merchant_required lists them)',
+    ),
 });
 const RefreshBody = z.strictObject({ refreshToken: z.string().min(1).max(200) });
 const TokenResponse = z.object({
@@ -51,7 +57,13 @@ export function authRoutes(deps: {
           summary: 'Sign in with email and password',
           security: [],
           body: LoginBody,
-          response: { 200: TokenResponse, 400: ErrorResponse, 401: ErrorResponse, 429: ErrorResponse },
+          response: {
+            200: TokenResponse,
+            400: ErrorResponse,
+            401: ErrorResponse,
+            409: ErrorResponse,
+            429: ErrorResponse,
+          },
         },
       },
       async (request) => {

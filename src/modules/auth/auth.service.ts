@@ -74,10 +74,14 @@ export async function createPortalUser(
       role: options.role,
       locale: options.locale ?? 'ru',
     })
-    .onConflict((oc) => oc.expression(sql`lower(email)`).doNothing())
+    // Unique per merchant (operators among operators): a conflict only ever names the caller's own staff.
+    .onConflict((oc) => oc.doNothing())
     .returning(['id', 'email'])
     .executeTakeFirst();
-  if (!row) throw new AppError('user_exists', `A user with email ${options.email} already exists`);
+  if (!row) {
+    const where = options.merchantId ? "on this merchant's staff" : 'among the operators';
+    throw new AppError('user_exists', `A user with email ${options.email} already exists ${where}`);
+  }
   return { id: row.id, email: row.email, role: options.role };
 }
 
@@ -137,13 +141,25 @@ async function issueTokens(
 // A real hash to verify against when the email is unknown, so both cases take the same time.
 let dummyHash: Promise<string> | null = null;
 
-/** Checks email and password; throws 401 invalid_credentials (the same for a wrong email or password). */
+/**
+ * Checks email and password; throws 401 invalid_credentials (the same for a wrong email or
+ * password). Emails are unique per merchant, so one person may have accounts at several merchants:
+ * the password picks the account, and when it opens more than one, 409 merchant_required lists
+ * them (only to someone who knows that password) and the client signs in again with `merchantId`.
+ */
 export async function login(
   db: Executor,
   config: Config,
-  options: { email: string; password: string; audience: Audience; userAgent?: string; ip?: string },
+  options: {
+    email: string;
+    password: string;
+    audience: Audience;
+    merchantId?: string;
+    userAgent?: string;
+    ip?: string;
+  },
 ): Promise<TokenPair> {
-  const user = await db
+  const candidates = await db
     .selectFrom('portal_users as u')
     .leftJoin('merchants as m', 'm.id', 'u.merchant_id')
     .select([
@@ -156,15 +172,27 @@ export async function login(
       'u.password_hash',
       'u.disabled_at',
       'm.status',
+      'm.name as merchant_name',
     ])
     .where(sql<string>`lower(u.email)`, '=', options.email.trim().toLowerCase())
-    .executeTakeFirst();
+    .where('u.role', 'in', AUDIENCE_ROLES[options.audience])
+    .$if(options.merchantId !== undefined, (qb) => qb.where('u.merchant_id', '=', options.merchantId ?? null))
+    .orderBy('u.created_at')
+    .execute();
   dummyHash ??= hashPassword('not-a-real-password');
-  const isValid = await argonVerify(user?.password_hash ?? (await dummyHash), options.password).catch(
-    () => false,
+  const hashes = candidates.length > 0 ? candidates.map((c) => c.password_hash) : [await dummyHash];
+  const verified = await Promise.all(
+    hashes.map((hash) => argonVerify(hash, options.password).catch(() => false)),
   );
-  if (!user || !isValid || !AUDIENCE_ROLES[options.audience].includes(user.role as Role)) {
-    throw new AppError('invalid_credentials', 'Wrong email or password');
+  const matches = candidates.filter((_, i) => verified[i]);
+  const user = matches[0];
+  if (!user) throw new AppError('invalid_credentials', 'Wrong email or password');
+  if (matches.length > 1) {
+    throw new AppError(
+      'merchant_required',
+      'This email and password open accounts at several merchants: sign in again with merchantId',
+      { merchants: matches.map((m) => ({ id: m.merchant_id, name: m.merchant_name })) },
+    );
   }
   if (user.disabled_at) throw new AppError('account_disabled', 'This account is disabled');
   if (user.status === 'suspended') throw new AppError('merchant_suspended', 'The merchant is suspended');

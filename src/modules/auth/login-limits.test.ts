@@ -23,11 +23,10 @@ const env = {
   LOGIN_ACCOUNT_SLOWDOWN_MS: '400',
 };
 
-let nextClient = 1;
-/** A fresh client address (documentation range), unique in this run so Redis keys never collide. */
+/** A fresh client address (IPv6 documentation range, random), so Redis keys of other runs never collide. */
 function clientIp(): string {
-  const n = (process.pid % 200) * 1000 + nextClient++;
-  return `198.${18 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`;
+  const hex = randomUUID().replaceAll('-', '');
+  return `2001:db8:${hex.slice(0, 4)}:${hex.slice(4, 8)}:${hex.slice(8, 12)}::${hex.slice(12, 16)}`;
 }
 
 const variants: Array<[string, () => Redis | null]> = [

@@ -12,6 +12,8 @@ import {
 import { buildApp } from '../../app.js';
 import { loadConfig } from '../../config.js';
 import { createDatabase } from '../../db/database.js';
+import { createMetrics } from '../../http/metrics.js';
+import { startSharedCounters } from '../../http/shared-metrics.js';
 import { countAliveWorkers, startHeartbeat } from '../../jobs/heartbeat.js';
 import { claimDueEvents, enqueueEvent, markFailed, retryEvent } from '../../jobs/outbox.queue.js';
 import { createRedis } from '../../redis.js';
@@ -326,6 +328,33 @@ describe('/metrics', () => {
       expect(find(samples, 'http_slow_requests_total', {})).toEqual([]);
     } finally {
       await patient.close();
+    }
+  });
+
+  it('serves external_requests_total of every process (a worker elsewhere), summed through Postgres', async () => {
+    // Two worker processes, each with its own registry, as on other hosts.
+    const workers = [createMetrics({ withDefaults: false }), createMetrics({ withDefaults: false })];
+    const flushers = workers.map((m) => startSharedCounters(t.db, m, { intervalMs: 60_000 }));
+    const ok = { provider: 'merchant_webhook', result: 'ok', status: '200' };
+    const limited = { provider: 'telegram', result: 'rate_limited', status: '429' };
+    try {
+      workers[0]?.externalRequests.inc(ok, 3);
+      workers[1]?.externalRequests.inc(ok, 1);
+      workers[1]?.externalRequests.inc(limited);
+      await Promise.all(flushers.map((f) => f.flush()));
+      let { samples, types } = await scrape(t.app, METRICS_TOKEN);
+      expect(types.get('external_requests_total')).toBe('counter');
+      expect(find(samples, 'external_requests_total', ok)[0]?.value).toBe(4);
+      expect(find(samples, 'external_requests_total', limited)[0]?.value).toBe(1);
+      // Only what is new is added: a flush with nothing new changes nothing, later counts add up.
+      await Promise.all(flushers.map((f) => f.flush()));
+      workers[0]?.externalRequests.inc(ok, 2);
+      await Promise.all(flushers.map((f) => f.stop()));
+      ({ samples } = await scrape(t.app, METRICS_TOKEN));
+      expect(find(samples, 'external_requests_total', ok)[0]?.value).toBe(6);
+      expect(find(samples, 'external_requests_total', limited)[0]?.value).toBe(1);
+    } finally {
+      await Promise.all(flushers.map((f) => f.stop()));
     }
   });
 

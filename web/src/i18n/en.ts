@@ -49,6 +49,7 @@ export const en: Record<MessageKey, string> = {
   'auth.submit': 'Sign in',
   'auth.logout': 'Sign out',
   'auth.invalid': 'Wrong email or password',
+  'auth.chooseMerchant': 'This account works at several businesses. Choose one:',
   'auth.rateLimited': 'Too many attempts. Try again in a few minutes.',
 
   'portal.product': 'Loyalty',

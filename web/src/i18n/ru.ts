@@ -47,6 +47,7 @@ export const ru = {
   'auth.submit': 'Войти',
   'auth.logout': 'Выйти',
   'auth.invalid': 'Неверная почта или пароль',
+  'auth.chooseMerchant': 'Эта учётная запись есть у нескольких компаний. Выберите, куда войти:',
   'auth.rateLimited': 'Слишком много попыток. Попробуйте через несколько минут.',
 
   'portal.product': 'Loyalty',

@@ -148,11 +148,12 @@ export class AuthClient {
     return { ...pair, expiresAt: Date.now() + pair.expiresIn * 1000 };
   }
 
-  async login(email: string, password: string): Promise<Session> {
+  /** Signs in; `merchantId` picks the account when one email and password open several (409 merchant_required). */
+  async login(email: string, password: string, merchantId?: string): Promise<Session> {
     const response = await send(`${this.base}/auth/login`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ email, password }),
+      body: JSON.stringify(merchantId ? { email, password, merchantId } : { email, password }),
     });
     if (!response.ok) throw await errorFrom(response);
     const session = this.toSession((await response.json()) as TokenPair);

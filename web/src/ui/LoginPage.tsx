@@ -19,23 +19,33 @@ export function LoginPage({
   const [password, setPassword] = useState('');
   const [isBusy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  // One email and password that open accounts at several merchants: the person picks one.
+  const [merchants, setMerchants] = useState<Array<{ id: string; name: string }> | null>(null);
   useEffect(() => {
     document.title = `${title} · Loyalty`;
   }, [title]);
 
-  const submit = async (event: FormEvent) => {
-    event.preventDefault();
+  const signIn = async (merchantId?: string) => {
     setBusy(true);
     setError(null);
     try {
-      await client.login(email, password);
+      await client.login(email, password, merchantId);
     } catch (failure) {
-      if (failure instanceof ApiError && failure.code === 'invalid_credentials') setError(t('auth.invalid'));
+      if (failure instanceof ApiError && failure.code === 'merchant_required') {
+        const details = failure.details as { merchants?: Array<{ id: string; name: string }> } | undefined;
+        setMerchants(details?.merchants ?? []);
+      } else if (failure instanceof ApiError && failure.code === 'invalid_credentials')
+        setError(t('auth.invalid'));
       else if (failure instanceof ApiError && failure.code === 'rate_limited')
         setError(t('auth.rateLimited'));
       else setError(failure instanceof Error ? failure.message : t('error.generic'));
       setBusy(false);
     }
+  };
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    setMerchants(null);
+    void signIn();
   };
 
   return (
@@ -79,6 +89,16 @@ export function LoginPage({
           <Button type="submit" variant="primary" block busy={isBusy} disabled={!email || !password}>
             {t('auth.submit')}
           </Button>
+          {merchants ? (
+            <div className="stack">
+              <Callout tone="info">{t('auth.chooseMerchant')}</Callout>
+              {merchants.map((merchant) => (
+                <Button key={merchant.id} block busy={isBusy} onClick={() => void signIn(merchant.id)}>
+                  {merchant.name}
+                </Button>
+              ))}
+            </div>
+          ) : null}
         </form>
       </div>
     </div>

@@ -1,0 +1,49 @@
+import fastifyHelmet from '@fastify/helmet';
+import type { FastifyInstance } from 'fastify';
+
+// Security headers come from helmet (the maintained set: nosniff, frame and referrer policies, CSP,
+// cross-origin policies), not from hand-written lists. Routes that need other values (the web
+// surfaces) give helmet options of their own.
+
+/** Strict-Transport-Security for clients that came over https: a year, subdomains included. */
+const HSTS = { maxAge: 31_536_000, includeSubDomains: true };
+
+/** The Content-Security-Policy of everything but the web surfaces: this origin only, never framed. */
+export const BASE_CSP_DIRECTIVES = {
+  defaultSrc: ["'self'"],
+  imgSrc: ["'self'", 'data:', 'blob:'],
+  styleSrc: ["'self'", "'unsafe-inline'"],
+  scriptSrc: ["'self'"],
+  connectSrc: ["'self'"],
+  objectSrc: ["'none'"],
+  baseUri: ["'self'"],
+  formAction: ["'self'"],
+  frameAncestors: ["'none'"],
+  // Plain-http installs (development, a LAN) must keep loading their own assets.
+  upgradeInsecureRequests: null,
+};
+
+/** A client's X-Request-Id is kept only when it is a short token; anything else gets a fresh id. */
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** The request id of a request: the client's X-Request-Id when it is a short token, a new UUID otherwise. */
+export function requestIdOf(header: string | string[] | undefined): string {
+  return typeof header === 'string' && REQUEST_ID.test(header) ? header : crypto.randomUUID();
+}
+
+/**
+ * Registers helmet for every response, HSTS only when the client came over https (the socket, or
+ * X-Forwarded-Proto from a proxy TRUST_PROXY believes), and `Cache-Control: no-store` on the API:
+ * its answers carry tokens, codes and personal data that no browser or proxy may keep.
+ */
+export async function registerSecurityHeaders(app: FastifyInstance): Promise<void> {
+  await app.register(fastifyHelmet, {
+    contentSecurityPolicy: { directives: BASE_CSP_DIRECTIVES },
+    strictTransportSecurity: false,
+    referrerPolicy: { policy: 'same-origin' },
+  });
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.protocol === 'https') reply.helmet({ strictTransportSecurity: HSTS });
+    if (request.url.startsWith('/api/')) reply.header('cache-control', 'no-store');
+  });
+}
