@@ -55,7 +55,8 @@ export async function startPgBouncer(options: {
       `pool_mode = ${options.poolMode ?? 'transaction'}`,
       `default_pool_size = ${options.defaultPoolSize ?? 4}`,
       'max_client_conn = 1000',
-      'ignore_startup_parameters = extra_float_digits,options',
+      // pg sends statement_timeout (DB_STATEMENT_TIMEOUT_MS) at start-up; PgBouncer cannot pass it on.
+      'ignore_startup_parameters = extra_float_digits,options,statement_timeout',
       '',
     ].join('\n'),
     { mode: 0o644 },
