@@ -210,7 +210,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       metricsToken: config.METRICS_TOKEN,
       release: resolveRelease(config),
       collectDbMetrics: async () => {
-        await Promise.all([collectDbMetrics(), readFleetCounters(deps.db)]);
+        // While PostgreSQL is away the fleet's counters keep their last values, without a warning
+        // per scrape (loyalty_db_up already says it is away).
+        await Promise.all([collectDbMetrics(), readFleetCounters(deps.db).catch(() => {})]);
       },
     }),
   );
