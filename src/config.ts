@@ -48,6 +48,8 @@ const EnvSchema = z.object({
   EMBEDDED_PG_PORT: int(0, 0, 65535),
   /** Queries slower than this many ms are logged (SQL without values) and counted; 0 = off. */
   DB_SLOW_QUERY_MS: int(0),
+  /** statement_timeout of the API's pool, ms: a runaway query is cancelled instead of holding a connection; 0 = off. */
+  DB_STATEMENT_TIMEOUT_MS: int(5000, 0, 3_600_000),
   /** Old name of DB_SLOW_QUERY_MS (Prisma era); still read, with a warning. */
   PRISMA_SLOW_QUERY_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).optional()),
 

@@ -24,6 +24,8 @@ export async function openRuntime(
   options: {
     allowEmbedded: boolean;
     poolMax?: number;
+    /** statement_timeout of the pool, ms (the API passes DB_STATEMENT_TIMEOUT_MS); unset = none. */
+    statementTimeoutMs?: number;
     log?: (message: string) => void;
     onSlowQuery?: (sql: string, ms: number) => void;
   },
@@ -45,6 +47,7 @@ export async function openRuntime(
     connectionString: databaseUrl,
     max: options.poolMax ?? config.DATABASE_POOL_MAX,
     slowQueryMs: config.DB_SLOW_QUERY_MS,
+    statementTimeoutMs: options.statementTimeoutMs,
     onSlowQuery: options.onSlowQuery,
   });
   const redis = createRedis(config.REDIS_URL);

@@ -38,6 +38,7 @@ async function main(): Promise<void> {
   const say = (message: string) => console.log(message);
   const runtime = await openRuntime(config, {
     allowEmbedded: true,
+    statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
     log: say,
     onSlowQuery: (sqlText, ms) => {
       metrics.dbSlowQueries.inc();

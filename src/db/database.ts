@@ -19,6 +19,8 @@ export interface CreateDatabaseOptions {
   onSlowQuery?: (sql: string, ms: number) => void;
   slowQueryMs?: number;
   applicationName?: string;
+  /** statement_timeout of every connection, ms (a runaway query is cancelled); 0 or unset = none. */
+  statementTimeoutMs?: number;
 }
 
 /** Creates the pg pool and the Kysely instance on it. */
@@ -30,6 +32,8 @@ export function createDatabase(options: CreateDatabaseOptions): { db: Database; 
     // A broken connection must not hang a request forever.
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
+    // Sent at connect time, so it holds on every connection of the pool; SET can lower it per session.
+    statement_timeout: options.statementTimeoutMs || undefined,
   });
   // Errors of idle clients (Postgres restarted) are reported here; without a listener they crash Node.
   pool.on('error', () => {});

@@ -1,4 +1,11 @@
-import { type Kysely, type Migration, type MigrationProvider, type MigrationResult, Migrator } from 'kysely';
+import {
+  type Kysely,
+  type Migration,
+  type MigrationProvider,
+  type MigrationResult,
+  Migrator,
+  sql,
+} from 'kysely';
 import * as m0001 from './migrations/0001_core.js';
 import * as m0002 from './migrations/0002_ledger_functions.js';
 import * as m0003 from './migrations/0003_outbox_delivery.js';
@@ -24,7 +31,16 @@ function createMigrator<T>(db: Kysely<T>): Migrator {
 
 /** Applies every pending migration; throws with the failing migration's name on error. */
 export async function migrateToLatest<T>(db: Kysely<T>): Promise<MigrationResult[]> {
-  const { error, results } = await createMigrator(db).migrateToLatest();
+  // On one connection without the pool's statement_timeout (the API's pool has one): building an
+  // index on a big table may rightly take longer than any request should.
+  const { error, results } = await db.connection().execute(async (conn) => {
+    await sql`set statement_timeout = 0`.execute(conn);
+    try {
+      return await createMigrator(conn).migrateToLatest();
+    } finally {
+      await sql`reset statement_timeout`.execute(conn).catch(() => {});
+    }
+  });
   if (error) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
     throw new Error(`migration ${failed} failed: ${error instanceof Error ? error.message : String(error)}`, {
