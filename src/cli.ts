@@ -73,11 +73,24 @@ const commands: Record<string, Command> = {
     },
   },
   'config:check': {
-    usage: 'config:check                       validate the environment (exit 1 listing every problem)',
+    usage:
+      'config:check                       validate the environment (exit 1 listing every problem; --json: {ok, problems})',
     needsDb: false,
-    async run() {
-      const { warnings } = loadConfig();
-      return { ok: true, warnings };
+    async run(flags) {
+      try {
+        const { warnings } = loadConfig();
+        return { ok: true, warnings };
+      } catch (error) {
+        if (!(error instanceof ConfigError) || !flags.json) throw error;
+        // Each problem reads "VARIABLE: what is wrong".
+        const problems = error.problems.map((p) => {
+          const at = p.indexOf(': ');
+          return at < 0
+            ? { variable: null, message: p }
+            : { variable: p.slice(0, at), message: p.slice(at + 2) };
+        });
+        return { ok: false, problems };
+      }
     },
   },
   'demo:seed': {
@@ -309,13 +322,15 @@ async function main(argv: string[]): Promise<number> {
     },
     strict: true,
   });
-  const { config } = loadConfig();
-  const rt = command.needsDb ? await openRuntime(config, { allowEmbedded: false, poolMax: 2 }) : null;
+  const rt = command.needsDb
+    ? await openRuntime(loadConfig().config, { allowEmbedded: false, poolMax: 2 })
+    : null;
   try {
     const result = await command.run(values, rt);
     if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
     else printHuman(result);
-    return 0;
+    // A check that found problems answers them (--json) and still fails.
+    return result.ok === false ? 1 : 0;
   } finally {
     await rt?.close();
   }

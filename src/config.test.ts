@@ -1,8 +1,15 @@
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { CONFIG_VARIABLES, ConfigError, loadConfig } from './config.js';
 
 const HEX_KEY = 'ab'.repeat(32);
 const BASE64_KEY = Buffer.alloc(32, 7).toString('base64');
+// Strong shared secrets as `openssl rand -hex 32` and `openssl rand -base64 32` print them.
+const STRONG = {
+  METRICS_TOKEN: randomBytes(32).toString('hex'),
+  JWT_SECRET: randomBytes(32).toString('base64'),
+  ADMIN_API_TOKEN: randomBytes(24).toString('hex'),
+};
 
 /** The problems of an environment loadConfig refuses (fails the test when it accepts it). */
 function problemsOf(env: Record<string, string>): string[] {
@@ -128,7 +135,7 @@ describe('loadConfig', () => {
   it('lists a bad key and missing production variables together with the other bad variables', () => {
     // An operator fixing the environment should see every problem in one run, whatever its kind.
     const problems = problemsOf({ NODE_ENV: 'production', PORT: 'eighty', APP_ENCRYPTION_KEY: 'too-short' });
-    expect(namesIn(problems)).toEqual(['APP_ENCRYPTION_KEY', 'DATABASE_URL', 'PORT']);
+    expect(namesIn(problems)).toEqual(['APP_ENCRYPTION_KEY', 'DATABASE_URL', 'METRICS_TOKEN', 'PORT']);
   });
 
   it('reads PRISMA_SLOW_QUERY_MS as DB_SLOW_QUERY_MS, with a warning to rename it', () => {
@@ -146,27 +153,83 @@ describe('loadConfig', () => {
     expect(warnings).toHaveLength(1);
   });
 
-  it('refuses production without DATABASE_URL and APP_ENCRYPTION_KEY, naming both', () => {
-    expect(namesIn(problemsOf({ NODE_ENV: 'production' }))).toEqual(['APP_ENCRYPTION_KEY', 'DATABASE_URL']);
-    expect(namesIn(problemsOf({ NODE_ENV: 'production', APP_ENCRYPTION_KEY: HEX_KEY }))).toEqual([
+  it('refuses production without DATABASE_URL, APP_ENCRYPTION_KEY and METRICS_TOKEN, naming each', () => {
+    expect(namesIn(problemsOf({ NODE_ENV: 'production' }))).toEqual([
+      'APP_ENCRYPTION_KEY',
       'DATABASE_URL',
+      'METRICS_TOKEN',
     ]);
+    expect(
+      namesIn(
+        problemsOf({
+          NODE_ENV: 'production',
+          APP_ENCRYPTION_KEY: HEX_KEY,
+          METRICS_TOKEN: STRONG.METRICS_TOKEN,
+        }),
+      ),
+    ).toEqual(['DATABASE_URL']);
     expect(
       namesIn(
         problemsOf({
           NODE_ENV: 'production',
           DATABASE_URL: 'postgres://db/loyalty',
           APP_ENCRYPTION_KEY: ' ',
+          METRICS_TOKEN: STRONG.METRICS_TOKEN,
         }),
       ),
     ).toEqual(['APP_ENCRYPTION_KEY']);
   });
 
-  it('accepts production with both, and does not seed demo data there unless asked', () => {
+  it('refuses short or predictable JWT_SECRET, ADMIN_API_TOKEN and METRICS_TOKEN in production, listing each', () => {
+    const base = {
+      NODE_ENV: 'production',
+      DATABASE_URL: 'postgres://db/loyalty',
+      APP_ENCRYPTION_KEY: HEX_KEY,
+    };
+    const weak = [
+      'change-me',
+      'deploy-metrics-token',
+      'x'.repeat(40),
+      'change-me-please-change-me-please',
+      'abcdefghijklmnopqrstuvwxyz0123456789',
+      'passwordpasswordpasswordpassword!',
+    ];
+    for (const value of weak) {
+      const problems = problemsOf({
+        ...base,
+        JWT_SECRET: value,
+        ADMIN_API_TOKEN: value,
+        METRICS_TOKEN: value,
+      });
+      expect(namesIn(problems), value).toEqual(['ADMIN_API_TOKEN', 'JWT_SECRET', 'METRICS_TOKEN']);
+      // The reason is given, the secret itself is never echoed.
+      for (const p of problems) {
+        expect(p).toMatch(/too short|low entropy/);
+        expect(p).not.toContain(value);
+      }
+    }
+    // Random values as operators generate them pass, whatever their alphabet.
+    for (let i = 0; i < 200; i += 1) {
+      const env = {
+        ...base,
+        JWT_SECRET: randomBytes(16).toString('hex'),
+        ADMIN_API_TOKEN: randomBytes(24).toString('base64'),
+        METRICS_TOKEN: randomBytes(32).toString('base64url'),
+      };
+      expect(() => loadConfig(env), JSON.stringify(env)).not.toThrow();
+    }
+    // Outside production the same weak values are accepted (development, tests).
+    expect(() =>
+      loadConfig({ JWT_SECRET: 'dev', ADMIN_API_TOKEN: 'dev', METRICS_TOKEN: 'dev' }),
+    ).not.toThrow();
+  });
+
+  it('accepts production with all of them, and does not seed demo data there unless asked', () => {
     const env = {
       NODE_ENV: 'production',
       DATABASE_URL: 'postgres://db/loyalty',
       APP_ENCRYPTION_KEY: HEX_KEY,
+      ...STRONG,
     };
     expect(loadConfig(env).config.SEED_DEMO).toBe(false);
     expect(loadConfig({ ...env, SEED_DEMO: '1' }).config.SEED_DEMO).toBe(true);

@@ -26,7 +26,7 @@ const optionalUrl = optionalString.pipe(z.url().optional());
 
 const EnvSchema = z.object({
   // --- process ---
-  /** development | test | production. Production requires DATABASE_URL and APP_ENCRYPTION_KEY. */
+  /** development | test | production. Production requires DATABASE_URL, APP_ENCRYPTION_KEY, METRICS_TOKEN. */
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   /** HTTP port of the API. */
   PORT: int(3000, 0, 65535),
@@ -68,7 +68,7 @@ const EnvSchema = z.object({
   SEED_DEMO: bool(true),
 
   // --- metrics and alerts ---
-  /** When set, /metrics requires the header X-Metrics-Token with this value. */
+  /** When set, /metrics requires the header X-Metrics-Token with this value. Required in production. */
   METRICS_TOKEN: optionalString,
   /** Telegram bot token used to send operator alerts. */
   ALERT_TELEGRAM_BOT_TOKEN: optionalString,
@@ -125,11 +125,17 @@ const EnvSchema = z.object({
   WORKER_PORT: int(3001, 0, 65535),
   /** An alert that keeps firing is repeated at most once per this many minutes. */
   ALERT_COOLDOWN_MINUTES: int(30, 1, 1440),
-  /** Bearer token for the admin API (/api/v1/admin); unset: the admin API is off (`npm start` makes one up). */
+  /**
+   * Bearer token for the admin API (/api/v1/admin); unset: the admin API is off (`npm start` makes one up).
+   * In production at least 32 random characters.
+   */
   ADMIN_API_TOKEN: optionalString,
   /** 1 allows webhook targets on private, loopback and link-local addresses (development, tests). */
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: bool(false),
-  /** Secret that signs portal and admin access tokens (JWT); derived from APP_ENCRYPTION_KEY when unset. */
+  /**
+   * Secret that signs portal and admin access tokens (JWT); derived from APP_ENCRYPTION_KEY when unset.
+   * In production at least 32 random characters.
+   */
   JWT_SECRET: optionalString,
   /** Lifetime of a portal access token, seconds. */
   PORTAL_ACCESS_TOKEN_TTL_SECONDS: int(900, 60, 86_400),
@@ -188,6 +194,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (isProduction) {
     if (!env.DATABASE_URL?.trim()) problems.push('DATABASE_URL: required in production');
     if (!key) problems.push('APP_ENCRYPTION_KEY: required in production');
+    if (!env.METRICS_TOKEN?.trim())
+      problems.push(`METRICS_TOKEN: required in production (${STRONG_SECRET_HINT})`);
+    for (const name of ['JWT_SECRET', 'ADMIN_API_TOKEN', 'METRICS_TOKEN'] as const) {
+      const value = env[name]?.trim();
+      const weakness = value ? secretWeakness(value) : null;
+      if (weakness) problems.push(`${name}: ${weakness} (${STRONG_SECRET_HINT})`);
+    }
   }
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const { PRISMA_SLOW_QUERY_MS, ...config } = parsed.data;
@@ -197,6 +210,39 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   if (isProduction && env.SEED_DEMO === undefined) config.SEED_DEMO = false;
   return { config, warnings };
+}
+
+const MIN_SECRET_LENGTH = 32;
+const STRONG_SECRET_HINT = `at least ${MIN_SECRET_LENGTH} random characters, e.g. openssl rand -hex 32`;
+// A run this long that repeats earlier text, or steps by a constant (abcdefgh, 11111111, 13579...),
+// is a pattern, not randomness; in random text of 32-64 characters either is vanishingly rare.
+const PATTERN_RUN = 8;
+// Shannon entropy of the characters as they occur, times the length: `openssl rand -hex 16`
+// (32 characters) measures about 115 bits and almost never under 90; one word repeated far less.
+const MIN_SECRET_BITS = 85;
+
+/**
+ * Why a shared secret (token, signing secret) is too weak to guard production, or null. Weak: shorter
+ * than 32 characters, or low entropy: few distinct characters, a repeated chunk or a run.
+ */
+export function secretWeakness(value: string): string | null {
+  if (value.length < MIN_SECRET_LENGTH) return `too short (${value.length} characters)`;
+  const counts = new Map<string, number>();
+  for (const c of value) counts.set(c, (counts.get(c) ?? 0) + 1);
+  let bits = 0;
+  for (const n of counts.values()) bits -= n * Math.log2(n / value.length);
+  if (bits < MIN_SECRET_BITS) return 'low entropy (too few distinct characters)';
+  const seen = new Set<string>();
+  for (let i = 0; i + PATTERN_RUN <= value.length; i += 1) {
+    const chunk = value.slice(i, i + PATTERN_RUN);
+    if (seen.has(chunk)) return 'low entropy (a repeated sequence)';
+    seen.add(chunk);
+    const step = chunk.charCodeAt(1) - chunk.charCodeAt(0);
+    if ([...chunk].every((c, k) => k === 0 || c.charCodeAt(0) - chunk.charCodeAt(k - 1) === step)) {
+      return 'low entropy (a run of consecutive characters)';
+    }
+  }
+  return null;
 }
 
 /** Decodes a 32-byte key given as hex or base64; null when it is neither. */

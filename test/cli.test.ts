@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,22 +27,22 @@ const MAX_CHILDREN = 2;
 let running = 0;
 const waiting: Array<() => void> = [];
 
-async function runCli(args: string[]): Promise<CliResult> {
+async function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
   if (running >= MAX_CHILDREN) await new Promise<void>((resolve) => waiting.push(resolve));
   running += 1;
   try {
-    return await spawnCli(args);
+    return await spawnCli(args, env);
   } finally {
     running -= 1;
     waiting.shift()?.();
   }
 }
 
-function spawnCli(args: string[]): Promise<CliResult> {
+function spawnCli(args: string[], env: Record<string, string>): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
       cwd: ROOT,
-      env: { ...process.env, DATABASE_URL: database.url, NODE_ENV: 'test', LOG_LEVEL: 'silent' },
+      env: { ...process.env, DATABASE_URL: database.url, NODE_ENV: 'test', LOG_LEVEL: 'silent', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -276,6 +277,35 @@ describe.concurrent('cli', { timeout: 120_000 }, () => {
     expect(status.migrations.length).toBeGreaterThan(0);
     for (const m of status.migrations) expect(m.appliedAt, m.name).not.toBeNull();
     expect(await runJson(['db:migrate'])).toEqual({ applied: [] });
+  });
+
+  it('config:check --json refuses weak production secrets, naming each, and passes strong ones', async () => {
+    const production = {
+      NODE_ENV: 'production',
+      APP_ENCRYPTION_KEY: randomBytes(32).toString('hex'),
+      JWT_SECRET: 'jwt-secret',
+      ADMIN_API_TOKEN: 'admin-token-admin-token-admin-token',
+      METRICS_TOKEN: '',
+    };
+    const weak = await runCli(['config:check', '--json'], production);
+    expect(weak.code, weak.stderr).toBe(1);
+    const report = JSON.parse(weak.stdout) as { ok: boolean; problems: Array<{ variable: string }> };
+    expect(report.ok).toBe(false);
+    expect(report.problems.map((p) => p.variable).sort()).toEqual([
+      'ADMIN_API_TOKEN',
+      'JWT_SECRET',
+      'METRICS_TOKEN',
+    ]);
+    expect(weak.stdout).not.toContain('admin-token');
+
+    const strong = await runCli(['config:check', '--json'], {
+      ...production,
+      JWT_SECRET: randomBytes(32).toString('base64'),
+      ADMIN_API_TOKEN: randomBytes(32).toString('hex'),
+      METRICS_TOKEN: randomBytes(24).toString('hex'),
+    });
+    expect(strong.code, strong.stderr).toBe(0);
+    expect(JSON.parse(strong.stdout)).toMatchObject({ ok: true });
   });
 
   it.for<[string, string[], RegExp]>([

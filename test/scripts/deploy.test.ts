@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import {
   appendFileSync,
   existsSync,
@@ -23,7 +24,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // The .env.production is generated from .env.production.example; config:check runs for real.
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const METRICS_TOKEN = 'deploy-metrics-token';
+const METRICS_TOKEN = randomBytes(24).toString('hex');
+// What the operator put in place of every change-me (passwords, tokens) in the env file.
+const FILLED_SECRET = randomBytes(24).toString('hex');
 const BAD_TAGS = new Set(['rel-3-broken']);
 
 let work: string;
@@ -136,7 +139,7 @@ beforeAll(async () => {
   writeFileSync(
     envFile,
     example
-      .replaceAll('change-me', 'generated-secret')
+      .replaceAll('change-me', FILLED_SECRET)
       .replace(/^APP_ENCRYPTION_KEY=.*$/m, `APP_ENCRYPTION_KEY=${'cd'.repeat(32)}`)
       .replace(/^METRICS_TOKEN=.*$/m, `METRICS_TOKEN=${METRICS_TOKEN}`),
   );
@@ -353,7 +356,7 @@ describe('backup scripts in compose mode (through the postgres container)', () =
     const fill = indexOf(log, `exec -T postgres psql -X -q -v ON_ERROR_STOP=1 -U loyalty -d ${scratch}`);
     const status = indexOf(
       log,
-      `exec -T -e DATABASE_URL=postgres://loyalty:generated-secret@postgres:5432/${scratch}`,
+      `exec -T -e DATABASE_URL=postgres://loyalty:${FILLED_SECRET}@postgres:5432/${scratch}`,
     );
     const drop = indexOf(log, `drop database if exists "${scratch}" with (force)`);
     expect(create).toBeGreaterThanOrEqual(0);

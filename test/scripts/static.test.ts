@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,12 +29,15 @@ function envExampleKeys(): string[] {
     .filter((key): key is string => key !== undefined);
 }
 
+// What an operator puts in place of change-me: `openssl rand -hex 24`.
+const FILLED_SECRET = randomBytes(24).toString('hex');
+
 /** The example as an environment, with every placeholder filled in. */
 function filledExample(): Record<string, string> {
   const env: Record<string, string> = {};
   for (const line of read('.env.production.example').split('\n')) {
     const match = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line);
-    if (match?.[1]) env[match[1]] = (match[2] ?? '').replaceAll('change-me', 'filled-in-secret');
+    if (match?.[1]) env[match[1]] = (match[2] ?? '').replaceAll('change-me', FILLED_SECRET);
   }
   env.APP_ENCRYPTION_KEY = 'ab'.repeat(32);
   return env;

@@ -4,6 +4,7 @@ import { sql } from 'kysely';
 import type { Database } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
 import type { Metrics } from '../../http/metrics.js';
+import { isSameSecret } from '../../lib/tokens.js';
 
 const startedAt = Date.now();
 
@@ -58,7 +59,11 @@ export function opsRoutes(deps: {
     });
 
     app.get('/metrics', { schema: { ...hide } }, async (request, reply) => {
-      if (deps.metricsToken && request.headers['x-metrics-token'] !== deps.metricsToken) {
+      const presented = request.headers['x-metrics-token'];
+      if (
+        deps.metricsToken &&
+        !isSameSecret(typeof presented === 'string' ? presented : undefined, deps.metricsToken)
+      ) {
         throw new AppError('unauthorized', 'X-Metrics-Token header missing or wrong');
       }
       await deps.collectDbMetrics?.().catch((err) => request.log.warn({ err }, 'db metrics unavailable'));
