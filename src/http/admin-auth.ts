@@ -1,6 +1,7 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
+import type { Executor } from '../db/database.js';
+import { isSameSecret } from '../lib/tokens.js';
 import { AppError } from './errors.js';
 import { authenticateOperatorSession } from './session.js';
 
@@ -14,9 +15,7 @@ export function authenticateOperator(request: FastifyRequest, adminToken: string
   }
   const header = request.headers.authorization ?? '';
   const token = header.toLowerCase().startsWith('bearer ') ? header.slice(7).trim() : '';
-  const a = Buffer.from(token);
-  const b = Buffer.from(adminToken);
-  if (a.length !== b.length || !timingSafeEqual(a, b)) {
+  if (!isSameSecret(token, adminToken)) {
     throw new AppError(
       'unauthorized',
       'Missing or wrong operator token (Authorization: Bearer <ADMIN_API_TOKEN>)',
@@ -25,9 +24,9 @@ export function authenticateOperator(request: FastifyRequest, adminToken: string
 }
 
 /** preHandler of admin routes: an operator's access token, or ADMIN_API_TOKEN for automation. */
-export function requireOperator(config: Config) {
+export function requireOperator(db: Executor, config: Config) {
   return async (request: FastifyRequest): Promise<void> => {
-    await authenticateOperatorSession(config, request, (r) =>
+    await authenticateOperatorSession(db, config, request, (r) =>
       authenticateOperator(r, config.ADMIN_API_TOKEN),
     );
   };

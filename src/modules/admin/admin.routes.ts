@@ -55,7 +55,7 @@ export function adminRoutes(deps: {
   switches: SwitchBoard;
 }): FastifyPluginAsyncZod {
   return async (app) => {
-    app.addHook('preHandler', requireOperator(deps.config));
+    app.addHook('preHandler', requireOperator(deps.db, deps.config));
 
     app.get(
       '/outbox',

@@ -84,7 +84,7 @@ const Created = z.object({
 export function merchantAdminRoutes(deps: { db: Database; config: Config }): FastifyPluginAsyncZod {
   const { db } = deps;
   return async (app) => {
-    app.addHook('onRequest', requireOperator(deps.config));
+    app.addHook('onRequest', requireOperator(deps.db, deps.config));
 
     app.get(
       '/merchants',

@@ -54,7 +54,7 @@ export function systemAdminRoutes(deps: {
 }): FastifyPluginAsyncZod {
   const { db } = deps;
   return async (app) => {
-    app.addHook('onRequest', requireOperator(deps.config));
+    app.addHook('onRequest', requireOperator(deps.db, deps.config));
 
     app.get(
       '/system',

@@ -147,8 +147,8 @@ export function authRoutes(deps: {
       async (request) => {
         const session =
           audience === 'portal'
-            ? await authenticateStaff(config, request)
-            : await authenticateOperatorSession(config, request, () => {
+            ? await authenticateStaff(db, config, request)
+            : await authenticateOperatorSession(db, config, request, () => {
                 throw new AppError('unauthorized', 'Sign in as an operator');
               }).then(() => request.sessionUser);
         if (!session) throw new AppError('unauthorized', 'Not signed in');

@@ -5,7 +5,7 @@ import type { Executor } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
 import { authenticateStaff, requirePermission, staffOf } from '../../http/session.js';
 import type { Actor } from '../audit/audit.service.js';
-import type { Permission, Role } from '../auth/permissions.js';
+import type { Permission } from '../auth/permissions.js';
 import { ErrorResponse } from '../integration/integration.schema.js';
 
 // What every portal route shares: sign-in checked against the database, per-route permissions,
@@ -71,16 +71,9 @@ export async function authenticatePortalRequest(
   config: Config,
   request: FastifyRequest,
 ): Promise<void> {
-  const token = await authenticateStaff(config, request);
-  const row = await db
-    .selectFrom('portal_users as u')
-    .innerJoin('merchants as m', 'm.id', 'u.merchant_id')
-    .select(['u.role', 'u.disabled_at', 'm.status'])
-    .where('u.id', '=', token.userId)
-    .executeTakeFirst();
-  if (!row || row.disabled_at) throw new AppError('unauthorized', 'The account is no longer active');
-  if (row.status !== 'active') throw new AppError('merchant_suspended', 'The merchant is suspended');
-  request.sessionUser = { ...token, role: row.role as Role };
+  const account = await authenticateStaff(db, config, request);
+  if (account.merchantStatus !== 'active')
+    throw new AppError('merchant_suspended', 'The merchant is suspended');
 }
 
 /** Route-level onRequest hook: 403 `forbidden` unless the signed-in user's role has `permission`. */

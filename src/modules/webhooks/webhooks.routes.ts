@@ -27,7 +27,7 @@ export function webhookAdminRoutes(deps: {
   allowPrivateNetworks: boolean;
 }): FastifyPluginAsyncZod {
   return async (app) => {
-    app.addHook('preHandler', requireOperator(deps.config));
+    app.addHook('preHandler', requireOperator(deps.db, deps.config));
     const { db, allowPrivateNetworks } = deps;
 
     app.get(
