@@ -15,6 +15,7 @@ import type { DB } from '../src/db/types.js';
 import { AppError } from '../src/http/errors.js';
 import { FailureLimiter } from '../src/http/rate-limit.js';
 import { outboxCounts } from '../src/jobs/outbox.queue.js';
+import { SecretBox } from '../src/lib/crypto.js';
 import {
   ContextCache,
   commitForPos,
@@ -409,6 +410,7 @@ async function main(): Promise<void> {
         eventTypes: [],
         description: 'bench receiver',
         allowPrivateNetworks: true,
+        box: new SecretBox(encryptionKey),
       });
       const countsBefore = await outboxCounts(db);
       await checkpoint();

@@ -24,6 +24,7 @@ import { botRoutes } from './modules/bot/bot.routes.js';
 import { clientRoutes } from './modules/client/client.routes.js';
 import { integrationRoutes } from './modules/integration/integration.routes.js';
 import { ContextCache } from './modules/integration/integration.service.js';
+import { ensureAppKey, sealPlaintextWebhookSecrets } from './modules/keys/keys.service.js';
 import { CACHE_CHANNEL } from './modules/merchants/merchants.service.js';
 import { opsRoutes } from './modules/ops/ops.routes.js';
 import { portalRoutes } from './modules/portal/portal.routes.js';
@@ -44,6 +45,8 @@ export interface AppDeps {
 
 /** Builds the HTTP application: cross-cutting plugins, then each module, registered explicitly. */
 export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
+  // First: without a configured APP_ENCRYPTION_KEY the installation's own key is filled in here.
+  const box = await ensureAppKey(deps.db, config);
   const redis = deps.redis ?? null;
   const metrics = deps.metrics ?? createMetrics();
   const app = Fastify({
@@ -69,6 +72,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
   // Only JSON bodies: text/plain would otherwise be parsed and fail later with a confusing message.
   app.removeContentTypeParser('text/plain');
+  // Not awaited: the API starts (and answers /live) even while Postgres is down.
+  void sealPlaintextWebhookSecrets(deps.db, box).catch((err) =>
+    app.log.warn({ err }, 'webhook secrets stored in plain text were not sealed; retried at the next start'),
+  );
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.addHook('onSend', async (request, reply) => {

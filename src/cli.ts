@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, decodeKey, loadConfig } from './config.js';
 import { migrateToLatest, migrationStatus } from './db/migrate.js';
 import { AppError } from './http/errors.js';
 import { normalizePhone } from './lib/phone.js';
@@ -7,6 +8,7 @@ import { createPortalUser } from './modules/auth/auth.service.js';
 import type { StaffRole } from './modules/auth/permissions.js';
 import { createCustomer, issueCustomerToken } from './modules/customers/customers.service.js';
 import { seedDemo } from './modules/demo/demo.service.js';
+import { ensureAppKey, rotateSealedSecrets } from './modules/keys/keys.service.js';
 import { activatePoints, expirePoints, remindExpiringPoints } from './modules/ledger/ledger.service.js';
 import {
   createApiKey,
@@ -45,6 +47,21 @@ function at(flags: Flags): Date {
   const date = new Date(value);
   if (Number.isNaN(date.getTime())) throw new UsageError('--at expects an ISO 8601 time');
   return date;
+}
+
+// The old key of keys:rotate, given once: on the command line or, kept out of the shell history and
+// the process list, in a file (e.g. the embedded database's key file).
+function oldKeyOf(flags: Flags): string {
+  const inline = typeof flags['old-key'] === 'string' ? flags['old-key'].trim() : '';
+  const file = typeof flags['old-key-file'] === 'string' ? flags['old-key-file'] : '';
+  if ((inline === '') === (file === ''))
+    throw new UsageError('Give the old key once: --old-key <key> or --old-key-file <file>');
+  if (inline) return inline;
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    throw new UsageError(`--old-key-file: cannot read ${file}`);
+  }
 }
 
 function dbOf(rt: Runtime | null) {
@@ -238,8 +255,31 @@ const commands: Record<string, Command> = {
         url: required(flags, 'url'),
         eventTypes: events?.filter((e) => e !== ''),
         allowPrivateNetworks: config.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
+        box: await ensureAppKey(dbOf(rt), config),
       });
       return { id: endpoint.id, secret: endpoint.secret };
+    },
+  },
+  'keys:rotate': {
+    usage:
+      'keys:rotate --old-key <key> | --old-key-file <file> [--dry-run]   re-seal every stored secret under APP_ENCRYPTION_KEY',
+    needsDb: true,
+    async run(flags, rt) {
+      const { config } = loadConfig();
+      const newKey = config.APP_ENCRYPTION_KEY;
+      if (!newKey) throw new UsageError('Set APP_ENCRYPTION_KEY to the new key (openssl rand -hex 32)');
+      const oldKey = oldKeyOf(flags);
+      if (decodeKey(oldKey) === null) {
+        throw new UsageError('The old key must be 32 bytes as 64 hex characters or base64');
+      }
+      if (decodeKey(oldKey)?.equals(decodeKey(newKey) ?? Buffer.alloc(0))) {
+        throw new UsageError(
+          'The old key is APP_ENCRYPTION_KEY itself: set APP_ENCRYPTION_KEY to the new key',
+        );
+      }
+      return {
+        ...(await rotateSealedSecrets(dbOf(rt), { oldKey, newKey, dryRun: flags['dry-run'] === true })),
+      };
     },
   },
   'telegram:set-webhook': {
@@ -319,6 +359,9 @@ async function main(argv: string[]): Promise<number> {
       password: { type: 'string' },
       role: { type: 'string' },
       at: { type: 'string' },
+      'old-key': { type: 'string' },
+      'old-key-file': { type: 'string' },
+      'dry-run': { type: 'boolean' },
     },
     strict: true,
   });

@@ -147,7 +147,10 @@ const EnvSchema = z.object({
   LOGIN_MAX_FAILURES_PER_IP: int(20, 1),
   /** Window of the login limits, seconds. */
   LOGIN_WINDOW_SECONDS: int(900, 1),
-  /** Key for secrets at rest (32 bytes, hex or base64). Required in production. */
+  /**
+   * Key for secrets at rest (32 bytes, hex or base64). Required in production; elsewhere, when unset,
+   * each installation generates its own (src/modules/keys/keys.service.ts).
+   */
   APP_ENCRYPTION_KEY: optionalString,
 
   // --- customer codes and integration API ---

@@ -2,7 +2,8 @@ import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Config } from './config.js';
 import { createDatabase, type Database } from './db/database.js';
-import { type EmbeddedDatabase, startEmbeddedPostgres } from './db/embedded.js';
+import { type EmbeddedDatabase, resolveDataDir, startEmbeddedPostgres } from './db/embedded.js';
+import { applyEmbeddedInstallationKey } from './modules/keys/keys.service.js';
 import { createRedis } from './redis.js';
 
 /** The shared resources of a process (API, worker or CLI) and how to close them in order. */
@@ -42,6 +43,8 @@ export async function openRuntime(
       port: config.EMBEDDED_PG_PORT,
     });
     databaseUrl = embedded.url;
+    // Outside production with no APP_ENCRYPTION_KEY, the installation's key lives in the data folder.
+    applyEmbeddedInstallationKey(config, resolveDataDir(config.EMBEDDED_PG_DIR));
   }
   const { db, pool } = createDatabase({
     connectionString: databaseUrl,

@@ -1,11 +1,20 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
+import { SecretBox } from '../src/lib/crypto.js';
+import {
+  createWebhookEndpoint,
+  getWebhookEndpointForDelivery,
+} from '../src/modules/webhooks/webhooks.service.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { createTestMerchant } from './helpers/factories.js';
 
 // The operator CLI as operators run it (`npm run cli` is `tsx src/cli.ts`): a child process against
 // DATABASE_URL. Each process costs a second or more, so commands run once, two at a time, and share
@@ -306,6 +315,64 @@ describe.concurrent('cli', { timeout: 120_000 }, () => {
     });
     expect(strong.code, strong.stderr).toBe(0);
     expect(JSON.parse(strong.stdout)).toMatchObject({ ok: true });
+  });
+
+  it('keys:rotate re-seals stored secrets under the new APP_ENCRYPTION_KEY, the old key given once', async () => {
+    const own = await createTestDatabase({ poolMax: 2 });
+    const dir = mkdtempSync(path.join(tmpdir(), 'loyalty-rotate-'));
+    try {
+      const [k1, k2, k3] = [0, 1, 2].map(() => randomBytes(32).toString('hex')) as [string, string, string];
+      const merchant = await createTestMerchant(own.db);
+      const { id, secret } = await createWebhookEndpoint(own.db, {
+        merchantId: merchant.merchantId,
+        url: 'https://rotate.example.com/hook',
+        box: new SecretBox(k1),
+      });
+      const env = { DATABASE_URL: own.url, APP_ENCRYPTION_KEY: k2 };
+
+      const rotated = await runCli(['keys:rotate', '--old-key', k1, '--json'], env);
+      expect(rotated.code, rotated.stderr).toBe(0);
+      expect(JSON.parse(rotated.stdout)).toEqual({
+        dryRun: false,
+        resealed: {
+          'merchants.telegram_bot_token_enc': 0,
+          'webhook_endpoints.secret_enc': 1,
+          'webhook_endpoints.previous_secret_enc': 0,
+        },
+        alreadyCurrent: 0,
+        sealedPlaintext: 0,
+        installationKeyRetired: false,
+      });
+      expect((await getWebhookEndpointForDelivery(own.db, id, new SecretBox(k2)))?.secrets).toEqual([secret]);
+
+      // The old key from a file, kept out of the shell history; a dry run changes nothing.
+      const keyFile = path.join(dir, 'old.key');
+      writeFileSync(keyFile, `${k2}\n`, { mode: 0o600 });
+      const dry = await runCli(['keys:rotate', '--old-key-file', keyFile, '--dry-run', '--json'], {
+        ...env,
+        APP_ENCRYPTION_KEY: k3,
+      });
+      expect(dry.code, dry.stderr).toBe(0);
+      expect(JSON.parse(dry.stdout)).toMatchObject({
+        dryRun: true,
+        resealed: { 'webhook_endpoints.secret_enc': 1 },
+      });
+      expect((await getWebhookEndpointForDelivery(own.db, id, new SecretBox(k2)))?.secrets).toEqual([secret]);
+
+      const wrong = await runCli(['keys:rotate', '--old-key', k3, '--json'], {
+        ...env,
+        APP_ENCRYPTION_KEY: k1,
+      });
+      expect(wrong.code).toBe(1);
+      expect(wrong.stderr).toMatch(/key_mismatch/);
+      expect(wrong.stdout).toBe('');
+      const none = await runCli(['keys:rotate', '--json'], env);
+      expect(none.code).toBe(1);
+      expect(none.stderr).toMatch(/--old-key/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await own.drop();
+    }
   });
 
   it.for<[string, string[], RegExp]>([

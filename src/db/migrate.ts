@@ -11,6 +11,7 @@ import * as m0002 from './migrations/0002_ledger_functions.js';
 import * as m0003 from './migrations/0003_outbox_delivery.js';
 import * as m0004 from './migrations/0004_portal.js';
 import * as m0005 from './migrations/0005_expiry_reminders.js';
+import * as m0007 from './migrations/0007_installation_secrets.js';
 
 // Migrations are listed here explicitly (append-only), so they work the same from source, from a
 // build and inside the image, with no directory scanning.
@@ -20,6 +21,7 @@ const migrations: Record<string, Migration> = {
   '0003_outbox_delivery': m0003,
   '0004_portal': m0004,
   '0005_expiry_reminders': m0005,
+  '0007_installation_secrets': m0007,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -129,6 +129,12 @@ export interface IdempotencyKeys {
   result: Json;
 }
 
+export interface InstallationSettings {
+  created_at: Generated<Timestamp>;
+  name: string;
+  value: string;
+}
+
 export interface LedgerEntries {
   bucket: string;
   created_at: Generated<Timestamp>;
@@ -312,9 +318,10 @@ export interface WebhookEndpoints {
   event_types: Generated<string[]>;
   id: Generated<string>;
   merchant_id: string;
-  previous_secret: string | null;
+  previous_secret_enc: string | null;
   previous_secret_expires_at: Timestamp | null;
-  secret: string;
+  secret_enc: string;
+  secret_prefix: string;
   updated_at: Generated<Timestamp>;
   url: string;
 }
@@ -339,6 +346,7 @@ export interface DB {
   devices: Devices;
   http_minute_stats: HttpMinuteStats;
   idempotency_keys: IdempotencyKeys;
+  installation_settings: InstallationSettings;
   ledger_entries: LedgerEntries;
   managers: Managers;
   merchants: Merchants;

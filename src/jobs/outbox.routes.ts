@@ -103,7 +103,7 @@ export function createOutboxRoutes(deps: {
       switch (event.target) {
         case 'webhook': {
           const endpoint = event.endpoint_id
-            ? await getWebhookEndpointForDelivery(db, event.endpoint_id)
+            ? await getWebhookEndpointForDelivery(db, event.endpoint_id, box)
             : null;
           if (!endpoint) return permanent('webhook endpoint was deleted');
           if (!endpoint.enabled)
@@ -155,7 +155,12 @@ export function createOutboxRoutes(deps: {
 
     async onDead(event, result) {
       if (event.target !== 'webhook' || !event.endpoint_id || !event.merchant_id) return;
-      const endpoint = await getWebhookEndpointForDelivery(db, event.endpoint_id);
+      // Not the delivery lookup: its secrets may be the very reason the event died.
+      const endpoint = await db
+        .selectFrom('webhook_endpoints')
+        .select(['id', 'url'])
+        .where('id', '=', event.endpoint_id)
+        .executeTakeFirst();
       if (!endpoint) return;
       if (result.statusCode === 410)
         await disableWebhookEndpoint(db, { endpointId: endpoint.id, reason: 'HTTP 410 Gone' });

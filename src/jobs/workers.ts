@@ -4,7 +4,7 @@ import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
 import type { NotificationListener } from '../db/listener.js';
 import type { Metrics } from '../http/metrics.js';
-import { SecretBox } from '../lib/crypto.js';
+import { ensureAppKey, sealPlaintextWebhookSecrets } from '../modules/keys/keys.service.js';
 import { activatePoints, expirePoints, remindExpiringPoints } from '../modules/ledger/ledger.service.js';
 import { observeTelegramCalls, sendTelegramMessage } from '../modules/telegram/telegram.client.js';
 import { listStaffChats } from '../modules/telegram/telegram.service.js';
@@ -135,10 +135,14 @@ export async function startWorkers(deps: {
       }),
     );
   }
+  const box = await ensureAppKey(db, config);
+  await sealPlaintextWebhookSecrets(db, box).catch((err) =>
+    log.warn({ err }, 'webhook secrets stored in plain text were not sealed; retried at the next start'),
+  );
   const routes = createOutboxRoutes({
     db,
     config,
-    box: new SecretBox(config.APP_ENCRYPTION_KEY),
+    box,
     throttle: new TelegramThrottle(),
   });
   const dispatcher = new OutboxDispatcher({

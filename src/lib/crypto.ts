@@ -1,20 +1,26 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { decodeKey } from '../config.js';
 
-// Secrets at rest (merchant bot tokens) are sealed with AES-256-GCM under APP_ENCRYPTION_KEY.
-// Format: v1.<iv>.<tag>.<ciphertext>, base64url parts.
+// Secrets at rest (merchant bot tokens, webhook signing secrets) are sealed with AES-256-GCM under
+// APP_ENCRYPTION_KEY. Format: v1.<iv>.<tag>.<ciphertext>, base64url parts.
+
+/** Whether a stored value is a sealed secret (not plain text). */
+export function isSealed(value: string): boolean {
+  return value.startsWith('v1.');
+}
 
 /** Seals and opens secrets with the configured key. */
 export class SecretBox {
   private readonly key: Buffer;
 
   /**
-   * `key` is APP_ENCRYPTION_KEY (32 bytes, hex or base64). Outside production a missing key falls
-   * back to a fixed development key, so `npm start` works on a fresh machine; production requires one.
+   * `key` is APP_ENCRYPTION_KEY (32 bytes, hex or base64): configured, or the installation's own
+   * (src/modules/keys). There is no fallback key: without one nothing can be sealed or opened.
    */
   constructor(key: string | undefined) {
     const decoded = key ? decodeKey(key) : null;
-    this.key = decoded ?? createHash('sha256').update('loyalty-development-key').digest();
+    if (!decoded) throw new Error('APP_ENCRYPTION_KEY is missing or not a 32-byte key');
+    this.key = decoded;
   }
 
   /** Encrypts a secret. */

@@ -6,6 +6,7 @@ import { NotificationListener } from '../../src/db/listener.js';
 import { type Log, OutboxDispatcher, type OutboxRoutes } from '../../src/jobs/outbox.dispatcher.js';
 import { createOutboxRoutes } from '../../src/jobs/outbox.routes.js';
 import { SecretBox } from '../../src/lib/crypto.js';
+import { ensureAppKey, readOrCreateKeyRow } from '../../src/modules/keys/keys.service.js';
 import { TelegramThrottle } from '../../src/modules/telegram/telegram.throttle.js';
 import { createWebhookEndpoint } from '../../src/modules/webhooks/webhooks.service.js';
 import { type ReceiverMode, startWebhookReceiver, type WebhookReceiver } from '../fakes/webhook-receiver.js';
@@ -56,7 +57,7 @@ export async function startTestDispatcher(options: {
   const base = createOutboxRoutes({
     db,
     config,
-    box: new SecretBox(config.APP_ENCRYPTION_KEY),
+    box: await ensureAppKey(db, config),
     throttle: new TelegramThrottle(),
   });
   const routes = options.wrapRoutes ? options.wrapRoutes(base) : base;
@@ -86,7 +87,13 @@ export interface ReceiverEndpoint {
 /** Starts a receiver and creates a webhook endpoint pointing at it (loopback allowed). */
 export async function createReceiverEndpoint(
   db: Database,
-  options: { merchantId: string; eventTypes?: string[]; mode?: ReceiverMode },
+  options: {
+    merchantId: string;
+    eventTypes?: string[];
+    mode?: ReceiverMode;
+    /** Seals the secret; default: under the database's installation key, as the app does. */
+    box?: SecretBox;
+  },
 ): Promise<ReceiverEndpoint> {
   const receiver = await startWebhookReceiver();
   if (options.mode) receiver.setMode(options.mode);
@@ -95,6 +102,7 @@ export async function createReceiverEndpoint(
     url: receiver.url,
     eventTypes: options.eventTypes,
     allowPrivateNetworks: true,
+    box: options.box ?? new SecretBox(await readOrCreateKeyRow(db)),
   });
   receiver.setSecrets([secret]);
   return { receiver, endpointId: id, secret };

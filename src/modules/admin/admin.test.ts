@@ -532,7 +532,7 @@ describe('webhook endpoints (admin API)', () => {
     const stored = () =>
       t.db
         .selectFrom('webhook_endpoints')
-        .select(['merchant_id', 'url', 'enabled', 'secret'])
+        .select(['merchant_id', 'url', 'enabled', 'secret_enc'])
         .where('id', '=', id)
         .executeTakeFirstOrThrow();
     const before = await stored();

@@ -35,12 +35,14 @@ export interface TokenPair {
 /** Which door a login came through: merchant staff use the portal, operators the admin panel. */
 export type Audience = 'portal' | 'admin';
 
-/** The key that signs access tokens: JWT_SECRET, or one derived from APP_ENCRYPTION_KEY. */
+/**
+ * The key that signs access tokens: JWT_SECRET, or one derived from APP_ENCRYPTION_KEY (configured,
+ * or the installation's own). Never a key from the source: without either, no token is signed.
+ */
 export function accessTokenKey(config: Config): Uint8Array {
   if (config.JWT_SECRET) return createHash('sha256').update(config.JWT_SECRET).digest();
-  const base =
-    (config.APP_ENCRYPTION_KEY && decodeKey(config.APP_ENCRYPTION_KEY)) ||
-    Buffer.from('loyalty-development-key');
+  const base = config.APP_ENCRYPTION_KEY ? decodeKey(config.APP_ENCRYPTION_KEY) : null;
+  if (!base) throw new Error('No key to sign access tokens: set JWT_SECRET or APP_ENCRYPTION_KEY');
   return new Uint8Array(hkdfSync('sha256', base, Buffer.alloc(0), 'loyalty access tokens', 32));
 }
 

@@ -165,7 +165,13 @@ describe('health and readiness', () => {
     let destroy: () => Promise<void>;
 
     beforeAll(async () => {
-      const { config } = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', METRICS_TOKEN });
+      // The key is configured, as in production: only an installation's own key is kept in the database.
+      const { config } = loadConfig({
+        NODE_ENV: 'test',
+        LOG_LEVEL: 'silent',
+        METRICS_TOKEN,
+        APP_ENCRYPTION_KEY: 'ab'.repeat(32),
+      });
       const { db } = createDatabase({ connectionString: 'postgres://postgres@127.0.0.1:1/x', max: 1 });
       app = await buildApp(config, { db, logger: false });
       await app.ready();

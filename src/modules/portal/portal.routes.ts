@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Config } from '../../config.js';
 import type { Database } from '../../db/database.js';
+import { SecretBox } from '../../lib/crypto.js';
 import { apiKeyRoutes } from './apikeys.portal.js';
 import { customerRoutes } from './customers.portal.js';
 import { dashboardRoutes } from './dashboard.portal.js';
@@ -30,7 +31,13 @@ export function portalRoutes(deps: { db: Database; config: Config }): FastifyPlu
     await app.register(apiKeyRoutes({ db }));
     await app.register(customerRoutes({ db }));
     await app.register(transactionRoutes({ db }));
-    await app.register(webhookRoutes({ db, allowPrivateNetworks: config.WEBHOOK_ALLOW_PRIVATE_NETWORKS }));
+    await app.register(
+      webhookRoutes({
+        db,
+        allowPrivateNetworks: config.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
+        box: new SecretBox(config.APP_ENCRYPTION_KEY),
+      }),
+    );
     await app.register(telegramPortalRoutes({ db, config, notifyBot: new NotifyBotInfo(config) }));
     await app.register(userRoutes({ db }));
   };

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Database } from '../../db/database.js';
+import type { SecretBox } from '../../lib/crypto.js';
 import { CreateWebhookBody, UpdateWebhookBody } from '../webhooks/webhooks.schema.js';
 import { listWebhookEndpoints } from '../webhooks/webhooks.service.js';
 import {
@@ -74,8 +75,12 @@ const Delivery = z.object({
 });
 
 /** The merchant's webhook endpoints (webhooks:read / webhooks:write). */
-export function webhookRoutes(deps: { db: Database; allowPrivateNetworks: boolean }): FastifyPluginAsyncZod {
-  const { db, allowPrivateNetworks } = deps;
+export function webhookRoutes(deps: {
+  db: Database;
+  allowPrivateNetworks: boolean;
+  box: SecretBox;
+}): FastifyPluginAsyncZod {
+  const { db, allowPrivateNetworks, box } = deps;
   const audit = (request: Parameters<typeof actorOf>[0]) => ({
     merchantId: merchantIdOf(request),
     actor: actorOf(request),
@@ -112,6 +117,7 @@ export function webhookRoutes(deps: { db: Database; allowPrivateNetworks: boolea
           ...audit(request),
           ...request.body,
           allowPrivateNetworks,
+          box,
         });
         return reply.status(201).send(created);
       },
@@ -175,6 +181,7 @@ export function webhookRoutes(deps: { db: Database; allowPrivateNetworks: boolea
           ...audit(request),
           endpointId: request.params.id,
           overlapSeconds: request.body?.overlapSeconds,
+          box,
         }),
     );
 

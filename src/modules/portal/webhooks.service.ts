@@ -3,6 +3,7 @@ import type { Database, Executor } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
 import { wakeWorkers } from '../../jobs/outbox.notify.js';
 import { enqueueEvent } from '../../jobs/outbox.queue.js';
+import type { SecretBox } from '../../lib/crypto.js';
 import type { Actor } from '../audit/audit.service.js';
 import {
   createWebhookEndpoint,
@@ -33,7 +34,7 @@ async function findEndpoint(db: Executor, merchantId: string, endpointId: string
       'event_types as eventTypes',
       'enabled',
       'disabled_reason as disabledReason',
-      sql<string>`left(secret, 10)`.as('secretPrefix'),
+      'secret_prefix as secretPrefix',
     ])
     .where('id', '=', endpointId)
     .where('merchant_id', '=', merchantId);
@@ -50,6 +51,7 @@ export function addWebhookEndpoint(
     eventTypes?: string[];
     description?: string;
     allowPrivateNetworks: boolean;
+    box: SecretBox;
   },
 ): Promise<{ id: string; secret: string }> {
   const { actor, ...rest } = options;
@@ -110,7 +112,7 @@ export function removeWebhookEndpoint(db: Executor, options: Audit & { endpointI
 /** New signing secret (the old one keeps verifying for 24 h); the log keeps only the prefixes. */
 export function rotateEndpointSecret(
   db: Executor,
-  options: Audit & { endpointId: string; overlapSeconds?: number },
+  options: Audit & { endpointId: string; overlapSeconds?: number; box: SecretBox },
 ): Promise<{ secret: string }> {
   return runAudited(
     db,

@@ -4,6 +4,7 @@ import type { Config } from '../../config.js';
 import type { Database } from '../../db/database.js';
 import { requireOperator } from '../../http/admin-auth.js';
 import { enqueueEvent } from '../../jobs/outbox.queue.js';
+import { SecretBox } from '../../lib/crypto.js';
 import { writeAudit } from '../audit/audit.service.js';
 import { operatorActorOf } from '../portal/portal.http.js';
 import { CreateWebhookBody, UpdateWebhookBody } from './webhooks.schema.js';
@@ -29,6 +30,7 @@ export function webhookAdminRoutes(deps: {
   return async (app) => {
     app.addHook('preHandler', requireOperator(deps.db, deps.config));
     const { db, allowPrivateNetworks } = deps;
+    const box = new SecretBox(deps.config.APP_ENCRYPTION_KEY);
 
     app.get(
       '/merchants/:merchantId/webhooks',
@@ -59,6 +61,7 @@ export function webhookAdminRoutes(deps: {
           ...request.params,
           ...request.body,
           allowPrivateNetworks,
+          box,
         });
         // Operators' actions go to the platform's audit log; secrets never do.
         await writeAudit(db, {
@@ -143,6 +146,7 @@ export function webhookAdminRoutes(deps: {
         const rotated = await rotateWebhookSecret(db, {
           ...request.params,
           overlapSeconds: request.body?.overlapSeconds,
+          box,
         });
         await writeAudit(db, {
           actor: operatorActorOf(request),

@@ -3,10 +3,13 @@ import { sql } from 'kysely';
 import { z } from 'zod';
 import type { Executor } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
+import { isSealed, type SecretBox } from '../../lib/crypto.js';
 import { assertPublicUrl } from './ssrf.js';
 
-// Merchant webhook endpoints. Secrets are kept readable (not hashed) because every delivery signs
-// with them; they leave this module only through creation, rotation and the delivery lookup.
+// Merchant webhook endpoints. Secrets must be read back (not hashed) because every delivery signs
+// with them, so they are sealed under the app key (SecretBox) like bot tokens: a database dump holds
+// only the sealed value and a 10-character display prefix. They leave this module in the clear only
+// through creation, rotation and the delivery lookup.
 
 const MAX_URL_LENGTH = 2048;
 const MAX_OVERLAP_SECONDS = 30 * 86_400;
@@ -104,7 +107,7 @@ function selectView(db: Executor) {
       'event_types as eventTypes',
       'enabled',
       'disabled_reason as disabledReason',
-      sql<string>`left(secret, ${SECRET_PREFIX_LENGTH})`.as('secretPrefix'),
+      'secret_prefix as secretPrefix',
       eb
         .case()
         .when('previous_secret_expires_at', '>', sql<Date>`now()`)
@@ -127,6 +130,8 @@ export async function createWebhookEndpoint(
     description?: string | null;
     /** WEBHOOK_ALLOW_PRIVATE_NETWORKS: lets loopback and private literal targets through. */
     allowPrivateNetworks?: boolean;
+    /** Seals the secret at rest. */
+    box: SecretBox;
   },
 ): Promise<{ id: string; secret: string }> {
   const url = parseEndpointUrl(options.url, options.allowPrivateNetworks ?? false);
@@ -136,7 +141,14 @@ export async function createWebhookEndpoint(
   const secret = generateWebhookSecret();
   const row = await db
     .insertInto('webhook_endpoints')
-    .values({ merchant_id: options.merchantId, url, event_types: eventTypes, description, secret })
+    .values({
+      merchant_id: options.merchantId,
+      url,
+      event_types: eventTypes,
+      description,
+      secret_enc: options.box.seal(secret),
+      secret_prefix: secret.slice(0, SECRET_PREFIX_LENGTH),
+    })
     .returning('id')
     .executeTakeFirstOrThrow();
   return { id: row.id, secret };
@@ -206,7 +218,7 @@ export async function updateWebhookEndpoint(
  */
 export async function rotateWebhookSecret(
   db: Executor,
-  options: { merchantId: string; endpointId: string; overlapSeconds?: number },
+  options: { merchantId: string; endpointId: string; overlapSeconds?: number; box: SecretBox },
 ): Promise<{ secret: string }> {
   const overlap = parseField(
     z.number().int().min(0).max(MAX_OVERLAP_SECONDS),
@@ -217,11 +229,12 @@ export async function rotateWebhookSecret(
   const secret = generateWebhookSecret();
   const updated = await db
     .updateTable('webhook_endpoints')
-    // In an UPDATE the right-hand `secret` is the old value, so the swap is one atomic statement.
+    // In an UPDATE the right-hand `secret_enc` is the old value, so the swap is one atomic statement.
     .set((eb) => ({
-      previous_secret: overlap > 0 ? eb.ref('secret') : null,
+      previous_secret_enc: overlap > 0 ? eb.ref('secret_enc') : null,
       previous_secret_expires_at: overlap > 0 ? sql<Date>`now() + make_interval(secs => ${overlap})` : null,
-      secret,
+      secret_enc: options.box.seal(secret),
+      secret_prefix: secret.slice(0, SECRET_PREFIX_LENGTH),
       updated_at: new Date(),
     }))
     .where('id', '=', options.endpointId)
@@ -285,6 +298,7 @@ export async function findEndpointsForEvent(
 export async function getWebhookEndpointForDelivery(
   db: Executor,
   endpointId: string,
+  box: SecretBox,
 ): Promise<WebhookDeliveryTarget | null> {
   if (!UUID.test(endpointId)) return null;
   const row = await db
@@ -295,9 +309,9 @@ export async function getWebhookEndpointForDelivery(
       'url',
       'enabled',
       'disabled_reason as disabledReason',
-      'secret',
+      'secret_enc as secret',
       // Compared with the database clock, the same clock that set the expiry at rotation.
-      sql<string | null>`case when previous_secret_expires_at > now() then previous_secret end`.as(
+      sql<string | null>`case when previous_secret_expires_at > now() then previous_secret_enc end`.as(
         'previousSecret',
       ),
     ])
@@ -305,5 +319,9 @@ export async function getWebhookEndpointForDelivery(
     .executeTakeFirst();
   if (!row) return null;
   const { secret, previousSecret, ...rest } = row;
-  return { ...rest, secrets: previousSecret ? [secret, previousSecret] : [secret] };
+  // Opening throws when the secret was sealed under another key: the dispatcher records that attempt
+  // as failed (the operator rotates keys with keys:rotate, which re-seals every secret). A secret
+  // still in plain text (stored before 0007, not yet sealed at start) is used as it is.
+  const stored = previousSecret ? [secret, previousSecret] : [secret];
+  return { ...rest, secrets: stored.map((s) => (isSealed(s) ? box.open(s) : s)) };
 }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { LookupAddress } from 'node:dns';
 import { Webhook } from 'standardwebhooks';
 import { request } from 'undici';
@@ -6,6 +7,7 @@ import { startWebhookReceiver, type WebhookReceiver } from '../../../test/fakes/
 import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db.js';
 import { createTestMerchant } from '../../../test/helpers/factories.js';
 import { AppError } from '../../http/errors.js';
+import { SecretBox } from '../../lib/crypto.js';
 import {
   assertPublicUrl,
   checkUrlTarget,
@@ -28,6 +30,8 @@ import {
 import { signWebhook } from './webhooks.signing.js';
 
 let t: TestDatabase;
+// Seals the secrets at rest, as the app's own box does.
+const box = new SecretBox(randomBytes(32).toString('hex'));
 const receivers: WebhookReceiver[] = [];
 
 beforeAll(async () => {
@@ -74,6 +78,7 @@ describe('managing endpoints', () => {
   it('creates an endpoint whose secret Standard Webhooks accepts, and never lists the secret', async () => {
     const m = await createTestMerchant(t.db);
     const created = await createWebhookEndpoint(t.db, {
+      box,
       merchantId: m.merchantId,
       url: 'https://hooks.example.com/loyalty',
       eventTypes: ['purchase.committed'],
@@ -111,7 +116,13 @@ describe('managing endpoints', () => {
       'http://169.254.169.254/latest/meta-data',
     ];
     for (const url of bad) {
-      const error = await caught(createWebhookEndpoint(t.db, { merchantId: m.merchantId, url }));
+      const error = await caught(
+        createWebhookEndpoint(t.db, {
+          box,
+          merchantId: m.merchantId,
+          url,
+        }),
+      );
       expect(error.code, url).toBe('validation_error');
       expect(error.status).toBe(400);
       expect(error.details).toEqual({ issues: [expect.objectContaining({ field: 'url' })] });
@@ -119,6 +130,7 @@ describe('managing endpoints', () => {
     // Development and tests point endpoints at loopback receivers.
     await expect(
       createWebhookEndpoint(t.db, {
+        box,
         merchantId: m.merchantId,
         url: 'http://127.0.0.1:8080/hook',
         allowPrivateNetworks: true,
@@ -127,21 +139,32 @@ describe('managing endpoints', () => {
 
     const unknown = await caught(
       createWebhookEndpoint(t.db, {
+        box,
         merchantId: '00000000-0000-4000-8000-000000000000',
         url: 'https://hooks.example.com',
       }),
     );
     expect(unknown.code).toBe('merchant_not_found');
     const badType = await caught(
-      createWebhookEndpoint(t.db, { merchantId: m.merchantId, url: 'https://a.example', eventTypes: [''] }),
+      createWebhookEndpoint(t.db, {
+        box,
+        merchantId: m.merchantId,
+        url: 'https://a.example',
+        eventTypes: [''],
+      }),
     );
     expect(badType.details).toEqual({ issues: [expect.objectContaining({ field: 'eventTypes' })] });
   });
 
   it('routes events to enabled, subscribed endpoints; re-enabling clears the reason', async () => {
     const m = await createTestMerchant(t.db);
-    const all = await createWebhookEndpoint(t.db, { merchantId: m.merchantId, url: 'https://all.example' });
+    const all = await createWebhookEndpoint(t.db, {
+      box,
+      merchantId: m.merchantId,
+      url: 'https://all.example',
+    });
     const some = await createWebhookEndpoint(t.db, {
+      box,
       merchantId: m.merchantId,
       url: 'https://some.example',
       eventTypes: ['purchase.refunded'],
@@ -179,13 +202,14 @@ describe('managing endpoints', () => {
     const owner = await createTestMerchant(t.db);
     const other = await createTestMerchant(t.db);
     const endpoint = await createWebhookEndpoint(t.db, {
+      box,
       merchantId: owner.merchantId,
       url: 'https://owner.example',
     });
     const scoped = { merchantId: other.merchantId, endpointId: endpoint.id };
 
     expect((await caught(updateWebhookEndpoint(t.db, { ...scoped, enabled: false }))).code).toBe('not_found');
-    expect((await caught(rotateWebhookSecret(t.db, scoped))).code).toBe('not_found');
+    expect((await caught(rotateWebhookSecret(t.db, { ...scoped, box }))).code).toBe('not_found');
     expect((await caught(deleteWebhookEndpoint(t.db, scoped))).code).toBe('not_found');
     expect(await listWebhookEndpoints(t.db, { merchantId: other.merchantId })).toEqual([]);
     expect(await findEndpointsForEvent(t.db, { merchantId: other.merchantId, type: 'x' })).toEqual([]);
@@ -193,22 +217,23 @@ describe('managing endpoints', () => {
     const malformed = { merchantId: owner.merchantId, endpointId: 'nope' };
     expect((await caught(deleteWebhookEndpoint(t.db, malformed))).code).toBe('not_found');
 
-    const untouched = await getWebhookEndpointForDelivery(t.db, endpoint.id);
+    const untouched = await getWebhookEndpointForDelivery(t.db, endpoint.id, box);
     expect(untouched).toMatchObject({ enabled: true, secrets: [endpoint.secret] });
   });
 
   it('rotates the secret with an overlap, and deletes', async () => {
     const m = await createTestMerchant(t.db);
     const endpoint = await createWebhookEndpoint(t.db, {
+      box,
       merchantId: m.merchantId,
       url: 'https://r.example',
     });
     const scoped = { merchantId: m.merchantId, endpointId: endpoint.id };
 
-    const { secret } = await rotateWebhookSecret(t.db, scoped);
+    const { secret } = await rotateWebhookSecret(t.db, { ...scoped, box });
     expect(secret).toMatch(SECRET);
     expect(secret).not.toBe(endpoint.secret);
-    expect(await getWebhookEndpointForDelivery(t.db, endpoint.id)).toMatchObject({
+    expect(await getWebhookEndpointForDelivery(t.db, endpoint.id, box)).toMatchObject({
       url: 'https://r.example/',
       secrets: [secret, endpoint.secret],
     });
@@ -222,14 +247,16 @@ describe('managing endpoints', () => {
       .set({ previous_secret_expires_at: new Date(Date.now() - 1000) })
       .where('id', '=', endpoint.id)
       .execute();
-    expect((await getWebhookEndpointForDelivery(t.db, endpoint.id))?.secrets).toEqual([secret]);
+    expect((await getWebhookEndpointForDelivery(t.db, endpoint.id, box))?.secrets).toEqual([secret]);
 
     // No overlap: the old secret is retired at once.
-    const immediate = await rotateWebhookSecret(t.db, { ...scoped, overlapSeconds: 0 });
-    expect((await getWebhookEndpointForDelivery(t.db, endpoint.id))?.secrets).toEqual([immediate.secret]);
+    const immediate = await rotateWebhookSecret(t.db, { ...scoped, overlapSeconds: 0, box });
+    expect((await getWebhookEndpointForDelivery(t.db, endpoint.id, box))?.secrets).toEqual([
+      immediate.secret,
+    ]);
 
     await deleteWebhookEndpoint(t.db, scoped);
-    expect(await getWebhookEndpointForDelivery(t.db, endpoint.id)).toBeNull();
+    expect(await getWebhookEndpointForDelivery(t.db, endpoint.id, box)).toBeNull();
     expect(await listWebhookEndpoints(t.db, { merchantId: m.merchantId })).toEqual([]);
   });
 });
@@ -247,12 +274,17 @@ describe('signing', () => {
   it('during a rotation, receivers knowing only the old or only the new secret both verify', async () => {
     const m = await createTestMerchant(t.db);
     const endpoint = await createWebhookEndpoint(t.db, {
+      box,
       merchantId: m.merchantId,
       url: 'http://127.0.0.1/',
       allowPrivateNetworks: true,
     });
-    const { secret } = await rotateWebhookSecret(t.db, { merchantId: m.merchantId, endpointId: endpoint.id });
-    const target = await getWebhookEndpointForDelivery(t.db, endpoint.id);
+    const { secret } = await rotateWebhookSecret(t.db, {
+      merchantId: m.merchantId,
+      endpointId: endpoint.id,
+      box,
+    });
+    const target = await getWebhookEndpointForDelivery(t.db, endpoint.id, box);
     const secrets = target?.secrets ?? [];
 
     const oldOnly = await receiver([endpoint.secret]);
