@@ -1,7 +1,8 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Database } from '../../db/database.js';
 import type { MerchantAuth } from '../../http/auth.js';
 import { AppError } from '../../http/errors.js';
-import { type FailureLimiter, rateLimitedError } from '../../http/rate-limit.js';
+import { type FailureLimiter, type Reservation, rateLimitedError } from '../../http/rate-limit.js';
 import type { OutboxNotifier } from '../../jobs/outbox.notify.js';
 import { type CustomerRef, type CustomerState, findCustomerState } from '../customers/customers.service.js';
 import { findConcurrentResult, requestHash, runIdempotent } from '../ledger/idempotency.service.js';
@@ -106,6 +107,31 @@ class StoredAnswer extends Error {
   }
 }
 
+/** How long a refused code lookup of an idempotent request waits for lookups in flight to end. */
+const RESERVATION_WAIT_MS = 1_000;
+const RESERVATION_POLL_MS = 25;
+
+/**
+ * Reserves one code lookup of the API key. Lookups in flight hold reservations too, so a burst of
+ * parallel duplicates of one idempotent request (a POS retrying) could be refused as if guessing:
+ * such a request waits briefly instead, and is answered as the duplicate it is (409 in use, or the
+ * stored answer, from `whileRefused`) as soon as the first request has claimed its key.
+ */
+async function reserveCodeLookup(
+  deps: IntegrationDeps,
+  auth: MerchantAuth,
+  whileRefused: (() => Promise<void>) | undefined,
+): Promise<Reservation> {
+  const deadline = Date.now() + RESERVATION_WAIT_MS;
+  for (;;) {
+    const slot = await deps.codeFailures.reserve(auth.keyId);
+    if (slot.ok || !whileRefused) return slot;
+    await whileRefused();
+    if (Date.now() >= deadline) return slot;
+    await delay(RESERVATION_POLL_MS);
+  }
+}
+
 /**
  * Finds the customer a POS names. Failed code lookups count against the API key; once over the
  * limit every code lookup of that key gets 429 until the window passes. `beforeCodeFailure` runs
@@ -119,13 +145,9 @@ async function resolveCustomer(
 ): Promise<CustomerState> {
   const isCode = 'code' in ref;
   // A code lookup is reserved before it runs, so parallel guesses cannot overtake the count.
-  const slot = isCode ? await deps.codeFailures.reserve(auth.keyId) : null;
-  if (slot && !slot.ok) {
-    // Parallel duplicates of one request hold reservations too: a duplicate is answered as such
-    // (409 in use, or the stored answer), never as a guess.
-    await options.beforeCodeFailure?.();
+  const slot = isCode ? await reserveCodeLookup(deps, auth, options.beforeCodeFailure) : null;
+  if (slot && !slot.ok)
     throw rateLimitedError('Too many failed code lookups; try again later', slot.retryAfter);
-  }
   const tierWindowDays = auth.rules.tiers.length > 0 ? auth.rules.tierWindowDays : null;
   const customer = await findCustomerState(deps.db, { merchantId: auth.merchantId, ref, tierWindowDays });
   if (customer) {
