@@ -51,6 +51,7 @@ function productionEnv(d: TestDatabase, port: number): Record<string, string> {
     LOG_LEVEL: 'warn',
     WORKERS_ENABLED: '0',
     APP_ENCRYPTION_KEY: randomBytes(32).toString('hex'),
+    METRICS_TOKEN: randomBytes(24).toString('hex'),
   };
 }
 

@@ -218,13 +218,17 @@ describe.skipIf(MISSING !== null)(
         await expect
           .poll(async () => countByWebhookId(receiver).size, { timeout: 30_000, interval: 250 })
           .toBe(200);
-        const events = await database.db
-          .selectFrom('outbox_events')
-          .select((eb) => eb.fn.countAll<number>().as('n'))
-          .where('endpoint_id', '=', endpointId)
-          .where('status', '=', 'delivered')
-          .executeTakeFirst();
-        expect(Number(events?.n)).toBe(200);
+        // The receiver answers before the worker records the delivery: wait for the last records.
+        const delivered = async () => {
+          const events = await database.db
+            .selectFrom('outbox_events')
+            .select((eb) => eb.fn.countAll<number>().as('n'))
+            .where('endpoint_id', '=', endpointId)
+            .where('status', '=', 'delivered')
+            .executeTakeFirst();
+          return Number(events?.n);
+        };
+        await expect.poll(delivered, { timeout: 10_000, interval: 250 }).toBe(200);
         const duplicates = [...countByWebhookId(receiver).values()].filter((n) => n > 1).length;
         console.log(
           `two APIs + two workers through PgBouncer: 200 commits, 200 events, ${duplicates} duplicated`,

@@ -102,25 +102,27 @@ export async function migrateToLatest<T>(
   db: Kysely<T>,
   list: MigrationList = MIGRATIONS,
 ): Promise<MigrationResult[]> {
-  const state = await readSchemaState(db, list);
-  if (state.unknown.length > 0) {
-    if (state.pending.length === 0) return [];
-    throw new SchemaError(
-      `the database holds migrations this release does not know (${names(state.unknown)}) and lacks ` +
-        `some it needs (${state.pending.join(', ')}): it was migrated by another line of releases. ` +
-        'Deploy the release that made it, or restore a backup taken with this release.',
-    );
-  }
   // On one connection without the pool's statement_timeout (the API's pool has one): building an
   // index on a big table may rightly take longer than any request should.
-  const { error, results } = await db.connection().execute(async (conn) => {
+  const outcome = await db.connection().execute(async (conn) => {
     await sql`set statement_timeout = 0`.execute(conn);
     try {
+      const state = await readSchemaState(conn, list);
+      if (state.unknown.length > 0) {
+        if (state.pending.length === 0) return null;
+        throw new SchemaError(
+          `the database holds migrations this release does not know (${names(state.unknown)}) and lacks ` +
+            `some it needs (${state.pending.join(', ')}): it was migrated by another line of releases. ` +
+            'Deploy the release that made it, or restore a backup taken with this release.',
+        );
+      }
       return await createMigrator(conn, list).migrateToLatest();
     } finally {
       await sql`reset statement_timeout`.execute(conn).catch(() => {});
     }
   });
+  if (outcome === null) return [];
+  const { error, results } = outcome;
   if (error) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
     throw new Error(`migration ${failed} failed: ${error instanceof Error ? error.message : String(error)}`, {

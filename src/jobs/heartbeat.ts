@@ -66,7 +66,9 @@ export function startHeartbeat(
     running = beat(db, meta).catch(onError);
   };
   tick();
-  void db
+  // Awaited by the stop function too: a shutdown right after the start must not close the pool
+  // under this query.
+  const forgetting = db
     .deleteFrom('worker_heartbeats')
     .where('last_seen_at', '<', sql<Date>`now() - make_interval(days => ${FORGET_AFTER_DAYS})`)
     .execute()
@@ -75,7 +77,7 @@ export function startHeartbeat(
   timer.unref();
   return async () => {
     clearInterval(timer);
-    await running;
+    await Promise.all([running, forgetting]);
     await db
       .deleteFrom('worker_heartbeats')
       .where('worker_id', '=', options.workerId)

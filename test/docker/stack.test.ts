@@ -64,7 +64,8 @@ let work = '';
 let repo = '';
 let project = '';
 let ports: { api: number; worker: number; postgres: number; redis: number };
-const secrets = { metrics: randomBytes(12).toString('hex'), admin: randomBytes(16).toString('hex') };
+// Production refuses secrets shorter than 32 characters.
+const secrets = { metrics: randomBytes(24).toString('hex'), admin: randomBytes(24).toString('hex') };
 const releases: string[] = [];
 
 const apiUrl = (route: string) => `http://127.0.0.1:${ports.api}${route}`;
