@@ -40,12 +40,14 @@ export async function startPgBouncer(options: {
   const dir = mkdtempSync(path.join(tmpdir(), 'pgbouncer-'));
   // PgBouncer refuses to run as root; it then switches to the postgres user, who must read these.
   chmodSync(dir, 0o755);
-  writeFileSync(path.join(dir, 'users.txt'), `"${user}" ""\n`, { mode: 0o644 });
+  // The server's password (the embedded server has one) goes to PgBouncer's own server logins.
+  const password = decodeURIComponent(server.password);
+  writeFileSync(path.join(dir, 'users.txt'), `"${user}" "${password}"\n`, { mode: 0o644 });
   writeFileSync(
     path.join(dir, 'pgbouncer.ini'),
     [
       '[databases]',
-      `* = host=${server.hostname} port=${server.port || 5432}`,
+      `* = host=${server.hostname} port=${server.port || 5432}${password ? ` password=${password}` : ''}`,
       '[pgbouncer]',
       'listen_addr = 127.0.0.1',
       `listen_port = ${port}`,
