@@ -2,8 +2,8 @@
 # Gets this machine ready for the stack test (test/docker/stack.test.ts) and reuses whatever is
 # already there: Debian's docker.io (dockerd, /usr/bin/docker 20.10), debootstrap and docker-compose
 # installed with apt-get when missing (as root); dockerd started when it is not running; the base
-# image node:20-bookworm-slim built from Debian packages when missing (../shared/tools/
-# docker-base-image.sh beside the repository, or BASE_IMAGE_SCRIPT); the stand-in images of the
+# image node:20-bookworm-slim built from Debian packages when missing (test/docker/base-image.sh,
+# or the script BASE_IMAGE_SCRIPT names); the stand-in images of the
 # compose file's postgres and redis (standins.Dockerfile) built or refreshed from the build cache.
 #   test/docker/prepare.sh           everything
 #   test/docker/prepare.sh engine    the packages and dockerd only
@@ -12,9 +12,8 @@
 set -euo pipefail
 DOCKER=/usr/bin/docker
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
 BASE_IMAGE=node:20-bookworm-slim
-BASE_IMAGE_SCRIPT=${BASE_IMAGE_SCRIPT:-$ROOT/../shared/tools/docker-base-image.sh}
+BASE_IMAGE_SCRIPT=${BASE_IMAGE_SCRIPT:-$HERE/base-image.sh}
 STANDIN_POSTGRES=${STANDIN_POSTGRES:-loyalty-standin-postgres:15}
 STANDIN_REDIS=${STANDIN_REDIS:-loyalty-standin-redis:7}
 
