@@ -6,6 +6,7 @@ import { type FailureLimiter, type Reservation, rateLimitedError } from '../../h
 import type { OutboxNotifier } from '../../jobs/outbox.notify.js';
 import { type CustomerRef, type CustomerState, findCustomerState } from '../customers/customers.service.js';
 import { findConcurrentResult, requestHash, runIdempotent } from '../ledger/idempotency.service.js';
+import type { CommitBatcher } from '../ledger/ledger.batcher.js';
 import {
   type CommitResult,
   commitPurchase,
@@ -33,6 +34,8 @@ export interface IntegrationDeps {
   contexts: ContextCache;
   /** Wakes the outbox workers after a commit or refund. */
   notifier?: OutboxNotifier;
+  /** Group commit of purchases (GROUP_COMMIT); absent: each commit in its own transaction. */
+  commits?: CommitBatcher;
 }
 
 /**
@@ -251,6 +254,7 @@ export async function commitForPos(
         context: body,
         idempotencyKey,
         requestHash: hash,
+        batcher: deps.commits,
       });
     },
   );

@@ -23,6 +23,7 @@ export const LEDGER_FUNCTIONS = [
   'loyalty_land_points',
   'loyalty_settle_debts',
   'loyalty_commit_purchase',
+  'loyalty_commit_purchases',
   'loyalty_refund_purchase',
   'loyalty_adjust_points',
   'loyalty_expire_points',
