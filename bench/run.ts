@@ -21,6 +21,7 @@ import {
   commitForPos,
   type IntegrationDeps,
 } from '../src/modules/integration/integration.service.js';
+import { CommitBatcher } from '../src/modules/ledger/ledger.batcher.js';
 import { findApiKey } from '../src/modules/merchants/merchants.service.js';
 import { createWebhookEndpoint } from '../src/modules/webhooks/webhooks.service.js';
 import { type ApiProcess, startApi } from './lib/api-process.js';
@@ -49,6 +50,7 @@ import {
   walTable,
 } from './lib/report.js';
 import { checkLedger, issueCodes, seedMerchant } from './lib/seed.js';
+import { RssSampler } from './lib/soak.js';
 import { messageOf, PhaseRecorder } from './lib/stats.js';
 import { WaitSampler } from './lib/waits.js';
 import { walBetween, walSnapshot } from './lib/wal.js';
@@ -66,6 +68,9 @@ import { Workload } from './lib/workload.js';
 //   DATABASE_POOL_MAX     the API's pool (default 20); the ceiling's pool has the same size
 //   BENCH_API_CPU_PROF    a directory: the API runs with --cpu-prof and writes its profile there
 //   BENCH_OUTBOX          0 skips the outbox phase (default 1)
+//   BENCH_SOAK_SECONDS    length of the soak phase (default 20; 600 for the 10-minute memory run; 0 skips)
+//   BENCH_SOAK_RATE       commits/s during the soak (default 200)
+//   GROUP_COMMIT          passed to the API (src/config.ts); the SQL path phase batches the same way
 //
 // Phases: (a) commits, closed loop; (b) resolves by id and by code, closed loop; (c) commits at a
 // fixed rate, open loop; (d) the database's ceiling: the statements the API sends per commit, through
@@ -81,6 +86,9 @@ import { Workload } from './lib/workload.js';
 // process that answers 204 at once, until all are delivered or 3 x BENCH_SECONDS passed. Its clock
 // starts at the worker's first claim (start-up is not measured). Prints a table and writes
 // bench/results/latest.json. Exits non-zero only when the benchmark itself fails.
+// (f) soak: commits at BENCH_SOAK_RATE for BENCH_SOAK_SECONDS with a worker delivering their events;
+// the resident memory (RSS) of the API and the worker is sampled every second and printed as
+// start/end/max (bench/lib/soak.ts).
 
 const TARGET_RATIO = 0.8;
 /** API commits against the minimal accrual write of the same run (issue 12: twice 0.17x). */
@@ -102,7 +110,12 @@ function intFromEnv(name: string, fallback: number, min: number, max: number): n
 }
 
 function readSettings() {
-  const { config } = loadConfig({ DATABASE_POOL_MAX: process.env.DATABASE_POOL_MAX });
+  const { config } = loadConfig({
+    DATABASE_POOL_MAX: process.env.DATABASE_POOL_MAX,
+    GROUP_COMMIT: process.env.GROUP_COMMIT,
+    GROUP_COMMIT_MAX_BATCH: process.env.GROUP_COMMIT_MAX_BATCH,
+    GROUP_COMMIT_IN_FLIGHT: process.env.GROUP_COMMIT_IN_FLIGHT,
+  });
   return {
     concurrency: intFromEnv('BENCH_CONCURRENCY', 32, 1, 1024),
     seconds: intFromEnv('BENCH_SECONDS', 10, 1, 3600),
@@ -110,7 +123,12 @@ function readSettings() {
     rate: intFromEnv('BENCH_RATE', 1_000, 1, 100_000),
     customers: intFromEnv('BENCH_CUSTOMERS', 2_000, 10, 1_000_000),
     outbox: intFromEnv('BENCH_OUTBOX', 1, 0, 1) === 1,
+    soakSeconds: intFromEnv('BENCH_SOAK_SECONDS', 20, 0, 86_400),
+    soakRate: intFromEnv('BENCH_SOAK_RATE', 200, 1, 100_000),
     poolMax: config.DATABASE_POOL_MAX,
+    groupCommit: config.GROUP_COMMIT
+      ? { maxBatch: config.GROUP_COMMIT_MAX_BATCH, inFlight: config.GROUP_COMMIT_IN_FLIGHT }
+      : null,
   };
 }
 
@@ -220,6 +238,7 @@ async function main(): Promise<void> {
         WORKERS_ENABLED: '0',
         APP_ENCRYPTION_KEY: encryptionKey,
         DATABASE_POOL_MAX: String(settings.poolMax),
+        GROUP_COMMIT: settings.groupCommit ? '1' : '0',
       },
     });
     cleanups.push({ name: 'API process', run: () => api.stop() });
@@ -348,6 +367,8 @@ async function main(): Promise<void> {
       codeFailures: new FailureLimiter({ redis: null, max: 10, windowSeconds: 60, prefix: 'bench' }),
       // The API caches checked POS contexts the same way, so the ceiling sends the same statements.
       contexts: new ContextCache(),
+      // And it groups concurrent commits the same way (GROUP_COMMIT).
+      commits: settings.groupCommit ? new CommitBatcher(ceilingDb, settings.groupCommit) : undefined,
     };
     const ceilingOp =
       (phase: string): Operation =>
@@ -422,6 +443,17 @@ async function main(): Promise<void> {
 
     checkInterrupted();
 
+    const workerEnv = {
+      DATABASE_URL: scratchUrl,
+      WORKERS_ENABLED: '1',
+      WORKER_PORT: '0',
+      WEBHOOK_ALLOW_PRIVATE_NETWORKS: '1',
+      LOG_LEVEL: 'warn',
+      OUTBOX_POLL_INTERVAL_MS: '50',
+      NODE_ENV: 'development',
+      APP_ENCRYPTION_KEY: encryptionKey,
+      DATABASE_POOL_MAX: String(settings.poolMax),
+    };
     // (e) the outbox: one worker delivers the pending events of (a)-(d) to a fast local receiver
     const runOutbox = async () => {
       const backlog = await outboxBacklog(db, merchant.merchantId);
@@ -443,17 +475,6 @@ async function main(): Promise<void> {
       });
       const countsBefore = await outboxCounts(db);
       await checkpoint();
-      const workerEnv = {
-        DATABASE_URL: scratchUrl,
-        WORKERS_ENABLED: '1',
-        WORKER_PORT: '0',
-        WEBHOOK_ALLOW_PRIVATE_NETWORKS: '1',
-        LOG_LEVEL: 'warn',
-        OUTBOX_POLL_INTERVAL_MS: '50',
-        NODE_ENV: 'development',
-        APP_ENCRYPTION_KEY: encryptionKey,
-        DATABASE_POOL_MAX: String(settings.poolMax),
-      };
       // What the worker runs with (OUTBOX_* of this environment pass through to it).
       const workerConfig = loadConfig({ ...process.env, ...workerEnv }).config;
       say(
@@ -554,8 +575,61 @@ async function main(): Promise<void> {
     const outbox = settings.outbox ? await runOutbox() : null;
     checkInterrupted();
 
+    // (f) soak: constant load with a worker delivering, RSS of both sampled
+    const runSoak = async () => {
+      const worker = startWorker({ cwd: repoRoot, env: workerEnv });
+      cleanups.push({ name: 'soak worker', run: () => worker.stop() });
+      // Its heartbeat says it has started (start-up is not part of the phase).
+      const startedBy = Date.now() + 60_000;
+      for (;;) {
+        const { rows } = await sql<{ n: number }>`select count(*)::int as n from worker_heartbeats`.execute(
+          db,
+        );
+        if ((rows[0]?.n ?? 0) > 0) break;
+        const reason = worker.exitReason();
+        if (reason) throw new Error(`the soak worker exited: ${reason}`);
+        if (Date.now() > startedBy) throw new Error('the soak worker did not start within 60 s');
+        await sleep(250);
+      }
+      worker.markReady();
+      say(
+        `· soak (open, ${settings.soakRate}/s, with a worker), ${settings.soakSeconds} s, RSS sampled every 1 s ...`,
+      );
+      const rss = new RssSampler([
+        { name: 'api', pid: api.pid },
+        { name: 'worker', pid: worker.pid },
+      ]);
+      const recorder = new PhaseRecorder();
+      const finish = await observe(api.pid);
+      rss.start();
+      const result = await runOpenLoop(
+        { rate: settings.soakRate, durationMs: settings.soakSeconds * 1000, maxInFlight: 1_000, shouldStop },
+        commitOp(openClient, 's'),
+        recorder,
+      );
+      const figures = rss.stop();
+      const { cpu, postgresWaits } = await finish();
+      await worker.stop();
+      const mode = `open, ${settings.soakRate}/s + worker`;
+      const phase = phaseResult(
+        { key: 'soak', name: 'soak', mode, elapsedMs: result.elapsedMs, cpu, postgresWaits },
+        recorder,
+      );
+      return { phase, rss: figures };
+    };
+    const soak = settings.soakSeconds > 0 ? await runSoak() : null;
+    checkInterrupted();
+
     const ledger = await checkLedger(db, merchant.merchantId);
-    const phases = [commits, resolves, latency, ceiling, minimal, ...(outbox ? [outbox.phase] : [])];
+    const phases = [
+      commits,
+      resolves,
+      latency,
+      ceiling,
+      minimal,
+      ...(outbox ? [outbox.phase] : []),
+      ...(soak ? [soak.phase] : []),
+    ];
     const ratio = ceiling.opsPerSec > 0 ? commits.opsPerSec / ceiling.opsPerSec : 0;
     const minimalRatio = minimal.opsPerSec > 0 ? commits.opsPerSec / minimal.opsPerSec : 0;
     const rateReached = latency.opsPerSec >= settings.rate * 0.95;
@@ -629,7 +703,8 @@ async function main(): Promise<void> {
     say(
       `setup     ${settings.customers} customers, ${settings.concurrency} POS clients (keep-alive), ` +
         `${settings.seconds} s per phase after ${settings.warmupSeconds} s warm-up, API pool ${settings.poolMax}, ` +
-        `REDIS_URL ${process.env.REDIS_URL ? 'set' : 'unset'}; commits: half earn-only, half earn+redeem`,
+        `REDIS_URL ${process.env.REDIS_URL ? 'set' : 'unset'}; commits: half earn-only, half earn+redeem; ` +
+        `group commit ${settings.groupCommit ? `on (batches of up to ${settings.groupCommit.maxBatch}, ${settings.groupCommit.inFlight} in flight)` : 'off'}`,
     );
     say('');
     say(phaseTable(phases));
@@ -714,6 +789,15 @@ async function main(): Promise<void> {
       say(`API log   ${api.linesSinceReady()} chunks at warn or above during the run; last lines:`);
       for (const line of api.tail().slice(-5)) say(`  ${line.slice(0, 300)}`);
     }
+    if (soak) {
+      const mib = (v: number | null) => (v === null ? 'n/a' : `${v.toFixed(1)} MiB`);
+      for (const r of soak.rss) {
+        say(
+          `RSS       ${r.name.padEnd(6)} start ${mib(r.startMiB)}, end ${mib(r.endMiB)}, max ${mib(r.maxMiB)} ` +
+            `(${r.samples} samples over ${soak.phase.elapsedSeconds.toFixed(0)} s at ${settings.soakRate} commits/s)`,
+        );
+      }
+    }
     say('');
     say(
       `commit ratio API/own SQL path = ${ratio.toFixed(2)}, API/minimal write = ${minimalRatio.toFixed(2)}`,
@@ -747,6 +831,7 @@ async function main(): Promise<void> {
       ceilingStatementsPerCommit: perCommit,
       ledger,
       outbox: outbox ? outbox.details : { skipped: settings.outbox ? 'no pending events' : 'BENCH_OUTBOX=0' },
+      soakRss: soak ? soak.rss : null,
       apiLogChunksDuringRun: api.linesSinceReady(),
     };
     mkdirSync(path.dirname(resultsFile), { recursive: true });

@@ -5,7 +5,7 @@ import type { WalUse } from './wal.js';
 
 /** The figures of one measured phase. */
 export interface PhaseResult {
-  key: 'commit' | 'resolve' | 'latency' | 'ceiling' | 'minimal' | 'outbox';
+  key: 'commit' | 'resolve' | 'latency' | 'ceiling' | 'minimal' | 'outbox' | 'soak';
   name: string;
   mode: string;
   elapsedSeconds: number;
