@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestApp } from '../../../test/helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db.js';
 import {
   createTestCustomer,
@@ -8,6 +9,7 @@ import {
   type TestMerchant,
 } from '../../../test/helpers/factories.js';
 import { findLedgerViolations, findProvenanceViolations } from '../../../test/helpers/ledger.js';
+import { commitPayload, postCommit } from '../../../test/helpers/pos.js';
 import { AppError } from '../../http/errors.js';
 import { findCustomerState } from '../customers/customers.service.js';
 import { requestHash } from './idempotency.service.js';
@@ -230,5 +232,35 @@ describe('group commit', () => {
     expect(rows[0]?.n).toBe(rounds * 32);
     expect(await findLedgerViolations(t.db)).toEqual([]);
     expect(await findProvenanceViolations(t.db)).toEqual([]);
+  });
+});
+
+describe('group commit through the POS API (GROUP_COMMIT=1)', () => {
+  it('answers every parallel commit once, with the books adding up', { timeout: 120_000 }, async () => {
+    const api = await createTestApp({ env: { GROUP_COMMIT: '1', GROUP_COMMIT_IN_FLIGHT: '2' } });
+    try {
+      const shop = await createTestMerchant(api.db);
+      const customers = await Promise.all(
+        Array.from(
+          { length: 4 },
+          async () => (await createTestCustomer(api.db, { merchant: shop, points: 500 })).customerId,
+        ),
+      );
+      const bodies = Array.from({ length: 24 }, (_, i) =>
+        commitPayload(shop, {
+          customerId: customers[i % customers.length] as string,
+          total: 10_000,
+          redeemPoints: i % 2,
+        }),
+      );
+      const answers = await Promise.all(bodies.map((body) => postCommit(api.app, shop, body)));
+      expect(answers.map((res) => res.statusCode)).toEqual(bodies.map(() => 201));
+      const orderIds = answers.map((res) => res.json<CommitResult>().purchase.orderId);
+      expect(orderIds).toEqual(bodies.map((body) => body.orderId));
+      expect(await findLedgerViolations(api.db)).toEqual([]);
+      expect(await findProvenanceViolations(api.db)).toEqual([]);
+    } finally {
+      await api.close();
+    }
   });
 });
