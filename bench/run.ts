@@ -21,12 +21,14 @@ import {
   commitForPos,
   type IntegrationDeps,
 } from '../src/modules/integration/integration.service.js';
+import { CommitBatcher } from '../src/modules/ledger/ledger.batcher.js';
 import { findApiKey } from '../src/modules/merchants/merchants.service.js';
 import { createWebhookEndpoint } from '../src/modules/webhooks/webhooks.service.js';
 import { type ApiProcess, startApi } from './lib/api-process.js';
 import { cpuBetween, cpuSnapshot } from './lib/cpu.js';
 import { type Operation, runClosedLoop, runOpenLoop } from './lib/drivers.js';
 import { HttpClient, keepAliveAgent } from './lib/http.js';
+import { minimalWriteOp, prepareMinimalWrite } from './lib/minimal-write.js';
 import {
   drainOutbox,
   FastReceiver,
@@ -40,14 +42,18 @@ import {
   type PhaseResult,
   phaseResult,
   phaseTable,
+  postgresCpuMsPerOp,
   round,
   type TargetResult,
   targetTable,
   waitTable,
+  walTable,
 } from './lib/report.js';
 import { checkLedger, issueCodes, seedMerchant } from './lib/seed.js';
+import { RssSampler } from './lib/soak.js';
 import { messageOf, PhaseRecorder } from './lib/stats.js';
 import { WaitSampler } from './lib/waits.js';
+import { walBetween, walSnapshot } from './lib/wal.js';
 import { Workload } from './lib/workload.js';
 
 // `npm run bench`: load benchmark of the POS integration API against a scratch database.
@@ -57,25 +63,38 @@ import { Workload } from './lib/workload.js';
 //   BENCH_CONCURRENCY     POS clients in the closed-loop phases and the ceiling (default 32)
 //   BENCH_SECONDS         length of each measured phase (default 10)
 //   BENCH_WARMUP_SECONDS  unmeasured warm-up before each phase (default 2)
-//   BENCH_RATE            commits/s of the open-loop latency phase (default 500)
+//   BENCH_RATE            commits/s of the open-loop latency phase (default 1000)
 //   BENCH_CUSTOMERS       customers seeded (default 2000)
 //   DATABASE_POOL_MAX     the API's pool (default 20); the ceiling's pool has the same size
 //   BENCH_API_CPU_PROF    a directory: the API runs with --cpu-prof and writes its profile there
 //   BENCH_OUTBOX          0 skips the outbox phase (default 1)
+//   BENCH_SOAK_SECONDS    length of the soak phase (default 20; 600 for the 10-minute memory run; 0 skips)
+//   BENCH_SOAK_RATE       commits/s during the soak (default 200)
+//   GROUP_COMMIT          passed to the API (src/config.ts); the SQL path phase batches the same way
 //
 // Phases: (a) commits, closed loop; (b) resolves by id and by code, closed loop; (c) commits at a
 // fixed rate, open loop; (d) the database's ceiling: the statements the API sends per commit, through
 // the app's own service function (commitForPos) on a pg pool, no HTTP. (d) runs right after (a), so
-// the ratio of the two compares like with like on a machine whose other load drifts. (e) the outbox:
+// the ratio of the two compares like with like on a machine whose other load drifts. (m) the minimal
+// accrual write (bench/lib/minimal-write.ts): one statement per transaction that updates a balance
+// row and inserts one ledger row and one outbox row, same clients and pool, right after (d); the
+// ceiling of any commit path on this server. Each of (a)-(d) and (m) also prints the WAL it wrote
+// per operation (pg_stat_wal; server-wide) and the scratch database's PostgreSQL CPU per operation.
+// (e) the outbox:
 // the API runs without workers, so (a)-(d) leave thousands of pending `purchase.committed` events;
 // one worker process (src/worker.ts) fans them out to a webhook endpoint on a receiver in this
 // process that answers 204 at once, until all are delivered or 3 x BENCH_SECONDS passed. Its clock
 // starts at the worker's first claim (start-up is not measured). Prints a table and writes
 // bench/results/latest.json. Exits non-zero only when the benchmark itself fails.
+// (f) soak: commits at BENCH_SOAK_RATE for BENCH_SOAK_SECONDS with a worker delivering their events;
+// the resident memory (RSS) of the API and the worker is sampled every second and printed as
+// start/end/max (bench/lib/soak.ts).
 
 const TARGET_RATIO = 0.8;
-const TARGET_P99_MS = 50;
-const TARGET_RESOLVES_PER_SEC = 3_000;
+/** API commits against the minimal accrual write of the same run (issue 12: twice 0.17x). */
+const TARGET_MINIMAL_RATIO = 0.35;
+const TARGET_P99_MS = 20;
+const TARGET_RESOLVES_PER_SEC = 10_000;
 const STARTING_POINTS = 10_000;
 const PURCHASES = '/api/v1/integration/purchases';
 const RESOLVE = '/api/v1/integration/customers/resolve';
@@ -91,15 +110,25 @@ function intFromEnv(name: string, fallback: number, min: number, max: number): n
 }
 
 function readSettings() {
-  const { config } = loadConfig({ DATABASE_POOL_MAX: process.env.DATABASE_POOL_MAX });
+  const { config } = loadConfig({
+    DATABASE_POOL_MAX: process.env.DATABASE_POOL_MAX,
+    GROUP_COMMIT: process.env.GROUP_COMMIT,
+    GROUP_COMMIT_MAX_BATCH: process.env.GROUP_COMMIT_MAX_BATCH,
+    GROUP_COMMIT_IN_FLIGHT: process.env.GROUP_COMMIT_IN_FLIGHT,
+  });
   return {
     concurrency: intFromEnv('BENCH_CONCURRENCY', 32, 1, 1024),
     seconds: intFromEnv('BENCH_SECONDS', 10, 1, 3600),
     warmupSeconds: intFromEnv('BENCH_WARMUP_SECONDS', 2, 0, 600),
-    rate: intFromEnv('BENCH_RATE', 500, 1, 100_000),
+    rate: intFromEnv('BENCH_RATE', 1_000, 1, 100_000),
     customers: intFromEnv('BENCH_CUSTOMERS', 2_000, 10, 1_000_000),
     outbox: intFromEnv('BENCH_OUTBOX', 1, 0, 1) === 1,
+    soakSeconds: intFromEnv('BENCH_SOAK_SECONDS', 20, 0, 86_400),
+    soakRate: intFromEnv('BENCH_SOAK_RATE', 200, 1, 100_000),
     poolMax: config.DATABASE_POOL_MAX,
+    groupCommit: config.GROUP_COMMIT
+      ? { maxBatch: config.GROUP_COMMIT_MAX_BATCH, inFlight: config.GROUP_COMMIT_IN_FLIGHT }
+      : null,
   };
 }
 
@@ -209,6 +238,7 @@ async function main(): Promise<void> {
         WORKERS_ENABLED: '0',
         APP_ENCRYPTION_KEY: encryptionKey,
         DATABASE_POOL_MAX: String(settings.poolMax),
+        GROUP_COMMIT: settings.groupCommit ? '1' : '0',
       },
     });
     cleanups.push({ name: 'API process', run: () => api.stop() });
@@ -288,10 +318,12 @@ async function main(): Promise<void> {
       await checkpoint();
       say(`· ${base.name} (${base.mode}), ${settings.seconds} s ...`);
       const recorder = new PhaseRecorder();
+      const walBefore = await walSnapshot(db);
       const finish = await observe(api.pid);
       const { elapsedMs } = await run(recorder);
       const { cpu, postgresWaits } = await finish();
-      return phaseResult({ ...base, elapsedMs, cpu, postgresWaits }, recorder);
+      const wal = walBetween(walBefore, await walSnapshot(db), recorder.ok);
+      return phaseResult({ ...base, elapsedMs, cpu, postgresWaits, wal }, recorder);
     };
     const closedMode = `closed, ${settings.concurrency} clients`;
 
@@ -335,6 +367,8 @@ async function main(): Promise<void> {
       codeFailures: new FailureLimiter({ redis: null, max: 10, windowSeconds: 60, prefix: 'bench' }),
       // The API caches checked POS contexts the same way, so the ceiling sends the same statements.
       contexts: new ContextCache(),
+      // And it groups concurrent commits the same way (GROUP_COMMIT).
+      commits: settings.groupCommit ? new CommitBatcher(ceilingDb, settings.groupCommit) : undefined,
     };
     const ceilingOp =
       (phase: string): Operation =>
@@ -350,7 +384,7 @@ async function main(): Promise<void> {
       };
     await warmup(ceilingOp('wd'));
     const ceiling = await measure(
-      { key: 'ceiling', name: 'commit  pg ceiling', mode: `${closedMode}, pool ${settings.poolMax}` },
+      { key: 'ceiling', name: 'commit  SQL path', mode: `${closedMode}, pool ${settings.poolMax}` },
       (r) => {
         counting = true;
         return runClosedLoop(closed, ceilingOp('d'), r).finally(() => {
@@ -359,6 +393,22 @@ async function main(): Promise<void> {
       },
     );
     await closeCeiling();
+
+    // (m) the minimal accrual write, right after (d): same clients, a pool of the same size
+    await prepareMinimalWrite(db, merchant.merchantId);
+    const minimalPool = createDatabase({
+      connectionString: scratchUrl,
+      max: settings.poolMax,
+      applicationName: 'loyalty-bench-minimal',
+    });
+    cleanups.push({ name: 'minimal-write pool', run: () => minimalPool.db.destroy() });
+    const minimalOp = minimalWriteOp(minimalPool.pool, () => workload.randomCustomer());
+    await warmup(minimalOp);
+    const minimal = await measure(
+      { key: 'minimal', name: 'minimal write', mode: `${closedMode}, pool ${settings.poolMax}` },
+      (r) => runClosedLoop(closed, minimalOp, r),
+    );
+    await minimalPool.db.destroy();
 
     // (b) resolves by id and by code; the codes are issued just before (they are not consumed)
     say('· issuing a code for every customer ...');
@@ -393,6 +443,17 @@ async function main(): Promise<void> {
 
     checkInterrupted();
 
+    const workerEnv = {
+      DATABASE_URL: scratchUrl,
+      WORKERS_ENABLED: '1',
+      WORKER_PORT: '0',
+      WEBHOOK_ALLOW_PRIVATE_NETWORKS: '1',
+      LOG_LEVEL: 'warn',
+      OUTBOX_POLL_INTERVAL_MS: '50',
+      NODE_ENV: 'development',
+      APP_ENCRYPTION_KEY: encryptionKey,
+      DATABASE_POOL_MAX: String(settings.poolMax),
+    };
     // (e) the outbox: one worker delivers the pending events of (a)-(d) to a fast local receiver
     const runOutbox = async () => {
       const backlog = await outboxBacklog(db, merchant.merchantId);
@@ -414,17 +475,6 @@ async function main(): Promise<void> {
       });
       const countsBefore = await outboxCounts(db);
       await checkpoint();
-      const workerEnv = {
-        DATABASE_URL: scratchUrl,
-        WORKERS_ENABLED: '1',
-        WORKER_PORT: '0',
-        WEBHOOK_ALLOW_PRIVATE_NETWORKS: '1',
-        LOG_LEVEL: 'warn',
-        OUTBOX_POLL_INTERVAL_MS: '50',
-        NODE_ENV: 'development',
-        APP_ENCRYPTION_KEY: encryptionKey,
-        DATABASE_POOL_MAX: String(settings.poolMax),
-      };
       // What the worker runs with (OUTBOX_* of this environment pass through to it).
       const workerConfig = loadConfig({ ...process.env, ...workerEnv }).config;
       say(
@@ -525,15 +575,74 @@ async function main(): Promise<void> {
     const outbox = settings.outbox ? await runOutbox() : null;
     checkInterrupted();
 
+    // (f) soak: constant load with a worker delivering, RSS of both sampled
+    const runSoak = async () => {
+      const worker = startWorker({ cwd: repoRoot, env: workerEnv });
+      cleanups.push({ name: 'soak worker', run: () => worker.stop() });
+      // Its heartbeat says it has started (start-up is not part of the phase).
+      const startedBy = Date.now() + 60_000;
+      for (;;) {
+        const { rows } = await sql<{ n: number }>`select count(*)::int as n from worker_heartbeats`.execute(
+          db,
+        );
+        if ((rows[0]?.n ?? 0) > 0) break;
+        const reason = worker.exitReason();
+        if (reason) throw new Error(`the soak worker exited: ${reason}`);
+        if (Date.now() > startedBy) throw new Error('the soak worker did not start within 60 s');
+        await sleep(250);
+      }
+      worker.markReady();
+      say(
+        `· soak (open, ${settings.soakRate}/s, with a worker), ${settings.soakSeconds} s, RSS sampled every 1 s ...`,
+      );
+      const rss = new RssSampler([
+        { name: 'api', pid: api.pid },
+        { name: 'worker', pid: worker.pid },
+      ]);
+      const recorder = new PhaseRecorder();
+      const finish = await observe(api.pid);
+      rss.start();
+      const result = await runOpenLoop(
+        { rate: settings.soakRate, durationMs: settings.soakSeconds * 1000, maxInFlight: 1_000, shouldStop },
+        commitOp(openClient, 's'),
+        recorder,
+      );
+      const figures = rss.stop();
+      const { cpu, postgresWaits } = await finish();
+      await worker.stop();
+      const mode = `open, ${settings.soakRate}/s + worker`;
+      const phase = phaseResult(
+        { key: 'soak', name: 'soak', mode, elapsedMs: result.elapsedMs, cpu, postgresWaits },
+        recorder,
+      );
+      return { phase, rss: figures };
+    };
+    const soak = settings.soakSeconds > 0 ? await runSoak() : null;
+    checkInterrupted();
+
     const ledger = await checkLedger(db, merchant.merchantId);
-    const phases = [commits, resolves, latency, ceiling, ...(outbox ? [outbox.phase] : [])];
+    const phases = [
+      commits,
+      resolves,
+      latency,
+      ceiling,
+      minimal,
+      ...(outbox ? [outbox.phase] : []),
+      ...(soak ? [soak.phase] : []),
+    ];
     const ratio = ceiling.opsPerSec > 0 ? commits.opsPerSec / ceiling.opsPerSec : 0;
+    const minimalRatio = minimal.opsPerSec > 0 ? commits.opsPerSec / minimal.opsPerSec : 0;
     const rateReached = latency.opsPerSec >= settings.rate * 0.95;
     const targets: TargetResult[] = [
       {
-        name: `commits >= ${TARGET_RATIO}x ceiling`,
+        name: `commits >= ${TARGET_RATIO}x own SQL path`,
         value: `${ratio.toFixed(2)}x (${commits.opsPerSec.toFixed(0)} / ${ceiling.opsPerSec.toFixed(0)} per s)`,
         pass: ratio >= TARGET_RATIO,
+      },
+      {
+        name: `commits >= ${TARGET_MINIMAL_RATIO}x minimal write`,
+        value: `${minimalRatio.toFixed(2)}x (${commits.opsPerSec.toFixed(0)} / ${minimal.opsPerSec.toFixed(0)} per s)`,
+        pass: minimalRatio >= TARGET_MINIMAL_RATIO && commits.errors === 0 && commits.non2xx === 0,
       },
       {
         name: `p99 <= ${TARGET_P99_MS} ms at ${settings.rate} commits/s`,
@@ -594,7 +703,8 @@ async function main(): Promise<void> {
     say(
       `setup     ${settings.customers} customers, ${settings.concurrency} POS clients (keep-alive), ` +
         `${settings.seconds} s per phase after ${settings.warmupSeconds} s warm-up, API pool ${settings.poolMax}, ` +
-        `REDIS_URL ${process.env.REDIS_URL ? 'set' : 'unset'}; commits: half earn-only, half earn+redeem`,
+        `REDIS_URL ${process.env.REDIS_URL ? 'set' : 'unset'}; commits: half earn-only, half earn+redeem; ` +
+        `group commit ${settings.groupCommit ? `on (batches of up to ${settings.groupCommit.maxBatch}, ${settings.groupCommit.inFlight} in flight)` : 'off'}`,
     );
     say('');
     say(phaseTable(phases));
@@ -611,6 +721,12 @@ async function main(): Promise<void> {
     say('');
     say('What the Postgres backends of the scratch database waited on (sampled every 25 ms)');
     say(waitTable(phases));
+    say('');
+    say(
+      'WAL per successful operation (pg_stat_wal and the insert position, server-wide: exact only when ' +
+        'nothing else writes on the server) and PostgreSQL CPU per operation (scratch database backends)',
+    );
+    say(walTable(phases));
     for (const phase of phases) {
       const failures = Object.entries(phase.failures);
       if (failures.length > 0) {
@@ -673,8 +789,19 @@ async function main(): Promise<void> {
       say(`API log   ${api.linesSinceReady()} chunks at warn or above during the run; last lines:`);
       for (const line of api.tail().slice(-5)) say(`  ${line.slice(0, 300)}`);
     }
+    if (soak) {
+      const mib = (v: number | null) => (v === null ? 'n/a' : `${v.toFixed(1)} MiB`);
+      for (const r of soak.rss) {
+        say(
+          `RSS       ${r.name.padEnd(6)} start ${mib(r.startMiB)}, end ${mib(r.endMiB)}, max ${mib(r.maxMiB)} ` +
+            `(${r.samples} samples over ${soak.phase.elapsedSeconds.toFixed(0)} s at ${settings.soakRate} commits/s)`,
+        );
+      }
+    }
     say('');
-    say(`commit ratio API/ceiling = ${ratio.toFixed(2)}`);
+    say(
+      `commit ratio API/own SQL path = ${ratio.toFixed(2)}, API/minimal write = ${minimalRatio.toFixed(2)}`,
+    );
     say(targetTable(targets));
 
     const results = {
@@ -693,10 +820,18 @@ async function main(): Promise<void> {
       phases,
       openLoop: { rate: settings.rate, ...openStats },
       commitRatio: round(ratio, 3),
+      minimalWriteRatio: round(minimalRatio, 3),
+      postgresCpuMsPerOp: Object.fromEntries(
+        phases.map((p) => {
+          const ms = postgresCpuMsPerOp(p);
+          return [p.key, ms === null ? null : round(ms, 3)];
+        }),
+      ),
       targets,
       ceilingStatementsPerCommit: perCommit,
       ledger,
       outbox: outbox ? outbox.details : { skipped: settings.outbox ? 'no pending events' : 'BENCH_OUTBOX=0' },
+      soakRss: soak ? soak.rss : null,
       apiLogChunksDuringRun: api.linesSinceReady(),
     };
     mkdirSync(path.dirname(resultsFile), { recursive: true });

@@ -32,6 +32,7 @@ import { clientRoutes } from './modules/client/client.routes.js';
 import { integrationRoutes } from './modules/integration/integration.routes.js';
 import { ContextCache } from './modules/integration/integration.service.js';
 import { ensureAppKey, sealPlaintextWebhookSecrets } from './modules/keys/keys.service.js';
+import { CommitBatcher } from './modules/ledger/ledger.batcher.js';
 import { CACHE_CHANNEL } from './modules/merchants/merchants.service.js';
 import { opsRoutes } from './modules/ops/ops.routes.js';
 import { portalRoutes } from './modules/portal/portal.routes.js';
@@ -151,6 +152,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const apiKeys = new ApiKeyAuthenticator(deps.db, config.API_KEY_CACHE_SECONDS);
   const contexts = new ContextCache(config.API_KEY_CACHE_SECONDS * 1000);
   const notifier = new OutboxNotifier(deps.db);
+  const commits = config.GROUP_COMMIT
+    ? new CommitBatcher(deps.db, {
+        maxBatch: config.GROUP_COMMIT_MAX_BATCH,
+        inFlight: config.GROUP_COMMIT_IN_FLIGHT,
+      })
+    : undefined;
   app.addHook('onClose', async () => notifier.close());
   if (deps.listener) {
     await deps.listener.listen(CACHE_CHANNEL);
@@ -216,7 +223,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       },
     }),
   );
-  await app.register(integrationRoutes({ db: deps.db, codeFailures, apiKeys, contexts, notifier }), {
+  await app.register(integrationRoutes({ db: deps.db, codeFailures, apiKeys, contexts, notifier, commits }), {
     prefix: '/api/v1/integration',
   });
   await app.register(clientRoutes({ db: deps.db, config }), { prefix: '/api/v1/client' });

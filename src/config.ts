@@ -70,6 +70,18 @@ const EnvSchema = z.object({
   DB_SLOW_QUERY_MS: int(0),
   /** statement_timeout of the API's pool, ms: a runaway query is cancelled instead of holding a connection; 0 = off. */
   DB_STATEMENT_TIMEOUT_MS: int(5000, 0, 3_600_000),
+  /**
+   * Group commit of POS purchases: commits that arrive while GROUP_COMMIT_IN_FLIGHT transactions of
+   * them are running wait for one to end and then run together, up to GROUP_COMMIT_MAX_BATCH in one
+   * transaction and one round trip (one WAL flush). A commit that arrives with a slot free runs at
+   * once, alone. Off by default: it pays where commits wait on the WAL flush, and costs CPU per
+   * commit where the CPU is the limit (docs/performance.md).
+   */
+  GROUP_COMMIT: bool(false),
+  /** Purchases per group-commit transaction at most. */
+  GROUP_COMMIT_MAX_BATCH: int(16, 2, 256),
+  /** Group-commit transactions running at once per API process (each holds a pool connection). */
+  GROUP_COMMIT_IN_FLIGHT: int(4, 1, 100),
   /** Old name of DB_SLOW_QUERY_MS (Prisma era); still read, with a warning. */
   PRISMA_SLOW_QUERY_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).optional()),
 

@@ -1,10 +1,11 @@
 import type { CpuUse } from './cpu.js';
 import type { Percentiles, PhaseRecorder } from './stats.js';
 import type { WaitShare } from './waits.js';
+import type { WalUse } from './wal.js';
 
 /** The figures of one measured phase. */
 export interface PhaseResult {
-  key: 'commit' | 'resolve' | 'latency' | 'ceiling' | 'outbox';
+  key: 'commit' | 'resolve' | 'latency' | 'ceiling' | 'minimal' | 'outbox' | 'soak';
   name: string;
   mode: string;
   elapsedSeconds: number;
@@ -21,6 +22,8 @@ export interface PhaseResult {
   cpu: CpuUse;
   /** What the scratch database's busy backends waited on, share of samples. */
   postgresWaits: WaitShare[];
+  /** WAL the server wrote during the phase (null: not measured, or PostgreSQL before 14). */
+  wal?: WalUse | null;
 }
 
 /** One of the targets the benchmark checks. */
@@ -39,6 +42,7 @@ export function phaseResult(
     elapsedMs: number;
     cpu: CpuUse;
     postgresWaits: WaitShare[];
+    wal?: WalUse | null;
   },
   recorder: PhaseRecorder,
 ): PhaseResult {
@@ -58,6 +62,7 @@ export function phaseResult(
     errorSamples: recorder.errorSamples,
     cpu: base.cpu,
     postgresWaits: base.postgresWaits,
+    ...(base.wal === undefined ? {} : { wal: base.wal }),
   };
 }
 
@@ -148,5 +153,31 @@ export function targetTable(targets: TargetResult[]): string {
     ['target', 'measured', ''],
     targets.map((t) => [t.name, t.value, t.pass === null ? 'info' : t.pass ? 'PASS' : 'MISS']),
     1,
+  );
+}
+
+/** PostgreSQL CPU (the scratch database's backends) per successful operation, in ms; null unknown. */
+export function postgresCpuMsPerOp(p: PhaseResult): number | null {
+  if (p.cpu.postgresPct === null || p.ok === 0) return null;
+  return (p.cpu.postgresPct / 100) * ((p.elapsedSeconds * 1000) / p.ok);
+}
+
+/** WAL records, bytes and full-page images per successful operation, and PostgreSQL CPU per operation. */
+export function walTable(phases: PhaseResult[]): string {
+  const num = (value: number | null | undefined, digits: number) =>
+    value === null || value === undefined ? 'n/a' : fixed(value, digits);
+  return table(
+    ['phase', 'mode', 'WAL records/op', 'WAL bytes/op', 'full pages/op', 'postgres CPU ms/op'],
+    phases
+      .filter((p) => p.wal !== undefined)
+      .map((p) => [
+        p.name,
+        p.mode,
+        num(p.wal?.recordsPerOp, 1),
+        num(p.wal?.bytesPerOp, 0),
+        num(p.wal?.fullPageImagesPerOp, 2),
+        num(postgresCpuMsPerOp(p), 3),
+      ]),
+    2,
   );
 }

@@ -274,6 +274,8 @@ export interface PortalUsers {
 }
 
 export interface Purchases {
+  balance_available: number | null;
+  balance_pending: number | null;
   created_at: Generated<Timestamp>;
   customer_id: string;
   device_id: string | null;
@@ -282,6 +284,7 @@ export interface Purchases {
   earned_points: number;
   eligible_amount: number;
   id: Generated<string>;
+  idempotency_key: string | null;
   line_eligible: boolean[] | null;
   manager_id: string | null;
   merchant_id: string;
@@ -292,6 +295,7 @@ export interface Purchases {
   refunded_amount: Generated<number>;
   refunded_eligible: Generated<number>;
   refunded_lines: ArrayType<number> | null;
+  request_hash: string | null;
   returned_points: Generated<number>;
   revoked_points: Generated<number>;
   status: Generated<string>;

@@ -6,6 +6,7 @@ import { type FailureLimiter, type Reservation, rateLimitedError } from '../../h
 import type { OutboxNotifier } from '../../jobs/outbox.notify.js';
 import { type CustomerRef, type CustomerState, findCustomerState } from '../customers/customers.service.js';
 import { findConcurrentResult, requestHash, runIdempotent } from '../ledger/idempotency.service.js';
+import type { CommitBatcher } from '../ledger/ledger.batcher.js';
 import {
   type CommitResult,
   commitPurchase,
@@ -33,6 +34,8 @@ export interface IntegrationDeps {
   contexts: ContextCache;
   /** Wakes the outbox workers after a commit or refund. */
   notifier?: OutboxNotifier;
+  /** Group commit of purchases (GROUP_COMMIT); absent: each commit in its own transaction. */
+  commits?: CommitBatcher;
 }
 
 /**
@@ -215,11 +218,17 @@ export async function commitForPos(
   idempotencyKey: string,
 ): Promise<{ result: CommitResult; isReplay: boolean }> {
   const hash = requestHash('purchases.commit', body);
+  const ref = toRef(body.customer);
+  // A lookup by id or phone has no side effects, so it runs beside the check for a stored answer
+  // (one round trip less before the commit); a code lookup counts against the key, so it waits.
+  const lookup =
+    'code' in ref ? null : Promise.all([resolveCustomer(deps, auth, ref), assertContext(deps, auth, body)]);
+  // A replay is answered without it, so its failure must not go unhandled.
+  lookup?.catch(() => {});
   const outcome = await runIdempotent(
     deps.db,
     { merchantId: auth.merchantId, key: idempotencyKey, hash },
     async () => {
-      const ref = toRef(body.customer);
       // A code used up by a request with this same key, running (409) or committed (its answer), is
       // no guess: it must not count against the key's code lookups.
       const beforeCodeFailure = async () => {
@@ -232,10 +241,11 @@ export async function commitForPos(
       };
       let customer: CustomerState;
       try {
-        [customer] = await Promise.all([
-          resolveCustomer(deps, auth, ref, { beforeCodeFailure }),
-          assertContext(deps, auth, body),
-        ]);
+        [customer] = await (lookup ??
+          Promise.all([
+            resolveCustomer(deps, auth, ref, { beforeCodeFailure }),
+            assertContext(deps, auth, body),
+          ]));
       } catch (error) {
         if (error instanceof StoredAnswer) return error.result as CommitResult & { replayed: true };
         throw error;
@@ -251,6 +261,7 @@ export async function commitForPos(
         context: body,
         idempotencyKey,
         requestHash: hash,
+        batcher: deps.commits,
       });
     },
   );

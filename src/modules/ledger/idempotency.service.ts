@@ -9,7 +9,8 @@ import { toAppError } from './ledger.errors.js';
 // same key + other body -> 422 idempotency_key_reuse; same key while the first request runs ->
 // 409 idempotency_key_in_use. The record is written by the ledger SQL function in the same
 // transaction as the operation (loyalty_idempotency_begin), so it exists exactly when the operation
-// committed: a request that failed leaves nothing behind and its retry runs again.
+// committed: a request that failed leaves nothing behind and its retry runs again. A purchase keeps
+// its key on its own row, a refund in idempotency_keys (loyalty_idempotency_find reads both).
 
 // Ids are UUIDs, which PostgreSQL reads in any letter case: one spelling for the hash.
 const ID_FIELDS = new Set(['customerId', 'outletId', 'deviceId', 'managerId', 'purchaseId']);
@@ -48,13 +49,13 @@ export async function findStoredResult(
   db: Executor,
   options: { merchantId: string; key: string; hash: string },
 ): Promise<unknown | null> {
-  const row = await db
-    .selectFrom('idempotency_keys')
-    .select(['request_hash', 'result'])
-    .where('merchant_id', '=', options.merchantId)
-    .where('key', '=', options.key)
-    .executeTakeFirst();
-  if (!row) return null;
+  // A purchase keeps its key on its own row, a refund in idempotency_keys: the function looks in both.
+  const { rows } = await sql<{ request_hash: string | null; result: unknown }>`
+    select request_hash, result from loyalty_idempotency_find(${options.merchantId}, ${options.key})`.execute(
+    db,
+  );
+  const row = rows[0];
+  if (!row || row.request_hash === null) return null;
   if (row.request_hash !== options.hash) {
     throw new AppError(
       'idempotency_key_reuse',

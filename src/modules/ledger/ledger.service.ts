@@ -9,6 +9,7 @@ import {
   RuleViolation,
 } from '../programme/programme.rules.js';
 import type { ProgrammeRules, Receipt } from '../programme/programme.schema.js';
+import type { CommitBatcher } from './ledger.batcher.js';
 import { toAppError } from './ledger.errors.js';
 
 /** Where a POS operation happened; ids are the platform's, checked against the merchant. */
@@ -82,7 +83,8 @@ export function quoteForCustomer(options: {
   }
 }
 
-async function callLedger<T>(
+/** Calls a ledger function that takes and returns one jsonb; its errors become AppErrors. */
+export async function callLedger<T>(
   db: Executor,
   fn: 'loyalty_commit_purchase' | 'loyalty_refund_purchase',
   p: object,
@@ -115,11 +117,13 @@ export async function commitPurchase(
     context: PosContext;
     idempotencyKey?: string;
     requestHash?: string;
+    /** Group commit: runs the call together with concurrent ones (GROUP_COMMIT). */
+    batcher?: CommitBatcher;
   },
 ): Promise<CommitResult & { replayed?: boolean }> {
   const { rules, receipt } = options;
   const quote = quoteForCustomer(options);
-  return callLedger<CommitResult>(db, 'loyalty_commit_purchase', {
+  const payload = {
     merchantId: options.merchantId,
     customerId: options.customer.id,
     orderId: options.orderId,
@@ -141,7 +145,9 @@ export async function commitPurchase(
     lineEligible: receipt.items?.map((item) => !isExcludedItem(rules, item)) ?? null,
     pendingDays: rules.pendingDays,
     lifetimeDays: rules.pointsLifetimeDays,
-  });
+  };
+  if (options.batcher) return options.batcher.commit<CommitResult>(payload);
+  return callLedger<CommitResult>(db, 'loyalty_commit_purchase', payload);
 }
 
 /** A receipt line to refund: by its position in the receipt (0-based) or its sku, and how much of it. */

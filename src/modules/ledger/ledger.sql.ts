@@ -3,14 +3,17 @@ import { fileURLToPath } from 'node:url';
 
 // The ledger's stored functions live as SQL source beside this module (./sql/<name>.sql, one
 // `create or replace function` each), so they are read and reviewed where they are used. The
-// migration that changes them installs the current files (0006_ledger_provenance); ledger.sql.test.ts
-// checks that the functions in the database equal these files.
+// migrations that change them install the current files (0006_ledger_provenance, 0012_write_path);
+// ledger.sql.test.ts checks that the functions in the database equal these files.
 
 /** Every ledger function, in install order (helpers before their callers). */
 export const LEDGER_FUNCTIONS = [
   'loyalty_iso',
+  'loyalty_uuidv7',
   'loyalty_pro_rata',
   'loyalty_balance_json',
+  'loyalty_purchase_answer',
+  'loyalty_idempotency_find',
   'loyalty_idempotency_begin',
   'loyalty_entry',
   'loyalty_move',
@@ -20,6 +23,7 @@ export const LEDGER_FUNCTIONS = [
   'loyalty_land_points',
   'loyalty_settle_debts',
   'loyalty_commit_purchase',
+  'loyalty_commit_purchases',
   'loyalty_refund_purchase',
   'loyalty_adjust_points',
   'loyalty_expire_points',

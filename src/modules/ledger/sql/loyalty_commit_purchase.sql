@@ -4,6 +4,10 @@
 --    receipt, lineEligible? (per receipt line: earns and may be paid with points), pendingDays,
 --    lifetimeDays?
 -- Lock order: balance row -> that customer's lots -> code row.
+-- What an earn-only purchase writes, and nothing more: the balance row (locked by the update that
+-- changes it), the purchase (its id time-ordered; it also keeps the Idempotency-Key and the balance
+-- of the answer, so a replay needs no record of its own), the earned lot, its ledger entry and the
+-- outbox event. docs/performance.md has the WAL this costs.
 create or replace function loyalty_commit_purchase(p jsonb) returns jsonb
 language plpgsql as $fn$
 declare
@@ -14,29 +18,55 @@ declare
   v_pending_days integer := (p->>'pendingDays')::integer;
   v_lifetime integer := (p->>'lifetimeDays')::integer;
   v_is_pending boolean := (p->>'pendingDays')::integer > 0;
-  v_purchase uuid := gen_random_uuid();
+  v_purchase uuid := loyalty_uuidv7();
   v_available bigint;
+  v_pending bigint;
   v_lot bigint;
   v_available_at timestamptz;
-  v_created timestamptz;
+  v_row purchases;
   v_result jsonb;
 begin
   v_result := loyalty_idempotency_begin(v_merchant, p->>'idempotencyKey', p->>'requestHash');
   if v_result is not null then return v_result; end if;
 
-  select available into v_available from balances
-  where customer_id = v_customer and merchant_id = v_merchant for update;
-  if not found then
-    raise exception 'customer_not_found' using detail = '{}';
-  end if;
-  -- Points past their expiry are not spendable, whether or not the expiry job ran.
-  if exists (select 1 from point_lots where customer_id = v_customer and state = 'active' and remaining > 0
-             and expires_at <= now()) then
-    v_available := v_available - loyalty_expire_customer(v_merchant, v_customer, now());
-  end if;
-  if v_available < v_redeem then
-    raise exception 'insufficient_points'
-      using detail = jsonb_build_object('available', v_available, 'requested', v_redeem)::text;
+  if v_redeem = 0 then
+    -- Earning only: one statement locks the balance row and adds the points. Expiring due lots
+    -- afterwards cannot take it below zero (the lots hold the stored balance), only lower it.
+    update balances
+    set available = available + case when v_is_pending then 0 else v_earn end,
+        pending = pending + case when v_is_pending then v_earn else 0 end,
+        updated_at = now()
+    where customer_id = v_customer and merchant_id = v_merchant
+    returning available, pending into v_available, v_pending;
+    if not found then
+      raise exception 'customer_not_found' using detail = '{}';
+    end if;
+    -- Points past their expiry are not spendable, whether or not the expiry job ran.
+    if exists (select 1 from point_lots where customer_id = v_customer and state = 'active' and remaining > 0
+               and expires_at <= now()) then
+      perform loyalty_expire_customer(v_merchant, v_customer, now());
+      select available, pending into v_available, v_pending from balances where customer_id = v_customer;
+    end if;
+  else
+    select available into v_available from balances
+    where customer_id = v_customer and merchant_id = v_merchant for update;
+    if not found then
+      raise exception 'customer_not_found' using detail = '{}';
+    end if;
+    if exists (select 1 from point_lots where customer_id = v_customer and state = 'active' and remaining > 0
+               and expires_at <= now()) then
+      v_available := v_available - loyalty_expire_customer(v_merchant, v_customer, now());
+    end if;
+    if v_available < v_redeem then
+      raise exception 'insufficient_points'
+        using detail = jsonb_build_object('available', v_available, 'requested', v_redeem)::text;
+    end if;
+    update balances
+    set available = available - v_redeem + case when v_is_pending then 0 else v_earn end,
+        pending = pending + case when v_is_pending then v_earn else 0 end,
+        updated_at = now()
+    where customer_id = v_customer
+    returning available, pending into v_available, v_pending;
   end if;
 
   if p->>'code' is not null then
@@ -50,13 +80,15 @@ begin
 
   insert into purchases (id, merchant_id, customer_id, order_id, outlet_id, device_id, manager_id, total,
                          eligible_amount, discount, earned_points, redeemed_points, earn_rate_bp, tier, receipt,
-                         line_eligible)
+                         line_eligible, idempotency_key, request_hash, balance_available, balance_pending)
   values (v_purchase, v_merchant, v_customer, p->>'orderId', (p->>'outletId')::uuid, (p->>'deviceId')::uuid,
           (p->>'managerId')::uuid, (p->>'total')::bigint, (p->>'eligibleAmount')::bigint,
           (p->>'discount')::bigint, v_earn, v_redeem, (p->>'earnRateBp')::integer, p->>'tier', p->'receipt',
           case when jsonb_typeof(p->'lineEligible') = 'array'
-               then array(select jsonb_array_elements_text(p->'lineEligible')::boolean) end)
-  returning created_at into v_created;
+               then array(select jsonb_array_elements_text(p->'lineEligible')::boolean) end,
+          p->>'idempotencyKey', case when p->>'idempotencyKey' is not null then p->>'requestHash' end,
+          v_available, v_pending)
+  returning * into v_row;
 
   -- One redeem entry, with a move per lot it took from: a refund returns the points to those lots.
   perform loyalty_take_points(v_merchant, v_customer, v_redeem, 'redeem', v_purchase, null, null);
@@ -74,30 +106,13 @@ begin
                           v_earn, v_purchase, null, v_lot, null);
   end if;
 
-  update balances
-  set available = available - v_redeem + case when v_is_pending then 0 else v_earn end,
-      pending = pending + case when v_is_pending then v_earn else 0 end,
-      updated_at = now()
-  where customer_id = v_customer;
-
-  v_result := jsonb_build_object(
-    'purchase', jsonb_build_object(
-      'id', v_purchase, 'orderId', p->>'orderId', 'customerId', v_customer, 'status', 'committed',
-      'total', (p->>'total')::bigint, 'discount', (p->>'discount')::bigint,
-      'payable', (p->>'total')::bigint - (p->>'discount')::bigint,
-      'earnedPoints', v_earn, 'redeemedPoints', v_redeem, 'createdAt', loyalty_iso(v_created)),
-    'balance', loyalty_balance_json(v_customer));
+  v_result := loyalty_purchase_answer(v_row);
 
   insert into outbox_events (merchant_id, type, payload)
   values (v_merchant, 'purchase.committed', jsonb_build_object(
     'purchaseId', v_purchase, 'orderId', p->>'orderId', 'customerId', v_customer,
     'total', (p->>'total')::bigint, 'earnedPoints', v_earn, 'redeemedPoints', v_redeem,
     'pendingPoints', case when v_is_pending then v_earn else 0 end,
-    'balance', v_result->'balance', 'outletId', p->>'outletId', 'occurredAt', loyalty_iso(v_created)));
-
-  if p->>'idempotencyKey' is not null then
-    insert into idempotency_keys (merchant_id, key, request_hash, result)
-    values (v_merchant, p->>'idempotencyKey', p->>'requestHash', v_result);
-  end if;
+    'balance', v_result->'balance', 'outletId', p->>'outletId', 'occurredAt', v_result->'purchase'->'createdAt'));
   return v_result;
 end $fn$;

@@ -12,9 +12,8 @@ begin
   if not pg_try_advisory_xact_lock(hashtextextended(p_merchant::text || '/' || p_key, 0)) then
     raise exception 'idempotency_key_in_use' using detail = '{}';
   end if;
-  select request_hash, result into v_hash, v_result from idempotency_keys
-  where merchant_id = p_merchant and key = p_key;
-  if not found then return null; end if;
+  select f.request_hash, f.result into v_hash, v_result from loyalty_idempotency_find(p_merchant, p_key) f;
+  if v_hash is null then return null; end if;
   if v_hash <> p_hash then
     raise exception 'idempotency_key_reuse' using detail = '{}';
   end if;

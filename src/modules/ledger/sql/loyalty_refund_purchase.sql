@@ -17,7 +17,7 @@ declare
   v_merchant uuid := (p->>'merchantId')::uuid;
   v_customer uuid;
   v_purchase purchases%rowtype;
-  v_refund uuid := gen_random_uuid();
+  v_refund uuid := loyalty_uuidv7();
   v_rest bigint;
   v_amount bigint := 0;
   v_eligible_part bigint := 0;

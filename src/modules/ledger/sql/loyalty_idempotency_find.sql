@@ -1,0 +1,14 @@
+-- The finished request with this Idempotency-Key: its request hash and stored answer, or nulls.
+-- A purchase keeps its key on its own row (no separate record to write on the hottest path);
+-- refunds, and purchases committed before that, have a row in idempotency_keys. Keys are one
+-- namespace per merchant: a key used by a purchase is refused to a refund with another body.
+create or replace function loyalty_idempotency_find(p_merchant uuid, p_key text, out request_hash text,
+  out result jsonb)
+language plpgsql stable as $fn$
+begin
+  select k.request_hash, k.result into request_hash, result from idempotency_keys k
+  where k.merchant_id = p_merchant and k.key = p_key;
+  if found then return; end if;
+  select p.request_hash, loyalty_purchase_answer(p) into request_hash, result from purchases p
+  where p.merchant_id = p_merchant and p.idempotency_key = p_key;
+end $fn$;
