@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../../../test/helpers/app.js';
 import { createTestCustomer } from '../../../test/helpers/factories.js';
 import { createMerchantTeam, type MerchantTeam, portalRequest } from '../../../test/helpers/portal.js';
-import { balanceOf, postCommit, postRefund } from '../../../test/helpers/pos.js';
+import { balanceOf, postCommit, postQuote, postRefund } from '../../../test/helpers/pos.js';
 
 // The campaigns API (portal) and what campaigns do at the till: quote and commit explain the
 // earn and agree, campaign points are lots refunds revoke, budgets hold under parallel commits,
@@ -45,12 +45,7 @@ async function endAllCampaigns() {
 }
 
 function quote(payload: object) {
-  return t.app.inject({
-    method: 'POST',
-    url: '/api/v1/integration/purchases/quote',
-    headers: { 'x-api-key': team.merchant.apiKey },
-    payload,
-  });
+  return postQuote(t.app, team.merchant, payload);
 }
 
 function purchaseBody(customerId: string, receipt: object = { total: 100_000 }) {
