@@ -59,6 +59,16 @@ export const EVENT_PAYLOADS = {
     occurredAt: z.string(),
   }),
   'customer.created': z.looseObject({ customerId: Id, phone: z.string(), occurredAt: z.string() }),
+  'bonus.granted': z.looseObject({
+    customerId: Id,
+    campaignId: Id,
+    campaignName: z.string(),
+    kind: z.string(),
+    points: z.number().int(),
+    purchaseId: Id.nullable().optional(),
+    expiresAt: z.string().nullable(),
+    occurredAt: z.string(),
+  }),
   'webhook.test': z.looseObject({ message: z.string(), occurredAt: z.string() }),
   'staff.large_purchase': z.looseObject({ purchaseId: Id, orderId: z.string(), total: z.number().int() }),
   'staff.daily_summary': z.looseObject({
@@ -83,6 +93,7 @@ export const WEBHOOK_EVENT_TYPES = [
   'points.adjusted',
   'points.expiring',
   'customer.created',
+  'bonus.granted',
   'webhook.test',
 ] as const satisfies readonly EventType[];
 

@@ -63,6 +63,16 @@ export function postRefund(
   });
 }
 
+/** POST /purchases/quote with the merchant's key. */
+export function postQuote(app: FastifyInstance, merchant: TestMerchant, payload: object) {
+  return app.inject({
+    method: 'POST',
+    url: '/api/v1/integration/purchases/quote',
+    headers: { 'x-api-key': merchant.apiKey },
+    payload,
+  });
+}
+
 /** POST /customers/resolve with the merchant's key. */
 export function resolveCustomer(
   app: FastifyInstance,

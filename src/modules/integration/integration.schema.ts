@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { Phone } from '../../lib/phone.js';
 import { text } from '../../lib/text.js';
+import { EarnBreakdownItem } from '../campaigns/campaigns.schema.js';
 import { MAX_AMOUNT_MINOR, Receipt } from '../programme/programme.schema.js';
 
 /** A customer's one-time code as shown at the till. */
@@ -129,6 +130,9 @@ export const ResolveCustomerResponse = z.object({
 /** Answer of quote. */
 export const QuoteResponse = z.object({
   earnPoints: z.int(),
+  earnBreakdown: z
+    .array(EarnBreakdownItem)
+    .describe('Why: base, tier and campaign points, adding up to earnPoints'),
   maxRedeemPoints: z.int(),
   redeemPoints: z.int(),
   discount: z.int(),
@@ -151,6 +155,9 @@ const PurchaseSummary = z.object({
   earnedPoints: z.int(),
   redeemedPoints: z.int(),
   createdAt: z.string(),
+  earnBreakdown: z
+    .array(EarnBreakdownItem)
+    .describe('Why: base, tier and campaign points as applied, adding up to earnedPoints'),
 });
 
 /** Answer of commit (201, and its replays). */

@@ -4,10 +4,12 @@ import type { MerchantAuth } from '../../http/auth.js';
 import { AppError } from '../../http/errors.js';
 import { type FailureLimiter, type Reservation, rateLimitedError } from '../../http/rate-limit.js';
 import type { OutboxNotifier } from '../../jobs/outbox.notify.js';
+import { findPurchaseCampaigns } from '../campaigns/campaigns.service.js';
 import { type CustomerRef, type CustomerState, findCustomerState } from '../customers/customers.service.js';
 import { findConcurrentResult, requestHash, runIdempotent } from '../ledger/idempotency.service.js';
 import type { CommitBatcher } from '../ledger/ledger.batcher.js';
 import {
+  type CampaignMoment,
   type CommitResult,
   commitPurchase,
   type PosContext,
@@ -171,6 +173,17 @@ async function resolveCustomer(
   throw new AppError('customer_not_found', 'Customer not found');
 }
 
+/** The campaigns that may apply to a purchase of the customer now, on the merchant's clocks. */
+async function campaignMoment(
+  deps: IntegrationDeps,
+  auth: MerchantAuth,
+  customerId: string,
+): Promise<CampaignMoment> {
+  const at = new Date();
+  const campaigns = await findPurchaseCampaigns(deps.db, { merchantId: auth.merchantId, customerId, at });
+  return { campaigns, timeZone: auth.timeZone, at };
+}
+
 /** POST /customers/resolve */
 export async function resolveForPos(deps: IntegrationDeps, auth: MerchantAuth, body: ResolveCustomerBody) {
   const [customer] = await Promise.all([
@@ -195,9 +208,12 @@ export async function quoteForPos(deps: IntegrationDeps, auth: MerchantAuth, bod
     customer,
     receipt: body.receipt,
     redeemPoints: body.redeemPoints ?? 0,
+    context: body,
+    ...(await campaignMoment(deps, auth, customer.id)),
   });
   return {
     earnPoints: quote.earnPoints,
+    earnBreakdown: quote.earnBreakdown,
     maxRedeemPoints: quote.maxRedeemPoints,
     redeemPoints: quote.redeemPoints,
     discount: quote.discount,
@@ -262,6 +278,7 @@ export async function commitForPos(
         idempotencyKey,
         requestHash: hash,
         batcher: deps.commits,
+        ...(await campaignMoment(deps, auth, customer.id)),
       });
     },
   );

@@ -1,6 +1,8 @@
 import { sql } from 'kysely';
 import type { Executor } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
+import { explainEarn, type RuleCampaign } from '../campaigns/campaigns.rules.js';
+import type { EarnBreakdownItem } from '../campaigns/campaigns.schema.js';
 import type { CustomerState } from '../customers/customers.service.js';
 import {
   isExcludedItem,
@@ -41,6 +43,8 @@ export interface CommitResult {
     earnedPoints: number;
     redeemedPoints: number;
     createdAt: string;
+    /** Why it earned what it did (base, tier, campaigns); adds up to earnedPoints. */
+    earnBreakdown: EarnBreakdownItem[];
   };
   balance: Balance;
 }
@@ -60,15 +64,33 @@ export interface RefundResult {
   balance: Balance;
 }
 
-/** Applies the programme to a receipt for a customer; rule violations become 422s. */
-export function quoteForCustomer(options: {
-  rules: ProgrammeRules;
-  customer: CustomerState;
-  receipt: Receipt;
-  redeemPoints: number;
-}): QuoteResult {
+/** Where and when a purchase happens, for its campaigns. */
+export interface CampaignMoment {
+  /** Campaigns that may apply (findPurchaseCampaigns); none = the programme alone. */
+  campaigns: readonly RuleCampaign[];
+  timeZone: string;
+  at: Date;
+}
+
+/** A quote with its earn explained: earnPoints includes campaign points. */
+export type ExplainedQuote = QuoteResult & { earnBreakdown: EarnBreakdownItem[] };
+
+/**
+ * Applies the programme and the campaigns to a receipt for a customer, as quote and commit both
+ * do; rule violations become 422s.
+ */
+export function quoteForCustomer(
+  options: {
+    rules: ProgrammeRules;
+    customer: CustomerState;
+    receipt: Receipt;
+    redeemPoints: number;
+    context?: PosContext;
+  } & Partial<CampaignMoment>,
+): ExplainedQuote {
+  let quote: QuoteResult;
   try {
-    return quotePurchase({
+    quote = quotePurchase({
       rules: options.rules,
       receipt: options.receipt,
       redeemPoints: options.redeemPoints,
@@ -81,6 +103,18 @@ export function quoteForCustomer(options: {
     }
     throw error;
   }
+  const explained = explainEarn(
+    {
+      rules: options.rules,
+      receipt: options.receipt,
+      quote,
+      at: options.at ?? new Date(),
+      timeZone: options.timeZone ?? 'UTC',
+      outletId: options.context?.outletId ?? null,
+    },
+    options.campaigns ?? [],
+  );
+  return { ...quote, earnPoints: explained.earnPoints, earnBreakdown: explained.earnBreakdown };
 }
 
 /** Calls a ledger function that takes and returns one jsonb; its errors become AppErrors. */
@@ -119,10 +153,15 @@ export async function commitPurchase(
     requestHash?: string;
     /** Group commit: runs the call together with concurrent ones (GROUP_COMMIT). */
     batcher?: CommitBatcher;
-  },
+  } & Partial<CampaignMoment>,
 ): Promise<CommitResult & { replayed?: boolean }> {
   const { rules, receipt } = options;
   const quote = quoteForCustomer(options);
+  // The programme's part is earned by the purchase's own lot; each campaign line becomes a lot
+  // of its own, granted (within its limits, checked again under lock) by loyalty_grant_campaigns.
+  const programmeEarn = quote.earnBreakdown
+    .filter((item) => item.source !== 'campaign')
+    .reduce((sum, item) => sum + item.points, 0);
   const payload = {
     merchantId: options.merchantId,
     customerId: options.customer.id,
@@ -136,7 +175,8 @@ export async function commitPurchase(
     total: receipt.total,
     eligibleAmount: quote.eligibleAmount,
     discount: quote.discount,
-    earnPoints: quote.earnPoints,
+    earnPoints: programmeEarn,
+    earnBreakdown: quote.earnBreakdown,
     redeemPoints: quote.redeemPoints,
     earnRateBp: quote.earnRateBp,
     tier: quote.tier?.name ?? null,
@@ -230,6 +270,10 @@ export async function getPurchase(db: Executor, options: { merchantId: string; p
     managerId: purchase.manager_id,
     receipt: purchase.receipt,
     createdAt: purchase.created_at.toISOString(),
+    earnBreakdown: (purchase.earn_breakdown as EarnBreakdownItem[] | null) ?? [
+      // Purchases committed before campaigns: all their points came from the programme.
+      { source: 'base' as const, campaignId: null, name: 'Base', points: purchase.earned_points },
+    ],
     refunds: refunds.map((r) => ({
       id: r.id,
       amount: r.amount,

@@ -81,6 +81,7 @@ const CustomerPayloads = {
   'points.expired': z.looseObject({ points, balance: Balance }),
   'points.activated': z.looseObject({ points, balance: Balance }),
   'points.adjusted': z.looseObject({ points, balance: Balance }),
+  'bonus.granted': z.looseObject({ points, campaignName: z.string(), pending: z.boolean().default(false) }),
   // Not written by the ledger yet: a reminder job sends it ahead of an expiry.
   'points.expiring': z.looseObject({
     points,
@@ -206,6 +207,15 @@ export function formatCustomerNotification(
             ? `Списано: ${amount}.`
             : `${amount} deducted.`;
       return [head, balanceLine(p.balance, locale)].join('\n');
+    }
+    case 'bonus.granted': {
+      const p = CustomerPayloads[type].parse(payload);
+      if (p.points <= 0) return null;
+      const amount = formatPoints(p.points, locale);
+      const later = p.pending ? (ru ? ' Они скоро станут доступны.' : ' They will be available soon.') : '';
+      return ru
+        ? `Бонус по акции «${p.campaignName}»: ${amount}.${later}`
+        : `Bonus from "${p.campaignName}": ${amount}.${later}`;
     }
     case 'points.expiring': {
       const p = CustomerPayloads[type].parse(payload);

@@ -2,12 +2,13 @@
 -- p: merchantId, customerId, orderId, code?, idempotencyKey?, requestHash?, outletId?, deviceId?,
 --    managerId?, total, eligibleAmount, discount, earnPoints, redeemPoints, earnRateBp, tier?,
 --    receipt, lineEligible? (per receipt line: earns and may be paid with points), pendingDays,
---    lifetimeDays?
--- Lock order: balance row -> that customer's lots -> code row.
--- What an earn-only purchase writes, and nothing more: the balance row (locked by the update that
--- changes it), the purchase (its id time-ordered; it also keeps the Idempotency-Key and the balance
--- of the answer, so a replay needs no record of its own), the earned lot, its ledger entry and the
--- outbox event. docs/performance.md has the WAL this costs.
+--    lifetimeDays?, earnBreakdown? (as the quote showed it; campaign points: loyalty_grant_campaigns)
+-- Lock order: balance row -> that customer's lots -> code row -> campaign rows.
+-- What an earn-only purchase without campaign points writes, and nothing more: the balance row
+-- (locked by the update that changes it), the purchase (its id time-ordered; it also keeps the
+-- Idempotency-Key and the balance of the answer, so a replay needs no record of its own), the earned
+-- lot, its ledger entry and the outbox event. docs/performance.md has the WAL this costs. Campaign
+-- points add their lots, the balance and the purchase row's totals once they are granted.
 create or replace function loyalty_commit_purchase(p jsonb) returns jsonb
 language plpgsql as $fn$
 declare
@@ -24,6 +25,8 @@ declare
   v_lot bigint;
   v_available_at timestamptz;
   v_row purchases;
+  v_grant jsonb;
+  v_bonus bigint;
   v_result jsonb;
 begin
   v_result := loyalty_idempotency_begin(v_merchant, p->>'idempotencyKey', p->>'requestHash');
@@ -80,14 +83,16 @@ begin
 
   insert into purchases (id, merchant_id, customer_id, order_id, outlet_id, device_id, manager_id, total,
                          eligible_amount, discount, earned_points, redeemed_points, earn_rate_bp, tier, receipt,
-                         line_eligible, idempotency_key, request_hash, balance_available, balance_pending)
+                         line_eligible, idempotency_key, request_hash, balance_available, balance_pending,
+                         earn_breakdown)
   values (v_purchase, v_merchant, v_customer, p->>'orderId', (p->>'outletId')::uuid, (p->>'deviceId')::uuid,
           (p->>'managerId')::uuid, (p->>'total')::bigint, (p->>'eligibleAmount')::bigint,
           (p->>'discount')::bigint, v_earn, v_redeem, (p->>'earnRateBp')::integer, p->>'tier', p->'receipt',
           case when jsonb_typeof(p->'lineEligible') = 'array'
                then array(select jsonb_array_elements_text(p->'lineEligible')::boolean) end,
           p->>'idempotencyKey', case when p->>'idempotencyKey' is not null then p->>'requestHash' end,
-          v_available, v_pending)
+          v_available, v_pending,
+          case when jsonb_typeof(p->'earnBreakdown') = 'array' then p->'earnBreakdown' end)
   returning * into v_row;
 
   -- One redeem entry, with a move per lot it took from: a refund returns the points to those lots.
@@ -104,6 +109,26 @@ begin
     -- The lot starts with its points; the earn entry names it.
     perform loyalty_entry(v_merchant, v_customer, 'earn', case when v_is_pending then 'pending' else 'available' end,
                           v_earn, v_purchase, null, v_lot, null);
+  end if;
+  -- Campaign points: granted within their limits (possibly fewer than the quote showed, never more),
+  -- then added to the balance and to the purchase with the breakdown as applied.
+  v_grant := loyalty_grant_campaigns(v_merchant, v_customer, v_purchase, p);
+  v_bonus := (v_grant->>'points')::bigint;
+  if v_bonus > 0 then
+    v_earn := v_earn + v_bonus;
+    update balances
+    set available = available + case when v_is_pending then 0 else v_bonus end,
+        pending = pending + case when v_is_pending then v_bonus else 0 end,
+        updated_at = now()
+    where customer_id = v_customer
+    returning available, pending into v_available, v_pending;
+  end if;
+  if v_bonus > 0 or v_grant->'breakdown' is distinct from v_row.earn_breakdown then
+    update purchases
+    set earned_points = v_earn, earn_breakdown = v_grant->'breakdown',
+        balance_available = v_available, balance_pending = v_pending
+    where id = v_purchase
+    returning * into v_row;
   end if;
 
   v_result := loyalty_purchase_answer(v_row);

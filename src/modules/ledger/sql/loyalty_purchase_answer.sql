@@ -10,6 +10,9 @@ begin
       'id', p.id, 'orderId', p.order_id, 'customerId', p.customer_id, 'status', 'committed',
       'total', p.total, 'discount', p.discount, 'payable', p.total - p.discount,
       'earnedPoints', p.earned_points, 'redeemedPoints', p.redeemed_points,
-      'createdAt', loyalty_iso(p.created_at)),
+      'createdAt', loyalty_iso(p.created_at),
+      -- Purchases committed before campaigns have no breakdown: all of their earn was the base.
+      'earnBreakdown', coalesce(p.earn_breakdown, jsonb_build_array(jsonb_build_object(
+        'source', 'base', 'campaignId', null, 'name', 'Base', 'points', p.earned_points)))),
     'balance', jsonb_build_object('available', p.balance_available, 'pending', p.balance_pending));
 end $fn$;
