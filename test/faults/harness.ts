@@ -188,6 +188,7 @@ export class PosLoad {
   /** Connections refused (no server listening), sent again by the till. */
   refused = 0;
   private isRunning = false;
+  private started = 0;
   private loops: Promise<void>[] = [];
 
   constructor(
@@ -197,6 +198,8 @@ export class PosLoad {
       concurrency: number;
       /** The client gives up after this long (the request timeout a till would use). */
       timeoutMs: number;
+      /** Stop after this many commits (default: until stop()). */
+      limit?: number;
     },
   ) {}
 
@@ -210,6 +213,11 @@ export class PosLoad {
     await Promise.all(this.loops);
   }
 
+  /** Resolves once every commit of a limited load has its answer. */
+  async finished(): Promise<void> {
+    await Promise.all(this.loops);
+  }
+
   /** Attempts that got no HTTP answer, or an answer that leaves the outcome open (5xx). */
   unsettled(): CommitAttempt[] {
     return this.attempts.filter((a) => a.status === null || a.status >= 500);
@@ -217,7 +225,12 @@ export class PosLoad {
 
   private async loop(worker: number): Promise<void> {
     const { target } = this.options;
-    for (let i = 0; this.isRunning; i += 1) {
+    for (
+      let i = 0;
+      this.isRunning && this.started < (this.options.limit ?? Number.POSITIVE_INFINITY);
+      i += 1
+    ) {
+      this.started += 1;
       const customerId = target.customerIds[(worker + i) % target.customerIds.length] as string;
       const orderId = `fault-${randomUUID()}`;
       const body = {
