@@ -47,7 +47,7 @@ export class OutboxDispatcher {
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
   private lastReclaim = 0;
-  /** Claims being delivered by this worker: event id -> attempt number (the fencing token). */
+  /** Claims this worker holds (queued in its batch or being delivered): event id -> attempt number (the fencing token). */
   private readonly inFlight = new Map<number, number>();
   private leaseTimer: NodeJS.Timeout | null = null;
 
@@ -74,7 +74,7 @@ export class OutboxDispatcher {
       });
     }
     // Deliveries may take longer than a lease (a 10 s webhook timeout, a Telegram retry_after):
-    // the leases of claims in flight are extended so no other worker takes them back meanwhile.
+    // the leases of every claim this worker holds are extended so no other worker takes them back meanwhile.
     const everyMs = Math.max(1_000, (this.deps.config.OUTBOX_LEASE_SECONDS * 1000) / 3);
     this.leaseTimer = setInterval(() => void this.extendLeases(), everyMs);
     this.leaseTimer.unref();
@@ -140,9 +140,17 @@ export class OutboxDispatcher {
       batchSize: config.OUTBOX_BATCH_SIZE,
       leaseSeconds: config.OUTBOX_LEASE_SECONDS,
     });
+    // Every claim of the batch is held from now on, not only the OUTBOX_CONCURRENCY in flight: a
+    // batch queued behind slow receivers can outlast the lease, and a claim left to expire would be
+    // taken back and delivered by another worker as well (a duplicate that also burns an attempt).
+    for (const event of events) this.inFlight.set(event.id, event.attempts);
     const domain = events.filter((e) => e.target === null);
     const deliveries = events.filter((e) => e.target !== null);
-    await this.fanOutBatch(domain);
+    try {
+      await this.fanOutBatch(domain);
+    } finally {
+      for (const event of domain) this.inFlight.delete(event.id);
+    }
     let next = 0;
     const worker = async () => {
       while (next < deliveries.length) {
@@ -150,7 +158,13 @@ export class OutboxDispatcher {
         if (event) await this.process(event);
       }
     };
-    await Promise.all(Array.from({ length: Math.min(config.OUTBOX_CONCURRENCY, deliveries.length) }, worker));
+    try {
+      await Promise.all(
+        Array.from({ length: Math.min(config.OUTBOX_CONCURRENCY, deliveries.length) }, worker),
+      );
+    } finally {
+      for (const event of deliveries) this.inFlight.delete(event.id);
+    }
     return events.length;
   }
 
@@ -183,7 +197,6 @@ export class OutboxDispatcher {
 
   private async process(event: OutboxEvent): Promise<void> {
     const { routes, log } = this.deps;
-    this.inFlight.set(event.id, event.attempts);
     try {
       const parsed = parseEventPayload(event.type, event.payload);
       if (!parsed.ok) {
