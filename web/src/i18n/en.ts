@@ -656,7 +656,7 @@ export const en: Record<MessageKey, string> = {
   'campaigns.source.base': 'Programme',
   'campaigns.source.tier': 'Tier',
   'campaigns.source.campaign': 'Another campaign',
-  'campaigns.previewTotal': 'Total points',
+  'campaigns.previewTotal': 'Total',
   'programme.timeZone': 'Merchant time zone',
   'programme.timeZoneHint': 'Campaign schedules, birthdays, dashboards and bot dates use it',
   'programme.timeZoneSaved': 'Time zone saved',

@@ -654,7 +654,7 @@ export const ru = {
   'campaigns.source.base': 'Программа',
   'campaigns.source.tier': 'Уровень',
   'campaigns.source.campaign': 'Другая акция',
-  'campaigns.previewTotal': 'Итого баллов',
+  'campaigns.previewTotal': 'Итого',
   'programme.timeZone': 'Часовой пояс магазина',
   'programme.timeZoneHint': 'По нему считаются расписания акций, дни рождения, отчёты и даты в боте',
   'programme.timeZoneSaved': 'Часовой пояс сохранён',

@@ -207,7 +207,7 @@ function SimulationCard({ campaign, onClose }: { campaign: Campaign; onClose: ()
         <Loading />
       ) : (
         <div className="stack" data-testid="campaign-simulation">
-          <div className="kpi-grid">
+          <div className="grid-auto grid-kpi">
             <Kpi label={t('campaigns.simPurchases')} value={i18n.num(result.purchases)} />
             <Kpi label={t('campaigns.simCustomers')} value={i18n.num(result.customers)} />
             <Kpi

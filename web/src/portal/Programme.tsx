@@ -174,17 +174,19 @@ function TimeZoneCard() {
   const zones = timeZones();
   return (
     <Card>
-      <SelectField
-        label={t('programme.timeZone')}
-        hint={t('programme.timeZoneHint')}
-        value={save.isPending ? (save.variables ?? current) : current}
-        onChange={(zone) => save.mutate(zone)}
-        disabled={!canWrite || !me.data || save.isPending}
-        options={(zones.includes(current) ? zones : [current, ...zones]).map((zone) => ({
-          value: zone,
-          label: zone,
-        }))}
-      />
+      <div style={{ maxWidth: 420 }}>
+        <SelectField
+          label={t('programme.timeZone')}
+          hint={t('programme.timeZoneHint')}
+          value={save.isPending ? (save.variables ?? current) : current}
+          onChange={(zone) => save.mutate(zone)}
+          disabled={!canWrite || !me.data || save.isPending}
+          options={(zones.includes(current) ? zones : [current, ...zones]).map((zone) => ({
+            value: zone,
+            label: zone,
+          }))}
+        />
+      </div>
     </Card>
   );
 }
