@@ -5,7 +5,14 @@ import { useResource } from '../lib/resource';
 import { Badge, Button, Card, PageHeader, TextField, useDebounced } from '../ui/components';
 import type { Column } from '../ui/DataTable';
 import { IdChip } from '../ui/IdChip';
-import { AddButton, FormDialog, ResourceConfirm, ResourceTable } from '../ui/resource';
+import {
+  AddButton,
+  FormDialog,
+  MIN_PASSWORD_LENGTH,
+  NewPasswordField,
+  ResourceConfirm,
+  ResourceTable,
+} from '../ui/resource';
 import { adminApi, type MerchantRow } from './api';
 
 /** Merchants with their usage; create one with its owner; suspend and activate. */
@@ -133,7 +140,7 @@ function CreateMerchantDialog({ onClose }: { onClose: () => void }) {
     () => adminApi.post('/merchants', { name: name.trim(), owner: { email: email.trim(), password } }),
     { invalidate: [['merchants']], success: t('merchants.created'), onSuccess: onClose },
   );
-  const isValid = name.trim() !== '' && /.+@.+/.test(email) && password.length >= 8;
+  const isValid = name.trim() !== '' && /.+@.+/.test(email) && password.length >= MIN_PASSWORD_LENGTH;
   return (
     <FormDialog
       title={t('merchants.create')}
@@ -145,15 +152,7 @@ function CreateMerchantDialog({ onClose }: { onClose: () => void }) {
     >
       <TextField label={t('merchants.name')} value={name} onChange={setName} autoFocus />
       <TextField label={t('merchants.ownerEmail')} type="email" value={email} onChange={setEmail} />
-      <TextField
-        label={t('merchants.ownerPassword')}
-        type="password"
-        autoComplete="new-password"
-        value={password}
-        onChange={setPassword}
-        hint={t('users.passwordHint')}
-        error={password && password.length < 8 ? t('users.passwordShort') : undefined}
-      />
+      <NewPasswordField label={t('merchants.ownerPassword')} value={password} onChange={setPassword} />
     </FormDialog>
   );
 }

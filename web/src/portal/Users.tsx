@@ -6,7 +6,14 @@ import { useResource } from '../lib/resource';
 import { useSession } from '../lib/useSession';
 import { Badge, Card, PageHeader, RowActions, SelectField, TextField } from '../ui/components';
 import type { Column } from '../ui/DataTable';
-import { AddButton, FormDialog, ResourceConfirm, ResourceTable } from '../ui/resource';
+import {
+  AddButton,
+  FormDialog,
+  MIN_PASSWORD_LENGTH,
+  NewPasswordField,
+  ResourceConfirm,
+  ResourceTable,
+} from '../ui/resource';
 import { type PortalUser, portalApi } from './api';
 import { useCan } from './permissions';
 
@@ -142,7 +149,7 @@ function UserDialog({
           }),
     { invalidate: [['users']], success: t('common.saved'), onSuccess: onClose },
   );
-  const isValid = user ? true : /.+@.+/.test(email) && password.length >= 8;
+  const isValid = user ? true : /.+@.+/.test(email) && password.length >= MIN_PASSWORD_LENGTH;
   return (
     <FormDialog
       title={user ? t('users.editTitle') : t('users.invite')}
@@ -166,17 +173,7 @@ function UserDialog({
         onChange={setRole}
         options={roles.map((r) => ({ value: r, label: t(`role.${r}`) }))}
       />
-      {user ? null : (
-        <TextField
-          label={t('auth.password')}
-          type="password"
-          autoComplete="new-password"
-          value={password}
-          onChange={setPassword}
-          hint={t('users.passwordHint')}
-          error={password && password.length < 8 ? t('users.passwordShort') : undefined}
-        />
-      )}
+      {user ? null : <NewPasswordField label={t('auth.password')} value={password} onChange={setPassword} />}
       {user ? (
         <label className="checkbox">
           <input type="checkbox" checked={isDisabled} onChange={(e) => setDisabled(e.target.checked)} />

@@ -10,6 +10,7 @@ import {
   Modal,
   RowActions,
   SecretBox,
+  TextField,
 } from './components';
 import { type Column, DataTable } from './DataTable';
 import type { IconName } from './icons';
@@ -219,5 +220,32 @@ export function SecretDialog({
         <p className="small muted">{note}</p>
       </div>
     </Modal>
+  );
+}
+
+/** The shortest password a new account may have (the server checks it too). */
+export const MIN_PASSWORD_LENGTH = 8;
+
+/** A new account's password, with the length rule as its hint and its error. */
+export function NewPasswordField({
+  label,
+  value,
+  onChange,
+}: {
+  label: string;
+  value: string;
+  onChange: (value: string) => void;
+}) {
+  const { t } = useI18n();
+  return (
+    <TextField
+      label={label}
+      type="password"
+      autoComplete="new-password"
+      value={value}
+      onChange={onChange}
+      hint={t('users.passwordHint')}
+      error={value && value.length < MIN_PASSWORD_LENGTH ? t('users.passwordShort') : undefined}
+    />
   );
 }
