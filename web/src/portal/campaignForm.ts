@@ -1,4 +1,4 @@
-import { formatMoneyInput, parseMoney } from '../lib/money';
+import { formatMoneyInput, parseMoney } from '../lib/money.js';
 
 // The campaign form's text fields and the API's campaign, both ways, plus the sample receipt's
 // breakdown the form previews. Pure, so the rules can be tested without a browser.
