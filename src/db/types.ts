@@ -82,6 +82,34 @@ export interface Balances {
   updated_at: Generated<Timestamp>;
 }
 
+export interface CampaignGrants {
+  campaign_id: string;
+  customer_id: string;
+  grants: Generated<number>;
+  points: Generated<number>;
+}
+
+export interface Campaigns {
+  bonus_lifetime_days: number | null;
+  conditions: Generated<Json>;
+  created_at: Generated<Timestamp>;
+  effect: Json;
+  ends_at: Timestamp | null;
+  exclusive: Generated<boolean>;
+  granted_points: Generated<number>;
+  id: Generated<string>;
+  kind: string;
+  limit_per_customer: number | null;
+  limit_total_points: number | null;
+  merchant_id: string;
+  name: string;
+  priority: Generated<number>;
+  schedule: Json | null;
+  starts_at: Timestamp | null;
+  status: Generated<string>;
+  updated_at: Generated<Timestamp>;
+}
+
 export interface Counters {
   name: string;
   value: Generated<number>;
@@ -194,6 +222,7 @@ export interface Merchants {
   telegram_bot_token_enc: string | null;
   telegram_bot_username: string | null;
   telegram_webhook_secret: string | null;
+  time_zone: Generated<string>;
   updated_at: Generated<Timestamp>;
 }
 
@@ -246,6 +275,7 @@ export interface Outlets {
 
 export interface PointLots {
   available_at: Timestamp;
+  campaign_id: string | null;
   created_at: Generated<Timestamp>;
   customer_id: string;
   expires_at: Timestamp | null;
@@ -278,6 +308,7 @@ export interface Purchases {
   customer_id: string;
   device_id: string | null;
   discount: number;
+  earn_breakdown: Json | null;
   earn_rate_bp: number;
   earned_points: number;
   eligible_amount: number;
@@ -375,6 +406,8 @@ export interface DB {
   api_keys: ApiKeys;
   audit_log: AuditLog;
   balances: Balances;
+  campaign_grants: CampaignGrants;
+  campaigns: Campaigns;
   counters: Counters;
   customer_balances: CustomerBalances;
   customer_codes: CustomerCodes;

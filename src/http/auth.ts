@@ -10,6 +10,8 @@ export interface MerchantAuth {
   keyId: string;
   merchantId: string;
   rules: ProgrammeRules;
+  /** The merchant's IANA time zone (campaign schedules). */
+  timeZone: string;
 }
 
 /** The customer a client request acts for. */
@@ -61,7 +63,9 @@ export class ApiKeyAuthenticator {
     if (found && found.merchantStatus !== 'active') {
       throw new AppError('merchant_suspended', 'The merchant of this API key is suspended');
     }
-    const value = found ? { keyId: found.keyId, merchantId: found.merchantId, rules: found.rules } : null;
+    const value = found
+      ? { keyId: found.keyId, merchantId: found.merchantId, rules: found.rules, timeZone: found.timeZone }
+      : null;
     if (this.ttlSeconds > 0) {
       if (this.cache.size > 10_000) this.cache.clear();
       // Unknown keys are cached briefly too, so a flood of bad keys does not reach the database.

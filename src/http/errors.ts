@@ -19,6 +19,7 @@ export const ERROR_STATUS = {
   customer_not_found: 404,
   code_not_found: 404,
   purchase_not_found: 404,
+  campaign_not_found: 404,
   merchant_not_found: 404,
   outlet_not_found: 404,
   device_not_found: 404,

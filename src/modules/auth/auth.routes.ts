@@ -5,6 +5,7 @@ import type { Database } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
 import type { Metrics } from '../../http/metrics.js';
 import { authenticateOperatorSession, authenticateStaff } from '../../http/session.js';
+import { DEFAULT_TIME_ZONE } from '../../lib/time-zone.js';
 import { ErrorResponse } from '../integration/integration.schema.js';
 import { type Audience, login, logout, refreshSession } from './auth.service.js';
 import { type LoginLimiters, withLoginLimits } from './login-limits.js';
@@ -159,12 +160,19 @@ export function authRoutes(deps: {
             'u.locale',
             'u.merchant_id as merchantId',
             'm.name as merchantName',
+            'm.time_zone as timeZone',
           ])
           .where('u.id', '=', session.userId)
           .where('u.disabled_at', 'is', null)
           .executeTakeFirst();
         if (!user) throw new AppError('unauthorized', 'The account is no longer active');
-        return user;
+        const { timeZone, ...fields } = user;
+        // The merchant the staff member works for (null for operators), with its time zone.
+        const merchant =
+          user.merchantId === null
+            ? null
+            : { id: user.merchantId, name: user.merchantName, timeZone: timeZone ?? DEFAULT_TIME_ZONE };
+        return { ...fields, merchant };
       },
     );
   };

@@ -225,7 +225,12 @@ class World {
     rules: ProgrammeRules,
   ) {
     this.model = new LedgerModel(rules);
-    this.auth = { keyId: merchant.apiKeyId, merchantId: merchant.merchantId, rules };
+    this.auth = {
+      keyId: merchant.apiKeyId,
+      merchantId: merchant.merchantId,
+      rules,
+      timeZone: 'Europe/Moscow',
+    };
     this.deps = {
       db,
       codeFailures: new FailureLimiter({ redis: null, max: 10, windowSeconds: 60, prefix: 'model' }),

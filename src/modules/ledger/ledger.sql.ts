@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 
 // The ledger's stored functions live as SQL source beside this module (./sql/<name>.sql, one
 // `create or replace function` each), so they are read and reviewed where they are used. The
-// migration that changes them installs the current files (0006_ledger_provenance); ledger.sql.test.ts
+// migration that changes them installs the current files (0006_ledger_provenance, 0011_campaigns); ledger.sql.test.ts
 // checks that the functions in the database equal these files.
 
 /** Every ledger function, in install order (helpers before their callers). */
@@ -19,6 +19,7 @@ export const LEDGER_FUNCTIONS = [
   'loyalty_expire_customer',
   'loyalty_land_points',
   'loyalty_settle_debts',
+  'loyalty_grant_campaigns',
   'loyalty_commit_purchase',
   'loyalty_refund_purchase',
   'loyalty_adjust_points',

@@ -37,6 +37,36 @@ export async function updateMerchantRules(
   return rules;
 }
 
+/**
+ * The merchant's IANA time zone (default Europe/Moscow): schedules, birthdays, simulations and
+ * reports count days and hours on its clocks. The one place that reads it.
+ */
+export async function getMerchantTimeZone(db: Executor, merchantId: string): Promise<string> {
+  const row = await db
+    .selectFrom('merchants')
+    .select('time_zone')
+    .where('id', '=', merchantId)
+    .executeTakeFirst();
+  if (!row) throw new AppError('merchant_not_found', 'Merchant not found');
+  return row.time_zone;
+}
+
+/** Sets the merchant's time zone (validated by the caller); every replica drops its cached keys. */
+export async function updateMerchantTimeZone(
+  db: Executor,
+  options: { merchantId: string; timeZone: string },
+): Promise<{ id: string; name: string; timeZone: string }> {
+  const row = await db
+    .updateTable('merchants')
+    .set({ time_zone: options.timeZone, updated_at: new Date() })
+    .where('id', '=', options.merchantId)
+    .returning(['id', 'name', 'time_zone'])
+    .executeTakeFirst();
+  if (!row) throw new AppError('merchant_not_found', 'Merchant not found');
+  await notifyCacheChange(db, `merchant:${options.merchantId}`);
+  return { id: row.id, name: row.name, timeZone: row.time_zone };
+}
+
 /** Merchant states: a suspended merchant's API keys and portal accounts are refused. */
 export type MerchantStatus = 'active' | 'suspended';
 
@@ -179,11 +209,23 @@ export async function revokeApiKey(
 export async function findApiKey(
   db: Executor,
   key: string,
-): Promise<{ keyId: string; merchantId: string; merchantStatus: string; rules: ProgrammeRules } | null> {
+): Promise<{
+  keyId: string;
+  merchantId: string;
+  merchantStatus: string;
+  rules: ProgrammeRules;
+  timeZone: string;
+} | null> {
   const row = await db
     .selectFrom('api_keys as k')
     .innerJoin('merchants as m', 'm.id', 'k.merchant_id')
-    .select(['k.id as keyId', 'k.merchant_id as merchantId', 'm.status as merchantStatus', 'm.rules'])
+    .select([
+      'k.id as keyId',
+      'k.merchant_id as merchantId',
+      'm.status as merchantStatus',
+      'm.rules',
+      'm.time_zone as timeZone',
+    ])
     .where('k.key_hash', '=', sha256Hex(key))
     .where('k.revoked_at', 'is', null)
     .executeTakeFirst();

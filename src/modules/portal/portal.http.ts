@@ -5,6 +5,7 @@ import type { Config } from '../../config.js';
 import type { Executor } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
 import { authenticateStaff, requirePermission, staffOf } from '../../http/session.js';
+import { isTimeZone } from '../../lib/time-zone.js';
 import type { Actor } from '../audit/audit.service.js';
 import type { Permission } from '../auth/permissions.js';
 import { ErrorResponse } from '../integration/integration.schema.js';
@@ -52,15 +53,6 @@ export const TimeZone = z
   .max(64)
   .refine((tz) => isTimeZone(tz), 'expected an IANA time zone such as Europe/Moscow')
   .default('UTC');
-
-function isTimeZone(tz: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en', { timeZone: tz });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * onRequest hook of the portal plugin: a valid access token, and a user that still exists, is not

@@ -3,8 +3,10 @@ import type { Config } from '../../config.js';
 import type { Database } from '../../db/database.js';
 import { SecretBox } from '../../lib/crypto.js';
 import { apiKeyRoutes } from './apikeys.portal.js';
+import { campaignRoutes } from './campaigns.portal.js';
 import { customerRoutes } from './customers.portal.js';
 import { dashboardRoutes } from './dashboard.portal.js';
+import { merchantRoutes } from './merchant.portal.js';
 import { outletRoutes } from './outlets.portal.js';
 import { authenticatePortalRequest, documentPermission } from './portal.http.js';
 import { programmeRoutes } from './programme.portal.js';
@@ -33,6 +35,8 @@ export function portalRoutes(deps: {
     // The analytics read the replica when DATABASE_READ_URL is set.
     await app.register(dashboardRoutes({ db: readDb }));
     await app.register(programmeRoutes({ db }));
+    await app.register(merchantRoutes({ db }));
+    await app.register(campaignRoutes({ db }));
     await app.register(outletRoutes({ db }));
     await app.register(apiKeyRoutes({ db }));
     await app.register(customerRoutes({ db }));

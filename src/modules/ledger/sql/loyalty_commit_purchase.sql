@@ -2,8 +2,8 @@
 -- p: merchantId, customerId, orderId, code?, idempotencyKey?, requestHash?, outletId?, deviceId?,
 --    managerId?, total, eligibleAmount, discount, earnPoints, redeemPoints, earnRateBp, tier?,
 --    receipt, lineEligible? (per receipt line: earns and may be paid with points), pendingDays,
---    lifetimeDays?
--- Lock order: balance row -> that customer's lots -> code row.
+--    lifetimeDays?, earnBreakdown? (campaign points: loyalty_grant_campaigns)
+-- Lock order: balance row -> that customer's lots -> code row -> campaign rows.
 create or replace function loyalty_commit_purchase(p jsonb) returns jsonb
 language plpgsql as $fn$
 declare
@@ -19,6 +19,7 @@ declare
   v_lot bigint;
   v_available_at timestamptz;
   v_created timestamptz;
+  v_grant jsonb;
   v_result jsonb;
 begin
   v_result := loyalty_idempotency_begin(v_merchant, p->>'idempotencyKey', p->>'requestHash');
@@ -73,6 +74,8 @@ begin
     perform loyalty_entry(v_merchant, v_customer, 'earn', case when v_is_pending then 'pending' else 'available' end,
                           v_earn, v_purchase, null, v_lot, null);
   end if;
+  v_grant := loyalty_grant_campaigns(v_merchant, v_customer, v_purchase, p);
+  v_earn := v_earn + (v_grant->>'points')::bigint;
 
   update balances
   set available = available - v_redeem + case when v_is_pending then 0 else v_earn end,
@@ -85,7 +88,8 @@ begin
       'id', v_purchase, 'orderId', p->>'orderId', 'customerId', v_customer, 'status', 'committed',
       'total', (p->>'total')::bigint, 'discount', (p->>'discount')::bigint,
       'payable', (p->>'total')::bigint - (p->>'discount')::bigint,
-      'earnedPoints', v_earn, 'redeemedPoints', v_redeem, 'createdAt', loyalty_iso(v_created)),
+      'earnedPoints', v_earn, 'redeemedPoints', v_redeem, 'createdAt', loyalty_iso(v_created),
+      'earnBreakdown', v_grant->'breakdown'),
     'balance', loyalty_balance_json(v_customer));
 
   insert into outbox_events (merchant_id, type, payload)

@@ -33,8 +33,10 @@ begin
   if v_lot.source = 'earn' then
     select * into v_owner from purchases where id = v_lot.purchase_id and refunded_amount > 0 for update;
     if found then
+      -- Taken in place of its earned lots (the base earn and its campaign lots): from other lots.
       select coalesce(-sum(points), 0) into v_swapped from lot_moves
-      where purchase_id = v_owner.id and kind = 'refund_revoke' and lot_id <> p_lot;
+      where purchase_id = v_owner.id and kind = 'refund_revoke'
+        and lot_id not in (select id from point_lots where purchase_id = v_owner.id and source = 'earn');
       v_settle := least(v_left, v_owner.unrecovered_points);
       v_give := least(v_left - v_settle, v_swapped);
       if v_settle + v_give > 0 then
@@ -50,7 +52,8 @@ begin
         v_left := v_left - v_settle - v_give;
         for r in
           select lot_id, -sum(points) as outstanding from lot_moves
-          where purchase_id = v_owner.id and kind = 'refund_revoke' and lot_id <> p_lot
+          where purchase_id = v_owner.id and kind = 'refund_revoke'
+            and lot_id not in (select id from point_lots where purchase_id = v_owner.id and source = 'earn')
           group by lot_id having sum(points) < 0
           order by max(id) desc
         loop

@@ -167,24 +167,29 @@ begin
 
   -- Revoke. Landing points above may have settled this purchase's debts: read it again.
   select * into v_purchase from purchases where id = v_purchase.id;
-  select * into v_lot from point_lots where purchase_id = v_purchase.id and source = 'earn' for update;
-  if found then
-    select coalesce(-sum(points), 0) into v_gone from lot_moves where lot_id = v_lot.id and kind = 'expire';
-  end if;
+  -- The earned lots: the base earn and one per campaign that granted points (id order).
+  select coalesce(-sum(m.points), 0) into v_gone from lot_moves m
+  where m.kind = 'expire'
+    and m.lot_id in (select id from point_lots where purchase_id = v_purchase.id and source = 'earn');
   v_owed := greatest(0, v_revoke_total - v_gone);
   v_left := greatest(0, v_owed - v_purchase.revoked_points - v_purchase.unrecovered_points);
-  if v_left > 0 and v_lot.id is not null and v_lot.remaining > 0 and v_lot.state in ('pending', 'active') then
-    v_direct := least(v_left, v_lot.remaining);
+  for v_lot in
+    select * from point_lots where purchase_id = v_purchase.id and source = 'earn' order by id for update
+  loop
+    exit when v_left = 0;
+    continue when v_lot.remaining = 0 or v_lot.state not in ('pending', 'active');
+    v_part := least(v_left, v_lot.remaining);
     v_entry := loyalty_entry(v_merchant, v_customer, 'refund_revoke',
                              case when v_lot.state = 'pending' then 'pending' else 'available' end,
-                             -v_direct, v_purchase.id, v_refund, v_lot.id, null);
-    perform loyalty_move(v_entry, v_lot.id, -v_direct, 'refund_revoke', v_purchase.id);
+                             -v_part, v_purchase.id, v_refund, v_lot.id, null);
+    perform loyalty_move(v_entry, v_lot.id, -v_part, 'refund_revoke', v_purchase.id);
     update balances
-    set pending = pending - case when v_lot.state = 'pending' then v_direct else 0 end,
-        available = available - case when v_lot.state = 'pending' then 0 else v_direct end
+    set pending = pending - case when v_lot.state = 'pending' then v_part else 0 end,
+        available = available - case when v_lot.state = 'pending' then 0 else v_part end
     where customer_id = v_customer;
-    v_left := v_left - v_direct;
-  end if;
+    v_direct := v_direct + v_part;
+    v_left := v_left - v_part;
+  end loop;
   if v_left > 0 then
     select available into v_available from balances where customer_id = v_customer;
     v_swap := least(v_left, v_available);

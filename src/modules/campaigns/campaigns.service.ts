@@ -1,0 +1,187 @@
+import type { Selectable } from 'kysely';
+import type { z } from 'zod';
+import type { Executor } from '../../db/database.js';
+import type { Campaigns } from '../../db/types.js';
+import { AppError } from '../../http/errors.js';
+import type { RuleCampaign } from './campaigns.rules.js';
+import {
+  type Campaign,
+  CampaignConditions,
+  CampaignInput,
+  CampaignLimits,
+  CampaignSchedule,
+  type CreateCampaignBody,
+  type UpdateCampaignBody,
+} from './campaigns.schema.js';
+
+type CampaignRow = Selectable<Campaigns>;
+
+// Joins no grants row: a quote for nobody in particular.
+const NO_CUSTOMER = '00000000-0000-0000-0000-000000000000';
+
+function limitsOf(row: CampaignRow): CampaignLimits {
+  return CampaignLimits.parse({
+    ...(row.limit_per_customer === null ? {} : { perCustomer: row.limit_per_customer }),
+    ...(row.limit_total_points === null ? {} : { totalPoints: row.limit_total_points }),
+  });
+}
+
+/** A stored campaign as the API shows it. */
+export function toCampaign(row: CampaignRow): Campaign {
+  return {
+    id: row.id,
+    name: row.name,
+    kind: row.kind as Campaign['kind'],
+    status: row.status as Campaign['status'],
+    startsAt: row.starts_at?.toISOString() ?? null,
+    endsAt: row.ends_at?.toISOString() ?? null,
+    schedule: row.schedule === null ? null : CampaignSchedule.parse(row.schedule),
+    conditions: CampaignConditions.parse(row.conditions),
+    effect: row.effect as Record<string, unknown>,
+    bonusLifetimeDays: row.bonus_lifetime_days,
+    limits: limitsOf(row),
+    priority: row.priority,
+    exclusive: row.exclusive,
+    grantedPoints: row.granted_points,
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+  };
+}
+
+function columnsOf(input: CampaignInput) {
+  return {
+    name: input.name,
+    kind: input.kind,
+    status: input.status,
+    starts_at: input.startsAt === null ? null : new Date(input.startsAt),
+    ends_at: input.endsAt === null ? null : new Date(input.endsAt),
+    schedule: input.schedule === null ? null : JSON.stringify(input.schedule),
+    conditions: JSON.stringify(input.conditions),
+    effect: JSON.stringify(input.effect),
+    bonus_lifetime_days: input.bonusLifetimeDays,
+    limit_per_customer: input.limits.perCustomer ?? null,
+    limit_total_points: input.limits.totalPoints ?? null,
+    priority: input.priority,
+    exclusive: input.exclusive,
+  };
+}
+
+/** The merchant's campaigns, newest first. */
+export async function listCampaigns(db: Executor, merchantId: string): Promise<Campaign[]> {
+  const rows = await db
+    .selectFrom('campaigns')
+    .selectAll()
+    .where('merchant_id', '=', merchantId)
+    .orderBy('created_at', 'desc')
+    .orderBy('id')
+    .execute();
+  return rows.map(toCampaign);
+}
+
+/** One of the merchant's campaigns; 404 for another merchant's or an unknown id. */
+export async function getCampaign(
+  db: Executor,
+  options: { merchantId: string; id: string; forUpdate?: boolean },
+): Promise<Campaign> {
+  let query = db
+    .selectFrom('campaigns')
+    .selectAll()
+    .where('id', '=', options.id)
+    .where('merchant_id', '=', options.merchantId);
+  if (options.forUpdate) query = query.forUpdate();
+  const row = await query.executeTakeFirst();
+  if (!row) throw new AppError('campaign_not_found', 'Campaign not found');
+  return toCampaign(row);
+}
+
+/** Creates a campaign (validated by CreateCampaignBody). */
+export async function createCampaign(
+  db: Executor,
+  options: { merchantId: string; input: CreateCampaignBody },
+): Promise<Campaign> {
+  const row = await db
+    .insertInto('campaigns')
+    .values({ merchant_id: options.merchantId, ...columnsOf(options.input) })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return toCampaign(row);
+}
+
+function validationError(error: z.ZodError): AppError {
+  const issues = error.issues.map((issue) => ({ field: issue.path.join('.'), message: issue.message }));
+  const first = issues[0];
+  return new AppError('validation_error', first ? `${first.field}: ${first.message}` : 'Invalid campaign', {
+    issues,
+  });
+}
+
+/**
+ * Changes some fields of a campaign; the result must be a valid campaign as a whole (e.g. a new
+ * kind needs its effect). Returns the campaign before and after.
+ */
+export async function updateCampaign(
+  db: Executor,
+  options: { merchantId: string; id: string; patch: UpdateCampaignBody },
+): Promise<{ before: Campaign; after: Campaign }> {
+  const before = await getCampaign(db, { merchantId: options.merchantId, id: options.id, forUpdate: true });
+  const { id: _id, grantedPoints: _granted, createdAt: _created, updatedAt: _updated, ...current } = before;
+  const parsed = CampaignInput.safeParse({ ...current, ...options.patch });
+  if (!parsed.success) throw validationError(parsed.error);
+  const row = await db
+    .updateTable('campaigns')
+    .set({ ...columnsOf(parsed.data), updated_at: new Date() })
+    .where('id', '=', options.id)
+    .where('merchant_id', '=', options.merchantId)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return { before, after: toCampaign(row) };
+}
+
+/** Deletes a campaign; points it granted stay with their customers. Returns what was deleted. */
+export async function deleteCampaign(
+  db: Executor,
+  options: { merchantId: string; id: string },
+): Promise<Campaign> {
+  const row = await db
+    .deleteFrom('campaigns')
+    .where('id', '=', options.id)
+    .where('merchant_id', '=', options.merchantId)
+    .returningAll()
+    .executeTakeFirst();
+  if (!row) throw new AppError('campaign_not_found', 'Campaign not found');
+  return toCampaign(row);
+}
+
+/** A stored campaign as the rules take it, with its usage by one customer. */
+export function toRuleCampaign(campaign: Campaign, customerGrants = 0): RuleCampaign {
+  return {
+    ...campaign,
+    startsAt: campaign.startsAt === null ? null : new Date(campaign.startsAt),
+    endsAt: campaign.endsAt === null ? null : new Date(campaign.endsAt),
+    customerGrants,
+  };
+}
+
+/**
+ * The merchant's purchase campaigns that are active and within their period at `at`, with the
+ * customer's grants (for limits.perCustomer). Schedules and conditions are the rules' business.
+ */
+export async function findPurchaseCampaigns(
+  db: Executor,
+  options: { merchantId: string; customerId: string | null; at: Date },
+): Promise<RuleCampaign[]> {
+  const rows = await db
+    .selectFrom('campaigns as c')
+    .leftJoin('campaign_grants as g', (join) =>
+      join.onRef('g.campaign_id', '=', 'c.id').on('g.customer_id', '=', options.customerId ?? NO_CUSTOMER),
+    )
+    .selectAll('c')
+    .select('g.grants as customer_grants')
+    .where('c.merchant_id', '=', options.merchantId)
+    .where('c.status', '=', 'active')
+    .where('c.kind', 'in', ['multiplier', 'bonus_points'])
+    .where((eb) => eb.or([eb('c.starts_at', 'is', null), eb('c.starts_at', '<=', options.at)]))
+    .where((eb) => eb.or([eb('c.ends_at', 'is', null), eb('c.ends_at', '>', options.at)]))
+    .execute();
+  return rows.map((row) => toRuleCampaign(toCampaign(row), row.customer_grants ?? 0));
+}
