@@ -40,10 +40,11 @@ export function useMerchantTimeZone(): string {
 export function CampaignsPage() {
   const i18n = useI18n();
   const { t } = i18n;
-  const canWrite = useCan('programme:write');
-  const campaigns = useResource<Campaign>({
+  const canWrite = useCan('campaigns:write');
+  const campaigns = useResource<Campaign, { campaigns: Campaign[] }>({
     queryKey: ['campaigns'],
-    queryFn: () => portalApi.get<{ items: Campaign[] }>('/campaigns'),
+    queryFn: () => portalApi.get<{ campaigns: Campaign[] }>('/campaigns'),
+    rows: (data) => data.campaigns,
     confirm: (c) => portalApi.delete(`/campaigns/${c.id}`),
     confirmed: t('campaigns.deleted'),
   });

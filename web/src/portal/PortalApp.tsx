@@ -93,7 +93,7 @@ function usePages(): PageDef[] {
       to: '/portal/campaigns',
       label: t('nav.campaigns'),
       icon: 'campaigns',
-      permission: 'programme:read',
+      permission: 'campaigns:read',
       element: <CampaignsPage />,
       group: 'setup',
     },

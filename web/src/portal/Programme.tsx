@@ -164,7 +164,7 @@ function timeZones(): string[] {
 /** The merchant's time zone: schedules, birthdays, dashboards and bot dates use it. */
 function TimeZoneCard() {
   const { t } = useI18n();
-  const canWrite = useCan('programme:write');
+  const canWrite = useCan('merchant:write');
   const me = useQuery({ queryKey: ['me'], queryFn: () => portalApi.get<Me>('/me') });
   const current = me.data?.merchant?.timeZone ?? 'Europe/Moscow';
   const save = useAction((timeZone: string) => portalApi.patch('/merchant', { timeZone }), {
