@@ -211,3 +211,20 @@ export async function patchStored(page: Page, key: string, patch: Record<string,
     `localStorage.setItem(${JSON.stringify(key)}, ${JSON.stringify(JSON.stringify(next))})`,
   );
 }
+
+/** A link of the sidebar navigation. */
+export function navLink(page: Page, name: string): Locator {
+  return page.getByRole('navigation').getByRole('link', { name, exact: true });
+}
+
+/** Signs in on a sign-in page (portal or admin, Russian UI) with an e-mail and password. */
+export async function signIn(
+  page: Page,
+  url: string,
+  account: { email: string; password: string },
+): Promise<void> {
+  await page.goto(url);
+  await page.getByLabel('Эл. почта').fill(account.email);
+  await page.getByLabel('Пароль').fill(account.password);
+  await page.getByRole('button', { name: 'Войти' }).click();
+}

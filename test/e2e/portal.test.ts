@@ -12,12 +12,14 @@ import {
   integrationCall,
   launchBrowser,
   NO_CHROMIUM_REASON,
+  navLink,
   newPage,
   patchStored,
   readStored,
   screenshots,
   see,
   seeText,
+  signIn as signInAt,
   startWebServer,
   type WebServer,
 } from './helpers.js';
@@ -71,17 +73,8 @@ describe.skipIf(!hasChromium)('merchant portal (browser)', () => {
     await telegram?.close();
   });
 
-  /** A link of the sidebar navigation. */
-  function navLink(page: Page, name: string) {
-    return page.getByRole('navigation').getByRole('link', { name, exact: true });
-  }
-
-  async function signIn(page: Page, account: { email: string; password: string }) {
-    await page.goto(`${server.baseUrl}/portal`);
-    await page.getByLabel('Эл. почта').fill(account.email);
-    await page.getByLabel('Пароль').fill(account.password);
-    await page.getByRole('button', { name: 'Войти' }).click();
-  }
+  const signIn = (page: Page, account: { email: string; password: string }) =>
+    signInAt(page, `${server.baseUrl}/portal`, account);
 
   it('owner: programme, API key from the UI, a purchase with it on the dashboard and in the history', async () => {
     const { page, outsideRequests, close } = await newPage(browser);

@@ -1,22 +1,18 @@
-import { keepPreviousData, useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { useI18n } from '../i18n';
 import { useAction } from '../lib/query';
-import {
-  Badge,
-  Button,
-  Card,
-  ConfirmDialog,
-  EmptyState,
-  ErrorState,
-  Loading,
-  Modal,
-  PageHeader,
-  TextField,
-  useDebounced,
-} from '../ui/components';
-import { type Column, DataTable } from '../ui/DataTable';
+import { useResource } from '../lib/resource';
+import { Badge, Button, Card, PageHeader, TextField, useDebounced } from '../ui/components';
+import type { Column } from '../ui/DataTable';
 import { IdChip } from '../ui/IdChip';
+import {
+  AddButton,
+  FormDialog,
+  MIN_PASSWORD_LENGTH,
+  NewPasswordField,
+  ResourceConfirm,
+  ResourceTable,
+} from '../ui/resource';
 import { adminApi, type MerchantRow } from './api';
 
 /** Merchants with their usage; create one with its owner; suspend and activate. */
@@ -25,18 +21,17 @@ export function MerchantsPage() {
   const { t } = i18n;
   const [q, setQ] = useState('');
   const query = useDebounced(q.trim(), 300);
-  const merchants = useQuery({
+  const merchants = useResource<MerchantRow, { items: MerchantRow[]; total: number }>({
     queryKey: ['merchants', query],
     queryFn: () => adminApi.get<{ items: MerchantRow[]; total: number }>('/merchants', { q: query }),
-    placeholderData: keepPreviousData,
+    keepPrevious: true,
+    confirm: (m) => adminApi.patch(`/merchants/${m.id}`, { status: 'suspended' }),
+    confirmed: t('common.saved'),
   });
-  const [isCreating, setCreating] = useState(false);
-  const [changing, setChanging] = useState<MerchantRow | null>(null);
-  const setStatus = useAction(
-    (input: { id: string; status: string }) =>
-      adminApi.patch(`/merchants/${input.id}`, { status: input.status }),
-    { invalidate: [['merchants']], success: t('common.saved'), onSuccess: () => setChanging(null) },
-  );
+  const activate = useAction((id: string) => adminApi.patch(`/merchants/${id}`, { status: 'active' }), {
+    invalidate: [['merchants']],
+    success: t('common.saved'),
+  });
   const columns: Array<Column<MerchantRow>> = [
     {
       key: 'name',
@@ -91,31 +86,23 @@ export function MerchantsPage() {
       actions: true,
       render: (m) =>
         m.status === 'active' ? (
-          <Button size="sm" variant="danger" onClick={() => setChanging(m)}>
+          <Button size="sm" variant="danger" onClick={() => merchants.ask(m)}>
             {t('merchants.suspend')}
           </Button>
         ) : (
-          <Button
-            size="sm"
-            busy={setStatus.isPending}
-            onClick={() => setStatus.mutate({ id: m.id, status: 'active' })}
-          >
+          <Button size="sm" busy={activate.isPending} onClick={() => activate.mutate(m.id)}>
             {t('merchants.activate')}
           </Button>
         ),
     },
   ];
-  const data = merchants.data;
+  const data = merchants.query.data;
   return (
     <div className="stack-lg">
       <PageHeader
         title={t('merchants.title')}
         subtitle={data ? t('merchants.count', { n: data.total }) : t('merchants.subtitle')}
-        actions={
-          <Button variant="primary" icon="plus" onClick={() => setCreating(true)}>
-            {t('merchants.create')}
-          </Button>
-        }
+        actions={<AddButton canWrite label={t('merchants.create')} onClick={() => merchants.edit('new')} />}
       />
       <Card padded={false}>
         <div className="card-body" style={{ paddingBottom: 16 }}>
@@ -127,27 +114,19 @@ export function MerchantsPage() {
             placeholder={t('merchants.searchPlaceholder')}
           />
         </div>
-        {merchants.isError ? (
-          <ErrorState error={merchants.error} onRetry={() => merchants.refetch()} />
-        ) : !data ? (
-          <Loading />
-        ) : data.items.length === 0 ? (
-          <EmptyState icon="merchants" title={t('merchants.empty')} />
-        ) : (
-          <DataTable columns={columns} rows={data.items} rowKey={(m) => m.id} />
-        )}
-      </Card>
-      {isCreating ? <CreateMerchantDialog onClose={() => setCreating(false)} /> : null}
-      {changing ? (
-        <ConfirmDialog
-          title={t('merchants.suspendTitle')}
-          text={t('merchants.suspendText', { name: changing.name })}
-          confirmLabel={t('merchants.suspend')}
-          busy={setStatus.isPending}
-          onConfirm={() => setStatus.mutate({ id: changing.id, status: 'suspended' })}
-          onCancel={() => setChanging(null)}
+        <ResourceTable
+          resource={merchants}
+          columns={columns}
+          empty={{ icon: 'merchants', title: t('merchants.empty') }}
         />
-      ) : null}
+      </Card>
+      {merchants.editing ? <CreateMerchantDialog onClose={merchants.closeEdit} /> : null}
+      <ResourceConfirm
+        resource={merchants}
+        title={t('merchants.suspendTitle')}
+        text={(m) => t('merchants.suspendText', { name: m.name })}
+        confirmLabel={t('merchants.suspend')}
+      />
     </div>
   );
 }
@@ -161,38 +140,19 @@ function CreateMerchantDialog({ onClose }: { onClose: () => void }) {
     () => adminApi.post('/merchants', { name: name.trim(), owner: { email: email.trim(), password } }),
     { invalidate: [['merchants']], success: t('merchants.created'), onSuccess: onClose },
   );
-  const isValid = name.trim() !== '' && /.+@.+/.test(email) && password.length >= 8;
+  const isValid = name.trim() !== '' && /.+@.+/.test(email) && password.length >= MIN_PASSWORD_LENGTH;
   return (
-    <Modal
+    <FormDialog
       title={t('merchants.create')}
       onClose={onClose}
-      footer={
-        <>
-          <Button onClick={onClose}>{t('common.cancel')}</Button>
-          <Button
-            variant="primary"
-            busy={create.isPending}
-            disabled={!isValid}
-            onClick={() => create.mutate()}
-          >
-            {t('merchants.createSubmit')}
-          </Button>
-        </>
-      }
+      busy={create.isPending}
+      canSubmit={isValid}
+      submitLabel={t('merchants.createSubmit')}
+      onSubmit={() => create.mutate()}
     >
-      <div className="stack">
-        <TextField label={t('merchants.name')} value={name} onChange={setName} autoFocus />
-        <TextField label={t('merchants.ownerEmail')} type="email" value={email} onChange={setEmail} />
-        <TextField
-          label={t('merchants.ownerPassword')}
-          type="password"
-          autoComplete="new-password"
-          value={password}
-          onChange={setPassword}
-          hint={t('users.passwordHint')}
-          error={password && password.length < 8 ? t('users.passwordShort') : undefined}
-        />
-      </div>
-    </Modal>
+      <TextField label={t('merchants.name')} value={name} onChange={setName} autoFocus />
+      <TextField label={t('merchants.ownerEmail')} type="email" value={email} onChange={setEmail} />
+      <NewPasswordField label={t('merchants.ownerPassword')} value={password} onChange={setPassword} />
+    </FormDialog>
   );
 }

@@ -35,3 +35,14 @@ export function dayEndIso(day: string): string {
   date.setDate(date.getDate() + 1);
   return date.toISOString();
 }
+
+/** The calendar day (YYYY-MM-DD) `days` before today on the clocks of an IANA time zone. */
+export function daysAgoIn(days: number, zone: string): string {
+  const date = new Date(Date.now() - days * 86_400_000);
+  // en-CA formats as YYYY-MM-DD; a wrong zone name falls back to the browser's.
+  try {
+    return new Intl.DateTimeFormat('en-CA', { timeZone: zone }).format(date);
+  } catch {
+    return toDay(date);
+  }
+}

@@ -1,23 +1,11 @@
-import { useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { useI18n } from '../i18n';
 import { useAction } from '../lib/query';
-import {
-  Badge,
-  Button,
-  Callout,
-  Card,
-  ConfirmDialog,
-  EmptyState,
-  ErrorState,
-  Loading,
-  Modal,
-  PageHeader,
-  SecretBox,
-  TextField,
-} from '../ui/components';
-import { type Column, DataTable } from '../ui/DataTable';
-import { type ApiKey, itemsOf, portalApi } from './api';
+import { useResource } from '../lib/resource';
+import { Badge, Button, Card, PageHeader, TextField } from '../ui/components';
+import type { Column } from '../ui/DataTable';
+import { AddButton, FormDialog, ResourceConfirm, ResourceTable, SecretDialog } from '../ui/resource';
+import { type ApiKey, portalApi } from './api';
 import { useCan } from './permissions';
 
 /** Integration API keys: created with the key shown once, then only its prefix; revoked with a confirm. */
@@ -25,16 +13,11 @@ export function ApiKeysPage() {
   const i18n = useI18n();
   const { t } = i18n;
   const canWrite = useCan('apikeys:write');
-  const keys = useQuery({
+  const keys = useResource<ApiKey>({
     queryKey: ['api-keys'],
     queryFn: () => portalApi.get<{ items: ApiKey[] } | ApiKey[]>('/api-keys'),
-  });
-  const [isCreating, setCreating] = useState(false);
-  const [revoking, setRevoking] = useState<ApiKey | null>(null);
-  const revoke = useAction((id: string) => portalApi.delete(`/api-keys/${id}`), {
-    invalidate: [['api-keys']],
-    success: t('apiKeys.revoked'),
-    onSuccess: () => setRevoking(null),
+    confirm: (k) => portalApi.delete(`/api-keys/${k.id}`),
+    confirmed: t('apiKeys.revoked'),
   });
   const columns: Array<Column<ApiKey>> = [
     { key: 'name', header: t('common.name'), primary: true, render: (k) => k.name },
@@ -62,48 +45,35 @@ export function ApiKeysPage() {
       actions: true,
       render: (k) =>
         k.revokedAt ? null : (
-          <Button size="sm" variant="danger" onClick={() => setRevoking(k)}>
+          <Button size="sm" variant="danger" onClick={() => keys.ask(k)}>
             {t('apiKeys.revoke')}
           </Button>
         ),
     });
   }
-  const items = itemsOf(keys.data);
   return (
     <div className="stack-lg">
       <PageHeader
         title={t('apiKeys.title')}
         subtitle={t('apiKeys.subtitle')}
         actions={
-          canWrite ? (
-            <Button variant="primary" icon="plus" onClick={() => setCreating(true)}>
-              {t('apiKeys.create')}
-            </Button>
-          ) : null
+          <AddButton canWrite={canWrite} label={t('apiKeys.create')} onClick={() => keys.edit('new')} />
         }
       />
       <Card padded={false}>
-        {keys.isError ? (
-          <ErrorState error={keys.error} onRetry={() => keys.refetch()} />
-        ) : keys.isPending ? (
-          <Loading />
-        ) : items.length === 0 ? (
-          <EmptyState icon="key" title={t('apiKeys.empty')} hint={t('apiKeys.emptyHint')} />
-        ) : (
-          <DataTable columns={columns} rows={items} rowKey={(k) => k.id} />
-        )}
-      </Card>
-      {isCreating ? <CreateKeyDialog onClose={() => setCreating(false)} /> : null}
-      {revoking ? (
-        <ConfirmDialog
-          title={t('apiKeys.revokeTitle')}
-          text={t('apiKeys.revokeText', { name: revoking.name, prefix: revoking.prefix })}
-          confirmLabel={t('apiKeys.revoke')}
-          busy={revoke.isPending}
-          onConfirm={() => revoke.mutate(revoking.id)}
-          onCancel={() => setRevoking(null)}
+        <ResourceTable
+          resource={keys}
+          columns={columns}
+          empty={{ icon: 'key', title: t('apiKeys.empty'), hint: t('apiKeys.emptyHint') }}
         />
-      ) : null}
+      </Card>
+      {keys.editing ? <CreateKeyDialog onClose={keys.closeEdit} /> : null}
+      <ResourceConfirm
+        resource={keys}
+        title={t('apiKeys.revokeTitle')}
+        text={(k) => t('apiKeys.revokeText', { name: k.name, prefix: k.prefix })}
+        confirmLabel={t('apiKeys.revoke')}
+      />
     </div>
   );
 }
@@ -121,57 +91,35 @@ function CreateKeyDialog({ onClose }: { onClose: () => void }) {
   );
   if (created) {
     return (
-      <Modal
+      <SecretDialog
         title={t('apiKeys.createdTitle')}
+        secret={created.key}
+        label={t('apiKeys.keyLabel')}
+        testId="new-api-key"
+        warning={t('apiKeys.showOnce')}
+        note={t('apiKeys.usage')}
         onClose={onClose}
-        footer={
-          <Button variant="primary" onClick={onClose}>
-            {t('apiKeys.savedIt')}
-          </Button>
-        }
-      >
-        <div className="stack">
-          <Callout tone="warning">{t('apiKeys.showOnce')}</Callout>
-          <SecretBox value={created.key} label={t('apiKeys.keyLabel')} testId="new-api-key" />
-          <p className="small muted">{t('apiKeys.usage')}</p>
-        </div>
-      </Modal>
+      />
     );
   }
   return (
-    <Modal
+    <FormDialog
       title={t('apiKeys.create')}
       onClose={onClose}
-      footer={
-        <>
-          <Button onClick={onClose}>{t('common.cancel')}</Button>
-          <Button
-            variant="primary"
-            busy={create.isPending}
-            disabled={!name.trim()}
-            onClick={() => create.mutate()}
-          >
-            {t('apiKeys.createSubmit')}
-          </Button>
-        </>
-      }
+      busy={create.isPending}
+      canSubmit={Boolean(name.trim())}
+      submitLabel={t('apiKeys.createSubmit')}
+      onSubmit={() => create.mutate()}
     >
-      <form
-        onSubmit={(event) => {
-          event.preventDefault();
-          if (name.trim()) create.mutate();
-        }}
-      >
-        <TextField
-          label={t('apiKeys.name')}
-          hint={t('apiKeys.nameHint')}
-          value={name}
-          onChange={setName}
-          placeholder={t('apiKeys.namePlaceholder')}
-          required
-          autoFocus
-        />
-      </form>
-    </Modal>
+      <TextField
+        label={t('apiKeys.name')}
+        hint={t('apiKeys.nameHint')}
+        value={name}
+        onChange={setName}
+        placeholder={t('apiKeys.namePlaceholder')}
+        required
+        autoFocus
+      />
+    </FormDialog>
   );
 }

@@ -2,21 +2,11 @@ import { useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { useI18n } from '../i18n';
 import { useAction } from '../lib/query';
-import {
-  Button,
-  Card,
-  ConfirmDialog,
-  EmptyState,
-  ErrorState,
-  Loading,
-  Modal,
-  PageHeader,
-  RowActions,
-  SelectField,
-  TextField,
-} from '../ui/components';
-import { type Column, DataTable } from '../ui/DataTable';
+import { useResource } from '../lib/resource';
+import { Card, PageHeader, SelectField, TextField } from '../ui/components';
+import type { Column } from '../ui/DataTable';
 import { IdChip } from '../ui/IdChip';
+import { AddButton, editColumn, FormDialog, ResourceConfirm, ResourceTable } from '../ui/resource';
 import { type Cashier, type Device, itemsOf, type Outlet, portalApi } from './api';
 import { useCan } from './permissions';
 
@@ -56,16 +46,11 @@ function OutletList() {
   const i18n = useI18n();
   const { t } = i18n;
   const canWrite = useCan('outlets:write');
-  const outlets = useQuery({
+  const outlets = useResource<Outlet>({
     queryKey: ['outlets'],
     queryFn: () => portalApi.get<{ items: Outlet[] }>('/outlets'),
-  });
-  const [editing, setEditing] = useState<Outlet | 'new' | null>(null);
-  const [deleting, setDeleting] = useState<Outlet | null>(null);
-  const remove = useAction((id: string) => portalApi.delete(`/outlets/${id}`), {
-    invalidate: [['outlets']],
-    success: t('outlets.deleted'),
-    onSuccess: () => setDeleting(null),
+    confirm: (o) => portalApi.delete(`/outlets/${o.id}`),
+    confirmed: t('outlets.deleted'),
   });
   const columns: Array<Column<Outlet>> = [
     { key: 'name', header: t('common.name'), primary: true, render: (o) => o.name },
@@ -77,49 +62,31 @@ function OutletList() {
     { key: 'id', header: t('common.id'), render: (o) => <IdChip id={o.id} /> },
     { key: 'created', header: t('common.created'), render: (o) => i18n.date(o.createdAt) },
   ];
-  if (canWrite) {
-    columns.push({
-      key: 'actions',
-      header: '',
-      actions: true,
-      render: (o) => <RowActions onEdit={() => setEditing(o)} onDelete={() => setDeleting(o)} />,
-    });
-  }
-  const items = itemsOf(outlets.data);
+  if (canWrite) columns.push(editColumn(outlets));
   return (
     <Card
       padded={false}
       title={t('outlets.tabOutlets')}
       actions={
-        canWrite ? (
-          <Button variant="primary" size="sm" icon="plus" onClick={() => setEditing('new')}>
-            {t('outlets.add')}
-          </Button>
-        ) : null
+        <AddButton
+          canWrite={canWrite}
+          size="sm"
+          label={t('outlets.add')}
+          onClick={() => outlets.edit('new')}
+        />
       }
     >
-      {outlets.isError ? (
-        <ErrorState error={outlets.error} onRetry={() => outlets.refetch()} />
-      ) : outlets.isPending ? (
-        <Loading />
-      ) : items.length === 0 ? (
-        <EmptyState icon="outlets" title={t('outlets.empty')} hint={t('outlets.emptyHint')} />
-      ) : (
-        <DataTable columns={columns} rows={items} rowKey={(o) => o.id} />
-      )}
-      {editing ? (
-        <OutletDialog outlet={editing === 'new' ? null : editing} onClose={() => setEditing(null)} />
-      ) : null}
-      {deleting ? (
-        <ConfirmDialog
-          title={t('outlets.deleteTitle')}
-          text={t('outlets.deleteText', { name: deleting.name })}
-          confirmLabel={t('common.delete')}
-          busy={remove.isPending}
-          onConfirm={() => remove.mutate(deleting.id)}
-          onCancel={() => setDeleting(null)}
-        />
-      ) : null}
+      <ResourceTable
+        resource={outlets}
+        columns={columns}
+        empty={{ icon: 'outlets', title: t('outlets.empty'), hint: t('outlets.emptyHint') }}
+      />
+      {outlets.editing ? <OutletDialog outlet={outlets.edited} onClose={outlets.closeEdit} /> : null}
+      <ResourceConfirm
+        resource={outlets}
+        title={t('outlets.deleteTitle')}
+        text={(o) => t('outlets.deleteText', { name: o.name })}
+      />
     </Card>
   );
 }
@@ -134,34 +101,16 @@ function OutletDialog({ outlet, onClose }: { outlet: Outlet | null; onClose: () 
     { invalidate: [['outlets']], success: t('common.saved'), onSuccess: onClose },
   );
   return (
-    <Modal
+    <FormDialog
       title={outlet ? t('outlets.editTitle') : t('outlets.add')}
       onClose={onClose}
-      footer={
-        <>
-          <Button onClick={onClose}>{t('common.cancel')}</Button>
-          <Button
-            variant="primary"
-            busy={save.isPending}
-            disabled={!name.trim()}
-            onClick={() => save.mutate()}
-          >
-            {t('common.save')}
-          </Button>
-        </>
-      }
+      busy={save.isPending}
+      canSubmit={Boolean(name.trim())}
+      onSubmit={() => save.mutate()}
     >
-      <form
-        className="stack"
-        onSubmit={(event) => {
-          event.preventDefault();
-          if (name.trim()) save.mutate();
-        }}
-      >
-        <TextField label={t('common.name')} value={name} onChange={setName} required autoFocus />
-        <TextField label={t('outlets.address')} value={address} onChange={setAddress} />
-      </form>
-    </Modal>
+      <TextField label={t('common.name')} value={name} onChange={setName} required autoFocus />
+      <TextField label={t('outlets.address')} value={address} onChange={setAddress} />
+    </FormDialog>
   );
 }
 
@@ -171,22 +120,17 @@ function MemberList({ kind }: { kind: 'devices' | 'cashiers' }) {
   const i18n = useI18n();
   const { t } = i18n;
   const canWrite = useCan('outlets:write');
-  const members = useQuery({
+  const members = useResource<Member>({
     queryKey: [kind],
     queryFn: () => portalApi.get<{ items: Member[] }>(`/${kind}`),
+    confirm: (m) => portalApi.delete(`/${kind}/${m.id}`),
+    confirmed: t('outlets.deleted'),
   });
   const outlets = useQuery({
     queryKey: ['outlets'],
     queryFn: () => portalApi.get<{ items: Outlet[] }>('/outlets'),
   });
   const outletName = (id: string | null) => itemsOf(outlets.data).find((o) => o.id === id)?.name;
-  const [editing, setEditing] = useState<Member | 'new' | null>(null);
-  const [deleting, setDeleting] = useState<Member | null>(null);
-  const remove = useAction((id: string) => portalApi.delete(`/${kind}/${id}`), {
-    invalidate: [[kind]],
-    success: t('outlets.deleted'),
-    onSuccess: () => setDeleting(null),
-  });
   const columns: Array<Column<Member>> = [
     { key: 'name', header: t('common.name'), primary: true, render: (m) => m.name },
     {
@@ -197,59 +141,40 @@ function MemberList({ kind }: { kind: 'devices' | 'cashiers' }) {
     { key: 'id', header: t('common.id'), render: (m) => <IdChip id={m.id} /> },
     { key: 'created', header: t('common.created'), render: (m) => i18n.date(m.createdAt) },
   ];
-  if (canWrite) {
-    columns.push({
-      key: 'actions',
-      header: '',
-      actions: true,
-      render: (m) => <RowActions onEdit={() => setEditing(m)} onDelete={() => setDeleting(m)} />,
-    });
-  }
-  const items = itemsOf(members.data);
-  const title = kind === 'devices' ? t('outlets.tabDevices') : t('outlets.tabCashiers');
+  if (canWrite) columns.push(editColumn(members));
+  const isDevices = kind === 'devices';
   return (
     <Card
       padded={false}
-      title={title}
-      subtitle={kind === 'devices' ? t('outlets.devicesHint') : t('outlets.cashiersHint')}
+      title={isDevices ? t('outlets.tabDevices') : t('outlets.tabCashiers')}
+      subtitle={isDevices ? t('outlets.devicesHint') : t('outlets.cashiersHint')}
       actions={
-        canWrite ? (
-          <Button variant="primary" size="sm" icon="plus" onClick={() => setEditing('new')}>
-            {kind === 'devices' ? t('outlets.addDevice') : t('outlets.addCashier')}
-          </Button>
-        ) : null
+        <AddButton
+          canWrite={canWrite}
+          size="sm"
+          label={isDevices ? t('outlets.addDevice') : t('outlets.addCashier')}
+          onClick={() => members.edit('new')}
+        />
       }
     >
-      {members.isError ? (
-        <ErrorState error={members.error} onRetry={() => members.refetch()} />
-      ) : members.isPending ? (
-        <Loading />
-      ) : items.length === 0 ? (
-        <EmptyState
-          icon="outlets"
-          title={kind === 'devices' ? t('outlets.noDevices') : t('outlets.noCashiers')}
-        />
-      ) : (
-        <DataTable columns={columns} rows={items} rowKey={(m) => m.id} />
-      )}
-      {editing ? (
+      <ResourceTable
+        resource={members}
+        columns={columns}
+        empty={{ icon: 'outlets', title: isDevices ? t('outlets.noDevices') : t('outlets.noCashiers') }}
+      />
+      {members.editing ? (
         <MemberDialog
           kind={kind}
-          member={editing === 'new' ? null : editing}
+          member={members.edited}
           outlets={itemsOf(outlets.data)}
-          onClose={() => setEditing(null)}
+          onClose={members.closeEdit}
         />
       ) : null}
-      {deleting ? (
-        <ConfirmDialog
-          title={t('outlets.deleteTitle')}
-          text={t('outlets.deleteText', { name: deleting.name })}
-          confirmLabel={t('common.delete')}
-          busy={remove.isPending}
-          onConfirm={() => remove.mutate(deleting.id)}
-          onCancel={() => setDeleting(null)}
-        />
-      ) : null}
+      <ResourceConfirm
+        resource={members}
+        title={t('outlets.deleteTitle')}
+        text={(m) => t('outlets.deleteText', { name: m.name })}
+      />
     </Card>
   );
 }
@@ -275,35 +200,23 @@ function MemberDialog({
   );
   const title = kind === 'devices' ? t('outlets.addDevice') : t('outlets.addCashier');
   return (
-    <Modal
+    <FormDialog
       title={member ? t('common.edit') : title}
       onClose={onClose}
-      footer={
-        <>
-          <Button onClick={onClose}>{t('common.cancel')}</Button>
-          <Button
-            variant="primary"
-            busy={save.isPending}
-            disabled={!name.trim()}
-            onClick={() => save.mutate()}
-          >
-            {t('common.save')}
-          </Button>
-        </>
-      }
+      busy={save.isPending}
+      canSubmit={Boolean(name.trim())}
+      onSubmit={() => save.mutate()}
     >
-      <div className="stack">
-        <TextField label={t('common.name')} value={name} onChange={setName} required autoFocus />
-        <SelectField
-          label={t('outlets.outlet')}
-          value={outletId}
-          onChange={setOutletId}
-          options={[
-            { value: '', label: t('outlets.anyOutlet') },
-            ...outlets.map((o) => ({ value: o.id, label: o.name })),
-          ]}
-        />
-      </div>
-    </Modal>
+      <TextField label={t('common.name')} value={name} onChange={setName} required autoFocus />
+      <SelectField
+        label={t('outlets.outlet')}
+        value={outletId}
+        onChange={setOutletId}
+        options={[
+          { value: '', label: t('outlets.anyOutlet') },
+          ...outlets.map((o) => ({ value: o.id, label: o.name })),
+        ]}
+      />
+    </FormDialog>
   );
 }

@@ -12,6 +12,7 @@ import { type NavGroup, type NavItem, Shell } from '../ui/Shell';
 import { ApiKeysPage } from './ApiKeys';
 import { AuditPage } from './Audit';
 import { type Me, portalApi } from './api';
+import { CampaignsPage } from './Campaigns';
 import { CustomerPage, CustomersPage } from './Customers';
 import { DashboardPage } from './Dashboard';
 import { OutletsPage } from './Outlets';
@@ -85,6 +86,15 @@ function usePages(): PageDef[] {
       icon: 'programme',
       permission: 'programme:read',
       element: <ProgrammePage />,
+      group: 'setup',
+    },
+    {
+      path: 'campaigns',
+      to: '/portal/campaigns',
+      label: t('nav.campaigns'),
+      icon: 'campaigns',
+      permission: 'campaigns:read',
+      element: <CampaignsPage />,
       group: 'setup',
     },
     {

@@ -10,10 +10,11 @@ import {
   ErrorState,
   Loading,
   PageHeader,
+  SelectField,
   TextField,
   useDebounced,
 } from '../ui/components';
-import { type Preview, portalApi, type Rules } from './api';
+import { type Me, type Preview, portalApi, type Rules } from './api';
 import { useCan } from './permissions';
 
 interface TierDraft {
@@ -135,6 +136,7 @@ export function ProgrammePage() {
   return (
     <div className="stack-lg">
       <PageHeader title={t('programme.title')} subtitle={t('programme.subtitle')} />
+      <TimeZoneCard />
       {programme.isError ? (
         <Card>
           <ErrorState error={programme.error} onRetry={() => programme.refetch()} />
@@ -147,6 +149,45 @@ export function ProgrammePage() {
         </Card>
       )}
     </div>
+  );
+}
+
+/** The IANA zones the browser knows, or a few common ones where it cannot list them. */
+function timeZones(): string[] {
+  try {
+    return Intl.supportedValuesOf('timeZone');
+  } catch {
+    return ['Europe/Moscow', 'Europe/Kaliningrad', 'Europe/Samara', 'Asia/Yekaterinburg', 'UTC'];
+  }
+}
+
+/** The merchant's time zone: schedules, birthdays, dashboards and bot dates use it. */
+function TimeZoneCard() {
+  const { t } = useI18n();
+  const canWrite = useCan('merchant:write');
+  const me = useQuery({ queryKey: ['me'], queryFn: () => portalApi.get<Me>('/me') });
+  const current = me.data?.merchant?.timeZone ?? 'Europe/Moscow';
+  const save = useAction((timeZone: string) => portalApi.patch('/merchant', { timeZone }), {
+    invalidate: [['me']],
+    success: t('programme.timeZoneSaved'),
+  });
+  const zones = timeZones();
+  return (
+    <Card>
+      <div style={{ maxWidth: 420 }}>
+        <SelectField
+          label={t('programme.timeZone')}
+          hint={t('programme.timeZoneHint')}
+          value={save.isPending ? (save.variables ?? current) : current}
+          onChange={(zone) => save.mutate(zone)}
+          disabled={!canWrite || !me.data || save.isPending}
+          options={(zones.includes(current) ? zones : [current, ...zones]).map((zone) => ({
+            value: zone,
+            label: zone,
+          }))}
+        />
+      </div>
+    </Card>
   );
 }
 

@@ -1,25 +1,20 @@
-import { useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { manageableRoles, type Role, type StaffRole } from '../../../src/modules/auth/permissions';
 import { useI18n } from '../i18n';
 import { useAction } from '../lib/query';
+import { useResource } from '../lib/resource';
 import { useSession } from '../lib/useSession';
+import { Badge, Card, PageHeader, RowActions, SelectField, TextField } from '../ui/components';
+import type { Column } from '../ui/DataTable';
 import {
-  Badge,
-  Button,
-  Card,
-  ConfirmDialog,
-  EmptyState,
-  ErrorState,
-  Loading,
-  Modal,
-  PageHeader,
-  RowActions,
-  SelectField,
-  TextField,
-} from '../ui/components';
-import { type Column, DataTable } from '../ui/DataTable';
-import { itemsOf, type PortalUser, portalApi } from './api';
+  AddButton,
+  FormDialog,
+  MIN_PASSWORD_LENGTH,
+  NewPasswordField,
+  ResourceConfirm,
+  ResourceTable,
+} from '../ui/resource';
+import { type PortalUser, portalApi } from './api';
 import { useCan } from './permissions';
 
 /** Staff accounts and their roles. */
@@ -30,16 +25,11 @@ export function UsersPage() {
   const canWrite = useCan('users:write');
   const myRole = (session?.user.role ?? 'cashier') as Role;
   const assignable = manageableRoles(myRole);
-  const users = useQuery({
+  const users = useResource<PortalUser>({
     queryKey: ['users'],
     queryFn: () => portalApi.get<{ items: PortalUser[] }>('/users'),
-  });
-  const [editing, setEditing] = useState<PortalUser | 'new' | null>(null);
-  const [removing, setRemoving] = useState<PortalUser | null>(null);
-  const remove = useAction((id: string) => portalApi.delete(`/users/${id}`), {
-    invalidate: [['users']],
-    success: t('users.removed'),
-    onSuccess: () => setRemoving(null),
+    confirm: (u) => portalApi.delete(`/users/${u.id}`),
+    confirmed: t('users.removed'),
   });
   const roleLabel = (role: string) => t(`role.${role}` as 'role.owner');
   const canManage = (user: PortalUser) =>
@@ -84,8 +74,8 @@ export function UsersPage() {
       render: (u) =>
         canManage(u) ? (
           <RowActions
-            onEdit={() => setEditing(u)}
-            onDelete={() => setRemoving(u)}
+            onEdit={() => users.edit(u)}
+            onDelete={() => users.ask(u)}
             deleteLabel={t('users.remove')}
           />
         ) : u.id === session?.user.id ? (
@@ -93,30 +83,21 @@ export function UsersPage() {
         ) : null,
     },
   ];
-  const items = itemsOf(users.data);
   return (
     <div className="stack-lg">
       <PageHeader
         title={t('users.title')}
         subtitle={t('users.subtitle')}
         actions={
-          canWrite ? (
-            <Button variant="primary" icon="plus" onClick={() => setEditing('new')}>
-              {t('users.invite')}
-            </Button>
-          ) : null
+          <AddButton canWrite={canWrite} label={t('users.invite')} onClick={() => users.edit('new')} />
         }
       />
       <Card padded={false}>
-        {users.isError ? (
-          <ErrorState error={users.error} onRetry={() => users.refetch()} />
-        ) : users.isPending ? (
-          <Loading />
-        ) : items.length === 0 ? (
-          <EmptyState icon="users" title={t('users.empty')} />
-        ) : (
-          <DataTable columns={columns} rows={items} rowKey={(u) => u.id} />
-        )}
+        <ResourceTable
+          resource={users}
+          columns={columns}
+          empty={{ icon: 'users', title: t('users.empty') }}
+        />
       </Card>
       <Card title={t('users.rolesTitle')}>
         <dl className="dl">
@@ -130,23 +111,13 @@ export function UsersPage() {
           ))}
         </dl>
       </Card>
-      {editing ? (
-        <UserDialog
-          user={editing === 'new' ? null : editing}
-          roles={assignable}
-          onClose={() => setEditing(null)}
-        />
-      ) : null}
-      {removing ? (
-        <ConfirmDialog
-          title={t('users.removeTitle')}
-          text={t('users.removeText', { email: removing.email })}
-          confirmLabel={t('users.remove')}
-          busy={remove.isPending}
-          onConfirm={() => remove.mutate(removing.id)}
-          onCancel={() => setRemoving(null)}
-        />
-      ) : null}
+      {users.editing ? <UserDialog user={users.edited} roles={assignable} onClose={users.closeEdit} /> : null}
+      <ResourceConfirm
+        resource={users}
+        title={t('users.removeTitle')}
+        text={(u) => t('users.removeText', { email: u.email })}
+        confirmLabel={t('users.remove')}
+      />
     </div>
   );
 }
@@ -178,54 +149,37 @@ function UserDialog({
           }),
     { invalidate: [['users']], success: t('common.saved'), onSuccess: onClose },
   );
-  const isValid = user ? true : /.+@.+/.test(email) && password.length >= 8;
+  const isValid = user ? true : /.+@.+/.test(email) && password.length >= MIN_PASSWORD_LENGTH;
   return (
-    <Modal
+    <FormDialog
       title={user ? t('users.editTitle') : t('users.invite')}
       onClose={onClose}
-      footer={
-        <>
-          <Button onClick={onClose}>{t('common.cancel')}</Button>
-          <Button variant="primary" busy={save.isPending} disabled={!isValid} onClick={() => save.mutate()}>
-            {t('common.save')}
-          </Button>
-        </>
-      }
+      busy={save.isPending}
+      canSubmit={isValid}
+      onSubmit={() => save.mutate()}
     >
-      <div className="stack">
-        <TextField
-          label={t('auth.email')}
-          type="email"
-          value={email}
-          onChange={setEmail}
-          disabled={Boolean(user)}
-          autoFocus={!user}
-        />
-        <TextField label={t('users.name')} value={name} onChange={setName} />
-        <SelectField
-          label={t('users.role')}
-          value={role}
-          onChange={setRole}
-          options={roles.map((r) => ({ value: r, label: t(`role.${r}`) }))}
-        />
-        {user ? null : (
-          <TextField
-            label={t('auth.password')}
-            type="password"
-            autoComplete="new-password"
-            value={password}
-            onChange={setPassword}
-            hint={t('users.passwordHint')}
-            error={password && password.length < 8 ? t('users.passwordShort') : undefined}
-          />
-        )}
-        {user ? (
-          <label className="checkbox">
-            <input type="checkbox" checked={isDisabled} onChange={(e) => setDisabled(e.target.checked)} />
-            {t('users.disableAccount')}
-          </label>
-        ) : null}
-      </div>
-    </Modal>
+      <TextField
+        label={t('auth.email')}
+        type="email"
+        value={email}
+        onChange={setEmail}
+        disabled={Boolean(user)}
+        autoFocus={!user}
+      />
+      <TextField label={t('users.name')} value={name} onChange={setName} />
+      <SelectField
+        label={t('users.role')}
+        value={role}
+        onChange={setRole}
+        options={roles.map((r) => ({ value: r, label: t(`role.${r}`) }))}
+      />
+      {user ? null : <NewPasswordField label={t('auth.password')} value={password} onChange={setPassword} />}
+      {user ? (
+        <label className="checkbox">
+          <input type="checkbox" checked={isDisabled} onChange={(e) => setDisabled(e.target.checked)} />
+          {t('users.disableAccount')}
+        </label>
+      ) : null}
+    </FormDialog>
   );
 }

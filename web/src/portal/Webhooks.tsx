@@ -2,22 +2,20 @@ import { useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { useI18n } from '../i18n';
 import { useAction } from '../lib/query';
+import { useResource } from '../lib/resource';
 import {
   Badge,
   Button,
   Callout,
   Card,
   ConfirmDialog,
-  EmptyState,
-  ErrorState,
-  Loading,
-  Modal,
   PageHeader,
   SecretBox,
   Switch,
   TextField,
 } from '../ui/components';
 import { type Column, DataTable } from '../ui/DataTable';
+import { AddButton, FormDialog, QueryState, SecretDialog } from '../ui/resource';
 import { type Attempt, type Delivery, itemsOf, portalApi, type WebhookEndpoint } from './api';
 import { useCan } from './permissions';
 
@@ -35,41 +33,30 @@ const EVENT_TYPES = [
 export function WebhooksPage() {
   const { t } = useI18n();
   const canWrite = useCan('webhooks:write');
-  const endpoints = useQuery({
+  const endpoints = useResource<WebhookEndpoint>({
     queryKey: ['webhooks'],
     queryFn: () => portalApi.get<{ items: WebhookEndpoint[] }>('/webhooks'),
   });
-  const [isAdding, setAdding] = useState(false);
-  const items = itemsOf(endpoints.data);
   return (
     <div className="stack-lg">
       <PageHeader
         title={t('webhooks.title')}
         subtitle={t('webhooks.subtitle')}
         actions={
-          canWrite ? (
-            <Button variant="primary" icon="plus" onClick={() => setAdding(true)}>
-              {t('webhooks.add')}
-            </Button>
-          ) : null
+          <AddButton canWrite={canWrite} label={t('webhooks.add')} onClick={() => endpoints.edit('new')} />
         }
       />
-      {endpoints.isError ? (
-        <Card>
-          <ErrorState error={endpoints.error} onRetry={() => endpoints.refetch()} />
-        </Card>
-      ) : endpoints.isPending ? (
-        <Card>
-          <Loading />
-        </Card>
-      ) : items.length === 0 ? (
-        <Card>
-          <EmptyState icon="webhooks" title={t('webhooks.empty')} hint={t('webhooks.emptyHint')} />
-        </Card>
-      ) : (
-        items.map((endpoint) => <EndpointCard key={endpoint.id} endpoint={endpoint} canWrite={canWrite} />)
-      )}
-      {isAdding ? <AddEndpointDialog onClose={() => setAdding(false)} /> : null}
+      <QueryState
+        query={endpoints.query}
+        isEmpty={endpoints.items.length === 0}
+        empty={{ icon: 'webhooks', title: t('webhooks.empty'), hint: t('webhooks.emptyHint') }}
+        frame={(node) => <Card>{node}</Card>}
+      >
+        {endpoints.items.map((endpoint) => (
+          <EndpointCard key={endpoint.id} endpoint={endpoint} canWrite={canWrite} />
+        ))}
+      </QueryState>
+      {endpoints.editing ? <AddEndpointDialog onClose={endpoints.closeEdit} /> : null}
     </div>
   );
 }
@@ -276,21 +263,21 @@ function DeliveryLog({ endpointId }: { endpointId: string }) {
     },
   ];
   const items = itemsOf(deliveries.data);
-  if (deliveries.isError) return <ErrorState error={deliveries.error} onRetry={() => deliveries.refetch()} />;
-  if (deliveries.isPending) return <Loading />;
-  if (items.length === 0)
-    return (
-      <EmptyState icon="history" title={t('webhooks.noDeliveries')} hint={t('webhooks.noDeliveriesHint')} />
-    );
   return (
-    <div className="card" style={{ boxShadow: 'none' }}>
-      <DataTable
-        columns={columns}
-        rows={items}
-        rowKey={(d) => String(d.eventId)}
-        expanded={(d) => (open === String(d.eventId) ? <AttemptLog attempts={d.attemptLog} /> : null)}
-      />
-    </div>
+    <QueryState
+      query={deliveries}
+      isEmpty={items.length === 0}
+      empty={{ icon: 'history', title: t('webhooks.noDeliveries'), hint: t('webhooks.noDeliveriesHint') }}
+    >
+      <div className="card" style={{ boxShadow: 'none' }}>
+        <DataTable
+          columns={columns}
+          rows={items}
+          rowKey={(d) => String(d.eventId)}
+          expanded={(d) => (open === String(d.eventId) ? <AttemptLog attempts={d.attemptLog} /> : null)}
+        />
+      </div>
+    </QueryState>
   );
 }
 
@@ -333,71 +320,54 @@ function AddEndpointDialog({ onClose }: { onClose: () => void }) {
   );
   if (secret) {
     return (
-      <Modal
+      <SecretDialog
         title={t('webhooks.addedTitle')}
+        secret={secret}
+        label={t('webhooks.secret')}
+        testId="webhook-secret"
+        warning={t('webhooks.secretOnce')}
+        note={t('webhooks.verifyHint')}
         onClose={onClose}
-        footer={
-          <Button variant="primary" onClick={onClose}>
-            {t('apiKeys.savedIt')}
-          </Button>
-        }
-      >
-        <div className="stack">
-          <Callout tone="warning">{t('webhooks.secretOnce')}</Callout>
-          <SecretBox value={secret} label={t('webhooks.secret')} testId="webhook-secret" />
-          <p className="small muted">{t('webhooks.verifyHint')}</p>
-        </div>
-      </Modal>
+      />
     );
   }
   return (
-    <Modal
+    <FormDialog
       title={t('webhooks.add')}
       onClose={onClose}
-      footer={
-        <>
-          <Button onClick={onClose}>{t('common.cancel')}</Button>
-          <Button
-            variant="primary"
-            busy={create.isPending}
-            disabled={!/^https?:\/\/.+/.test(url.trim())}
-            onClick={() => create.mutate()}
-          >
-            {t('webhooks.addSubmit')}
-          </Button>
-        </>
-      }
+      busy={create.isPending}
+      canSubmit={/^https?:\/\/.+/.test(url.trim())}
+      submitLabel={t('webhooks.addSubmit')}
+      onSubmit={() => create.mutate()}
     >
-      <div className="stack">
-        <TextField
-          label={t('webhooks.url')}
-          type="url"
-          inputMode="url"
-          value={url}
-          onChange={setUrl}
-          autoFocus
-        />
-        <TextField label={t('webhooks.description')} value={description} onChange={setDescription} />
-        <fieldset className="field" style={{ border: 'none', padding: 0, margin: 0 }}>
-          <legend className="field-label">{t('webhooks.events')}</legend>
-          <span className="field-hint">{t('webhooks.eventsHint')}</span>
-          <div className="grid-2" style={{ gap: 8, marginTop: 8 }}>
-            {EVENT_TYPES.map((type) => (
-              <label key={type} className="checkbox">
-                <input
-                  type="checkbox"
-                  checked={types.includes(type)}
-                  onChange={(e) =>
-                    setTypes(e.target.checked ? [...types, type] : types.filter((x) => x !== type))
-                  }
-                />
-                <code>{type}</code>
-              </label>
-            ))}
-          </div>
-        </fieldset>
-      </div>
-    </Modal>
+      <TextField
+        label={t('webhooks.url')}
+        type="url"
+        inputMode="url"
+        value={url}
+        onChange={setUrl}
+        autoFocus
+      />
+      <TextField label={t('webhooks.description')} value={description} onChange={setDescription} />
+      <fieldset className="field" style={{ border: 'none', padding: 0, margin: 0 }}>
+        <legend className="field-label">{t('webhooks.events')}</legend>
+        <span className="field-hint">{t('webhooks.eventsHint')}</span>
+        <div className="grid-2" style={{ gap: 8, marginTop: 8 }}>
+          {EVENT_TYPES.map((type) => (
+            <label key={type} className="checkbox">
+              <input
+                type="checkbox"
+                checked={types.includes(type)}
+                onChange={(e) =>
+                  setTypes(e.target.checked ? [...types, type] : types.filter((x) => x !== type))
+                }
+              />
+              <code>{type}</code>
+            </label>
+          ))}
+        </div>
+      </fieldset>
+    </FormDialog>
   );
 }
 
@@ -419,22 +389,16 @@ function ReplayDialog({ endpointId, onClose }: { endpointId: string; onClose: ()
     },
   );
   return (
-    <Modal
+    <FormDialog
       title={t('webhooks.replayTitle')}
       onClose={onClose}
-      footer={
-        <>
-          <Button onClick={onClose}>{t('common.cancel')}</Button>
-          <Button variant="primary" busy={replay.isPending} disabled={!since} onClick={() => replay.mutate()}>
-            {t('webhooks.replay')}
-          </Button>
-        </>
-      }
+      busy={replay.isPending}
+      canSubmit={Boolean(since)}
+      submitLabel={t('webhooks.replay')}
+      onSubmit={() => replay.mutate()}
     >
-      <div className="stack">
-        <p className="muted">{t('webhooks.replayText')}</p>
-        <TextField label={t('webhooks.since')} type="datetime-local" value={since} onChange={setSince} />
-      </div>
-    </Modal>
+      <p className="muted">{t('webhooks.replayText')}</p>
+      <TextField label={t('webhooks.since')} type="datetime-local" value={since} onChange={setSince} />
+    </FormDialog>
   );
 }

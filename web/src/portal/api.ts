@@ -11,6 +11,8 @@ export interface Me {
   locale: string;
   merchantId: string;
   merchantName: string | null;
+  /** The merchant's settings; timeZone is IANA (Europe/Moscow by default). */
+  merchant?: { timeZone?: string };
 }
 
 export interface DayFigures {

@@ -394,11 +394,14 @@ export function Modal({
   children,
   footer,
   onClose,
+  wide,
 }: {
   title: string;
   children: ReactNode;
   footer?: ReactNode;
   onClose: () => void;
+  /** A wider dialog for long forms (two columns). */
+  wide?: boolean;
 }) {
   const ref = useRef<HTMLDivElement>(null);
   const titleId = useId();
@@ -427,7 +430,7 @@ export function Modal({
       }}
     >
       <div
-        className="modal"
+        className={wide ? 'modal modal-wide' : 'modal'}
         role="dialog"
         aria-modal="true"
         aria-labelledby={titleId}
