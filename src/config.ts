@@ -70,6 +70,12 @@ const EnvSchema = z.object({
   DB_SLOW_QUERY_MS: int(0),
   /** statement_timeout of the API's pool, ms: a runaway query is cancelled instead of holding a connection; 0 = off. */
   DB_STATEMENT_TIMEOUT_MS: int(5000, 0, 3_600_000),
+  /**
+   * idle_in_transaction_session_timeout of every pool connection (API, worker, CLI, replica), ms: a
+   * session of ours left idle inside a transaction is ended by PostgreSQL instead of holding locks and
+   * vacuum back; 0 = off.
+   */
+  DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: int(60_000, 0, 86_400_000),
   /** Old name of DB_SLOW_QUERY_MS (Prisma era); still read, with a warning. */
   PRISMA_SLOW_QUERY_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).optional()),
 
