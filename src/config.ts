@@ -161,6 +161,11 @@ const EnvSchema = z.object({
    * In production at least 32 random characters.
    */
   ADMIN_API_TOKEN: optionalString,
+  /**
+   * Deadline of one webhook delivery attempt, ms: connecting, the answer's headers and the first bytes
+   * of its body together. Slower endpoints count as timeouts and are retried.
+   */
+  WEBHOOK_TIMEOUT_MS: int(10_000, 100, 120_000),
   /** 1 allows webhook targets on private, loopback and link-local addresses (development, tests). */
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: bool(false),
   /**
