@@ -50,11 +50,34 @@ while [[ -e $BACKUP_DIR/$name ]]; do
 done
 file="$BACKUP_DIR/$name"
 partial="$BACKUP_DIR/.${name}.partial"
-trap 'rm -f "$partial"' EXIT
+partial_sum="$BACKUP_DIR/.${name}.sha256.partial"
+# Nothing half-written is ever left behind: both files are written under hidden names and renamed
+# into place only once complete; any failure (a full disk included) removes what was written.
+trap 'rm -f "$partial" "$partial_sum"' EXIT
+
+# write_failed WHAT: dies explaining why writing WHAT failed, naming a full disk when it is one
+# (the message pg_dump or gzip printed, e.g. "No space left on device", is just above).
+write_failed() {
+  local free_kib
+  free_kib=$(df -Pk "$BACKUP_DIR" 2>/dev/null | awk 'NR == 2 { print $4 }') || free_kib=''
+  if [[ $free_kib =~ ^[0-9]+$ ]] && ((free_kib < 1024)); then
+    die "disk full: no space left on device in $BACKUP_DIR (${free_kib} KiB free) while writing $1; no backup was written"
+  fi
+  die "could not write $1 to $BACKUP_DIR (see the error above); no backup was written"
+}
 
 started=$SECONDS
 echo "backup: dumping $(db_where) -> $file" >&2
-if ! db_dump | gzip -c >"$partial"; then
+# Whether pg_dump or the write to disk failed decides the message; a full disk fails gzip's write.
+set +e
+db_dump | gzip -c >"$partial"
+statuses=("${PIPESTATUS[@]}")
+set -e
+dump_status=${statuses[0]}
+gzip_status=${statuses[1]:-1}
+if ((gzip_status != 0)); then
+  write_failed 'the dump'
+elif ((dump_status != 0)); then
   die "pg_dump failed; no backup was written (see the error above)"
 fi
 # pg_dump ends a complete plain dump with this line; anything else means it stopped half-way.
@@ -62,8 +85,13 @@ if ! gzip -dc "$partial" | tail -n 5 | grep -q 'PostgreSQL database dump complet
   die 'the dump is incomplete (no "dump complete" trailer); no backup was written'
 fi
 chmod 600 "$partial"
+checksum=$(sha256sum <"$partial" | cut -d' ' -f1)
+printf '%s  %s\n' "$checksum" "$name" >"$partial_sum" || write_failed 'the checksum file'
 mv "$partial" "$file"
-(cd "$BACKUP_DIR" && sha256sum "$name" >"$name.sha256")
+if ! mv "$partial_sum" "$file.sha256"; then
+  rm -f "$file"
+  die "could not put the checksum file in place; no backup was written"
+fi
 size=$(du -h "$file" | cut -f1)
 echo "backup: done in $((SECONDS - started))s, $size, sha256 $(cut -c1-16 "$file.sha256")..." >&2
 

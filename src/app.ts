@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, LogController } from 
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
+import { oldestTransactionSeconds } from './db/activity.js';
 import { createDatabaseWatch } from './db/availability.js';
 import type { Database } from './db/database.js';
 import type { NotificationListener } from './db/listener.js';
@@ -189,15 +190,17 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const collectDbMetrics = createOutboxMetrics(metrics, {
     check: () => watch.check(),
     read: async () => {
-      const [counts, oldest, workersAlive] = await Promise.all([
+      const [counts, oldest, oldestTransaction, workersAlive] = await Promise.all([
         outboxCounts(deps.db),
         oldestPendingSeconds(deps.db),
+        oldestTransactionSeconds(deps.db),
         countAliveWorkers(deps.db),
       ]);
       return {
         pending: counts.pending + counts.processing,
         dead: counts.deadTotal,
         oldestPendingSeconds: oldest,
+        oldestTransactionSeconds: oldestTransaction,
         workersAlive,
       };
     },

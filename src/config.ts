@@ -82,6 +82,12 @@ const EnvSchema = z.object({
   GROUP_COMMIT_MAX_BATCH: int(16, 2, 256),
   /** Group-commit transactions running at once per API process (each holds a pool connection). */
   GROUP_COMMIT_IN_FLIGHT: int(4, 1, 100),
+  /**
+   * idle_in_transaction_session_timeout of every pool connection (API, worker, CLI, replica), ms: a
+   * session of ours left idle inside a transaction is ended by PostgreSQL instead of holding locks and
+   * vacuum back; 0 = off.
+   */
+  DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: int(60_000, 0, 86_400_000),
   /** Old name of DB_SLOW_QUERY_MS (Prisma era); still read, with a warning. */
   PRISMA_SLOW_QUERY_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).optional()),
 
@@ -167,6 +173,11 @@ const EnvSchema = z.object({
    * In production at least 32 random characters.
    */
   ADMIN_API_TOKEN: optionalString,
+  /**
+   * Deadline of one webhook delivery attempt, ms: connecting, the answer's headers and the first bytes
+   * of its body together. Slower endpoints count as timeouts and are retried.
+   */
+  WEBHOOK_TIMEOUT_MS: int(10_000, 100, 120_000),
   /** 1 allows webhook targets on private, loopback and link-local addresses (development, tests). */
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: bool(false),
   /**

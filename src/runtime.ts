@@ -57,6 +57,7 @@ export async function openRuntime(
     max: options.poolMax ?? config.DATABASE_POOL_MAX,
     slowQueryMs: config.DB_SLOW_QUERY_MS,
     statementTimeoutMs: options.statementTimeoutMs,
+    idleInTransactionTimeoutMs: config.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
     onSlowQuery: options.onSlowQuery,
   });
   // Pools connect lazily: processes that never read analytics open no replica connection.
@@ -66,6 +67,7 @@ export async function openRuntime(
         max: options.poolMax ?? config.DATABASE_POOL_MAX,
         slowQueryMs: config.DB_SLOW_QUERY_MS,
         onSlowQuery: options.onSlowQuery,
+        idleInTransactionTimeoutMs: config.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
         applicationName: 'loyalty-read',
       }).db
     : null;
@@ -75,6 +77,7 @@ export async function openRuntime(
     ? createDatabase({
         connectionString: config.DATABASE_DIRECT_URL,
         max: 2,
+        idleInTransactionTimeoutMs: config.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
         applicationName: 'loyalty-session',
       }).db
     : null;

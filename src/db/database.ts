@@ -21,6 +21,8 @@ export interface CreateDatabaseOptions {
   applicationName?: string;
   /** statement_timeout of every connection, ms (a runaway query is cancelled); 0 or unset = none. */
   statementTimeoutMs?: number;
+  /** idle_in_transaction_session_timeout of every connection, ms; 0 or unset = the server's setting. */
+  idleInTransactionTimeoutMs?: number;
 }
 
 /** Creates the pg pool and the Kysely instance on it. */
@@ -34,6 +36,9 @@ export function createDatabase(options: CreateDatabaseOptions): { db: Database; 
     idleTimeoutMillis: 30_000,
     // Sent at connect time, so it holds on every connection of the pool; SET can lower it per session.
     statement_timeout: options.statementTimeoutMs || undefined,
+    // A transaction of ours left idle (a bug, a hung await between two statements) would hold its
+    // locks and the vacuum horizon for as long as the process lives; PostgreSQL ends the session.
+    idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs || undefined,
   });
   // Errors of idle clients (Postgres restarted) are reported here; without a listener they crash Node.
   pool.on('error', () => {});

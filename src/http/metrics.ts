@@ -112,6 +112,7 @@ export interface DbFigures {
   pending: number;
   dead: number;
   oldestPendingSeconds: number;
+  oldestTransactionSeconds: number;
   workersAlive: number;
 }
 
@@ -120,7 +121,8 @@ export interface DbFigures {
  * whichever Prometheus scrapes): `loyalty_db_up` (1 when the database answered a probe just now,
  * else 0) and the figures the runbook and the alert rules read: `loyalty_outbox_pending` (gauge),
  * `loyalty_outbox_dead_total` (events that have gone dead), `loyalty_outbox_oldest_pending_seconds`
- * (delivery lag) and `loyalty_workers_alive` (workers with a fresh heartbeat; workers serve their own
+ * (delivery lag), `loyalty_db_oldest_transaction_seconds` (the oldest open transaction, which holds
+ * back vacuum) and `loyalty_workers_alive` (workers with a fresh heartbeat; workers serve their own
  * /metrics on WORKER_PORT, which is often not scraped). While the database is away the figures read
  * from it are left out of /metrics rather than served stale (Prometheus marks them stale).
  */
@@ -154,6 +156,10 @@ export function createOutboxMetrics(
     'loyalty_outbox_oldest_pending_seconds',
     'Age in seconds of the oldest outbox event waiting for delivery (0 when none waits)',
   );
+  const oldestTransaction = gauge(
+    'loyalty_db_oldest_transaction_seconds',
+    'Age in seconds of the oldest open transaction on the database (0 when none); it holds back vacuum',
+  );
   const workers = gauge(
     'loyalty_workers_alive',
     'Worker processes whose heartbeat is younger than 60 seconds',
@@ -178,6 +184,7 @@ export function createOutboxMetrics(
       dead.reset();
       dead.inc(values.dead);
       oldest.set(values.oldestPendingSeconds);
+      oldestTransaction.set(values.oldestTransactionSeconds);
       workers.set(values.workersAlive);
       show(true);
     } catch (error) {

@@ -241,8 +241,12 @@ export class OutboxDispatcher {
     }
     await recordAttempt(db, { eventId: event.id, attempt: event.attempts, result });
     let delay = result.isPermanent ? null : nextDelaySeconds(config.OUTBOX_RETRY_SCHEDULE, event.attempts);
-    if (delay !== null && result.retryAfterSeconds !== undefined)
-      delay = Math.max(delay, result.retryAfterSeconds);
+    if (delay !== null && result.retryAfterSeconds !== undefined) {
+      // The wait asked for is honoured up to the schedule's longest step: a receiver answering
+      // `Retry-After: 99999999` must not park an event for years (nor overflow the interval).
+      const longestStep = Math.max(...config.OUTBOX_RETRY_SCHEDULE);
+      delay = Math.max(delay, Math.min(result.retryAfterSeconds, longestStep));
+    }
     const error = result.error ?? `${result.result}${result.statusCode ? ` ${result.statusCode}` : ''}`;
     const outcome = await markFailed(db, {
       id: event.id,

@@ -118,6 +118,7 @@ export function createOutboxRoutes(deps: {
             payload,
             occurredAt: Number.isNaN(occurredAt.getTime()) ? event.created_at : occurredAt,
             allowPrivateNetworks: config.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
+            timeoutMs: config.WEBHOOK_TIMEOUT_MS,
           });
         }
         case 'telegram_customer': {

@@ -274,9 +274,10 @@ describe('webhook delivery', () => {
     const merchant = await createTestMerchant(t.db);
     const { customerId } = await customerOf(merchant);
     const { receiver, endpointId } = await endpointFor(merchant.merchantId);
-    // The schedule alone would retry after 0.2 s (±20%); the receiver asks for 1 s.
+    // The schedule alone would retry after 0.2 s (±20%); the receiver asks for 1 s (honoured up to
+    // the schedule's longest step, 2 s here).
     receiver.setMode('status:429:retry-after=1');
-    await startDispatcher();
+    await startDispatcher({ config: configWith({ OUTBOX_RETRY_SCHEDULE: '0.2,0.2,2' }) });
 
     await commitPurchaseViaApi(t.app, merchant, { customerId, total: 10_000 });
     await receiver.waitForDeliveries(1);
@@ -794,7 +795,8 @@ describe('customer notifications in Telegram', () => {
   it('honours retry_after when the Bot API answers 429', async () => {
     const { merchant } = await merchantWithBot();
     const { customerId, chatId } = await telegramCustomer(merchant.merchantId);
-    await startDispatcher();
+    // retry_after is honoured up to the schedule's longest step (2 s here).
+    await startDispatcher({ config: configWith({ OUTBOX_RETRY_SCHEDULE: '0.2,0.2,2' }) });
     const toChat = (c: FakeTelegramCall) => c.method === 'sendMessage' && String(c.params.chat_id) === chatId;
     const limited = timeOfCall((c) => toChat(c) && c.status === 429);
     const sent = timeOfCall((c) => toChat(c) && c.status === 200);

@@ -7,10 +7,20 @@ import { Webhook } from 'standardwebhooks';
 
 /**
  * How the receiver answers: 'ok' (200), 'down' (connections are dropped before any answer),
- * 'status:<code>' with an optional ':retry-after=<value>', 'slow:<ms>' (200 after a delay) and
- * 'redirect' (307 to `<url>/redirect-target`, which records what reaches it like any other path).
+ * 'status:<code>' with an optional ':retry-after=<value>', 'slow:<ms>' (200 after a delay),
+ * 'redirect' (307 to `<url>/redirect-target`, which records what reaches it like any other path),
+ * 'redirect:<url>' (307 to that URL), 'reset' (the request is read, recorded, and the connection reset
+ * without an answer) and 'huge:<bytes>' (200 with a body of that many bytes).
  */
-export type ReceiverMode = 'ok' | 'down' | 'redirect' | `status:${string}` | `slow:${number}`;
+export type ReceiverMode =
+  | 'ok'
+  | 'down'
+  | 'redirect'
+  | 'reset'
+  | `redirect:${string}`
+  | `status:${string}`
+  | `slow:${number}`
+  | `huge:${number}`;
 
 /** One request the receiver got. */
 export interface ReceivedDelivery {
@@ -24,7 +34,7 @@ export interface ReceivedDelivery {
   isVerified: boolean;
   /** Why verification failed, when it did. */
   verifyError?: string;
-  /** The status the receiver answered with. */
+  /** The status the receiver answered with (0 when it reset the connection instead). */
   status: number;
   receivedAt: Date;
 }
@@ -36,6 +46,8 @@ export interface WebhookReceiver {
   deliveries: ReceivedDelivery[];
   /** Answer the next `n` requests with `status` (500 by default), whatever the mode. */
   failNext(n: number, status?: number): void;
+  /** Answer the first `n` requests of every `webhook-id` as `mode` would, the later ones by the mode. */
+  failFirst(n: number, mode: ReceiverMode): void;
   setMode(mode: ReceiverMode): void;
   /** Replace the secrets signatures are verified with (e.g. after a rotation). */
   setSecrets(secrets: string[]): void;
@@ -48,11 +60,20 @@ interface Answer {
   status: number;
   headers?: Record<string, string>;
   delayMs?: number;
+  /** Reset the connection instead of answering. */
+  isReset?: boolean;
+  /** Send a body of this many bytes. */
+  bodyBytes?: number;
 }
 
 function answerFor(mode: ReceiverMode, baseUrl: string): Answer {
   if (mode === 'ok') return { status: 200 };
   if (mode === 'redirect') return { status: 307, headers: { location: `${baseUrl}/redirect-target` } };
+  if (mode === 'reset') return { status: 0, isReset: true };
+  if (mode.startsWith('redirect:'))
+    return { status: 307, headers: { location: mode.slice('redirect:'.length) } };
+  const huge = /^huge:(\d+)$/.exec(mode);
+  if (huge) return { status: 200, bodyBytes: Number(huge[1]) };
   const slow = /^slow:(\d+)$/.exec(mode);
   if (slow) return { status: 200, delayMs: Number(slow[1]) };
   const status = /^status:(\d{3})(?::retry-after=(.+))?$/.exec(mode);
@@ -90,6 +111,8 @@ export async function startWebhookReceiver(secrets: string[] = []): Promise<Webh
   let knownSecrets = [...secrets];
   let mode: ReceiverMode = 'ok';
   let failures: { remaining: number; status: number } = { remaining: 0, status: 500 };
+  let firstFailures: { perId: number; mode: ReceiverMode } | null = null;
+  const requestsById = new Map<string, number>();
   const deliveries: ReceivedDelivery[] = [];
   const waiters = new Set<() => void>();
   const timers = new Set<NodeJS.Timeout>();
@@ -98,6 +121,15 @@ export async function startWebhookReceiver(secrets: string[] = []): Promise<Webh
 
   function send(res: ServerResponse, answer: Answer): void {
     if (res.destroyed) return;
+    if (answer.isReset) {
+      res.socket?.resetAndDestroy();
+      return;
+    }
+    if (answer.bodyBytes !== undefined) {
+      res.writeHead(answer.status, { 'content-type': 'text/plain', 'content-length': answer.bodyBytes });
+      res.end(Buffer.alloc(answer.bodyBytes, 'x'));
+      return;
+    }
     const text =
       answer.status >= 200 && answer.status < 300 ? '{"ok":true}' : `failing on purpose (${answer.status})`;
     res.writeHead(answer.status, { 'content-type': 'text/plain', ...answer.headers });
@@ -115,7 +147,12 @@ export async function startWebhookReceiver(secrets: string[] = []): Promise<Webh
     req.on('end', () => {
       const rawBody = Buffer.concat(chunks).toString('utf8');
       let answer: Answer;
-      if (failures.remaining > 0) {
+      const webhookId = String(req.headers['webhook-id'] ?? '');
+      const seen = (requestsById.get(webhookId) ?? 0) + 1;
+      requestsById.set(webhookId, seen);
+      if (firstFailures !== null && seen <= firstFailures.perId) {
+        answer = answerFor(firstFailures.mode, baseUrl);
+      } else if (failures.remaining > 0) {
         failures = { ...failures, remaining: failures.remaining - 1 };
         answer = { status: failures.status };
       } else {
@@ -172,6 +209,10 @@ export async function startWebhookReceiver(secrets: string[] = []): Promise<Webh
     deliveries,
     failNext(n, status = 500) {
       failures = { remaining: n, status };
+    },
+    failFirst(n, failMode) {
+      answerFor(failMode, baseUrl); // fail fast on a typo
+      firstFailures = { perId: n, mode: failMode };
     },
     setMode(next) {
       answerFor(next === 'down' ? 'ok' : next, baseUrl); // fail fast on a typo

@@ -57,8 +57,9 @@ export async function startPgBouncer(options: {
       `pool_mode = ${options.poolMode ?? 'transaction'}`,
       `default_pool_size = ${options.defaultPoolSize ?? 4}`,
       'max_client_conn = 1000',
-      // pg sends statement_timeout (DB_STATEMENT_TIMEOUT_MS) at start-up; PgBouncer cannot pass it on.
-      'ignore_startup_parameters = extra_float_digits,options,statement_timeout',
+      // pg sends statement_timeout (DB_STATEMENT_TIMEOUT_MS) and idle_in_transaction_session_timeout
+      // (DB_IDLE_IN_TRANSACTION_TIMEOUT_MS) at start-up; PgBouncer cannot pass them on.
+      'ignore_startup_parameters = extra_float_digits,options,statement_timeout,idle_in_transaction_session_timeout',
       '',
     ].join('\n'),
     { mode: 0o644 },

@@ -23,6 +23,7 @@ import { loadConfig } from '../../src/config.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { createTestCustomer, createTestMerchant, type TestMerchant } from '../helpers/factories.js';
 import { findLedgerViolations } from '../helpers/ledger.js';
+import { pgDumpSkipReason } from '../helpers/pg-tools.js';
 
 // backup.sh -> backup-verify.sh -> restore.sh against real PostgreSQL (direct mode: DATABASE_URL and
 // this machine's pg_dump/psql), on data written through the app's own services and HTTP API.
@@ -42,19 +43,8 @@ const MAIN_TABLES = [
   'webhook_endpoints',
 ];
 
-/** Why the round trip cannot run here (pg_dump older than the server, e.g. the embedded one). */
-function skipReason(): string | null {
-  const dump = spawnSync('pg_dump', ['--version'], { encoding: 'utf8' });
-  if (dump.status !== 0) return 'pg_dump is not installed';
-  const server = spawnSync('psql', ['-X', '-tAc', 'show server_version_num', inject('databaseServerUrl')], {
-    encoding: 'utf8',
-  });
-  if (server.status !== 0) return `psql cannot reach the test server: ${server.stderr.trim()}`;
-  const dumpMajor = Number(/(\d+)\.\d+/.exec(dump.stdout)?.[1] ?? 0);
-  const serverMajor = Math.floor(Number(server.stdout.trim()) / 10000);
-  return dumpMajor >= serverMajor ? null : `pg_dump ${dumpMajor} cannot dump PostgreSQL ${serverMajor}`;
-}
-const SKIP = skipReason();
+// Why the round trip cannot run here (pg_dump older than the server, e.g. the embedded one).
+const SKIP = pgDumpSkipReason(inject('databaseServerUrl'));
 
 interface RunResult {
   code: number | null;
