@@ -200,9 +200,12 @@ export async function loadScaleData(db: Database, options: ScaleDataOptions): Pr
     let order = 0;
 
     for (let c = 0; c < options.customers; c++) {
-      const pick = rand();
-      let acc = 0;
-      const m = merchants.find((plan) => (acc += plan.share) >= pick) ?? (merchants[0] as MerchantPlan);
+      let pick = rand();
+      const m =
+        merchants.find((plan) => {
+          pick -= plan.share;
+          return pick <= 0;
+        }) ?? (merchants[0] as MerchantPlan);
       const rules = m.rules;
       const customerId = randomUUID();
       const joined = start + rand() * (now.getTime() - start - DAY);
