@@ -1,8 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
+// database.js also installs the pg type parsers the services expect (int8 as numbers).
 import type { Database } from '../src/db/database.js';
+import '../src/db/database.js';
 import type { DB } from '../src/db/types.js';
 import {
   findCustomerState,
@@ -26,7 +30,8 @@ import { PhaseRecorder } from './lib/stats.js';
 //   URL (argument) or BENCH_SCALE_URL or DATABASE_URL   the filled database
 //   BENCH_SCALE_ITERATIONS   calls per API operation (default 1000)
 
-const EXPLAIN_FILE = process.env.BENCH_SCALE_EXPLAIN?.trim() || 'bench-scale-explain.txt';
+const EXPLAIN_FILE =
+  process.env.BENCH_SCALE_EXPLAIN?.trim() || path.join(os.tmpdir(), 'bench-scale-explain.txt');
 
 interface Captured {
   sql: string;
@@ -89,7 +94,7 @@ async function main(): Promise<void> {
         `~${counts.rows[0]?.entries} ledger entries, ~${counts.rows[0]?.purchases} purchases)`,
     );
     const { rows: sample } = await sql<{ id: string; phone: string }>`
-      select id, phone from customers tablesample system (1) where merchant_id = ${merchantId} limit 2000`.execute(
+      select id, phone from customers where merchant_id = ${merchantId} order by random() limit 2000`.execute(
       db,
     );
     const outlet = await db
@@ -223,16 +228,16 @@ async function main(): Promise<void> {
     console.log(
       `${'operation'.padEnd(34)} ${'runs'.padStart(5)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'max ms'.padStart(8)}`,
     );
-    const results: Array<{ name: string; p50: number; p99: number; target?: number }> = [];
+    const results: Array<{ name: string; p50: number; p99: number; errors: number; target?: number }> = [];
     for (const op of ops) {
       const recorder = await measure(op.name, op.runs, op.fn);
       const p = recorder.percentiles();
-      results.push({ name: op.name, p50: p.p50, p99: p.p99, target: op.target });
+      results.push({ name: op.name, p50: p.p50, p99: p.p99, errors: recorder.errors, target: op.target });
     }
     console.log('\ntargets');
     for (const r of results.filter((x) => x.target !== undefined)) {
       console.log(
-        `${r.name.padEnd(34)} p99 ${r.p99.toFixed(1)} ms <= ${r.target} ms: ${r.p99 <= (r.target ?? 0) ? 'ok' : 'MISSED'}`,
+        `${r.name.padEnd(34)} p99 ${r.p99.toFixed(1)} ms <= ${r.target} ms: ${r.errors === 0 && r.p99 <= (r.target ?? 0) ? 'ok' : 'MISSED'}`,
       );
     }
 
