@@ -24,9 +24,6 @@ import { getMerchantTimeZones } from '../merchants/time-zone.js';
 /** Rows created within this long before the watermark are read again by the next run. */
 export const ROLLUP_OVERLAP_MS = 5 * 60_000;
 
-/** Days recomputed per statement while building a merchant's history. */
-const BUILD_CHUNK_DAYS = 14;
-
 /** Where a merchant's rollups stand: the zone of their days and the watermark. */
 export interface RollupState {
   timeZone: string;
@@ -108,6 +105,42 @@ export function customerRows(merchantId: string, tz: string, days: readonly stri
     group by 1, 2, 3, 4`;
 }
 
+/**
+ * customerRows for every day of a merchant's history at once: one sorted pass over its purchases
+ * (window functions) instead of index probes per buyer, for building the rollups from scratch.
+ */
+function customerRowsOfHistory(merchantId: string, tz: string) {
+  return sql`
+    with p as (
+      select p.customer_id, (p.created_at at time zone ${tz})::date as day,
+             coalesce(p.outlet_id, dv.outlet_id) as outlet_id
+      from purchases p left join devices dv on dv.id = p.device_id
+      where p.merchant_id = ${merchantId}
+    ),
+    buyers as (
+      select customer_id, day, min(day) over w as first_day, lag(day) over w as prev_day
+      from (select distinct customer_id, day from p) d
+      window w as (partition by customer_id order by day)
+    ),
+    outlet_buyers as (
+      select customer_id, outlet_id, day, lag(day) over (partition by customer_id, outlet_id order by day) as prev_x
+      from (select distinct customer_id, outlet_id, day from p where outlet_id is not null) d
+    ),
+    rows as (
+      select day, null::uuid as outlet_id, prev_day as prev, first_day from buyers
+      union all
+      select o.day, o.outlet_id,
+        case when b.prev_day is null then null else coalesce(o.prev_x, '-infinity'::date) end, b.first_day
+      from outlet_buyers o join buyers b on b.customer_id = o.customer_id and b.day = o.day
+    )
+    select day, outlet_id,
+      case when prev < day - 366 then '-infinity'::date else prev end as prev_day,
+      coalesce(prev >= day - 366 and prev = first_day, false) as prev_is_first,
+      count(*)::int as customers
+    from rows
+    group by 1, 2, 3, 4`;
+}
+
 /** Serialises the job's work on one merchant (two workers, or the job and a rebuild). */
 async function lockMerchant(db: Executor, merchantId: string): Promise<void> {
   await sql`select pg_advisory_xact_lock(hashtextextended(${`dashboard_rollups:${merchantId}`}, 0))`.execute(
@@ -177,32 +210,34 @@ function daysBetween(first: string, last: string): string[] {
   return days;
 }
 
-/** Builds a merchant's rollups from its whole history, a few days per transaction. */
+/** Builds a merchant's rollups from its whole history, in one transaction. */
 async function buildMerchant(db: Database, merchantId: string, tz: string): Promise<number> {
-  const { started, span } = await db.transaction().execute(async (trx) => {
+  return db.transaction().execute(async (trx) => {
     await lockMerchant(trx, merchantId);
-    await trx.deleteFrom('dashboard_rollup_state').where('merchant_id', '=', merchantId).execute();
+    // A long history takes longer than the pool's statement timeout allows a request.
+    await sql`set local statement_timeout = 0`.execute(trx);
+    const started = await transactionStart(trx);
     await trx.deleteFrom('dashboard_daily').where('merchant_id', '=', merchantId).execute();
     await trx.deleteFrom('dashboard_daily_customers').where('merchant_id', '=', merchantId).execute();
     const { rows } = await sql<{ first: string | null; today: string }>`
       select to_char((min(created_at) at time zone ${tz})::date, 'YYYY-MM-DD') as first,
              to_char((now() at time zone ${tz})::date, 'YYYY-MM-DD') as today
       from purchases where merchant_id = ${merchantId}`.execute(trx);
-    return { started: await transactionStart(trx), span: rows[0] };
-  });
-  const days = span?.first ? daysBetween(span.first, span.today) : [];
-  for (let i = 0; i < days.length; i += BUILD_CHUNK_DAYS) {
-    const chunk = days.slice(i, i + BUILD_CHUNK_DAYS);
-    await db.transaction().execute(async (trx) => {
-      await lockMerchant(trx, merchantId);
-      await replaceDays(trx, merchantId, tz, chunk);
-    });
-  }
-  await db.transaction().execute(async (trx) => {
-    await lockMerchant(trx, merchantId);
+    const span = rows[0];
+    const days = span?.first ? daysBetween(span.first, span.today) : [];
+    if (days.length > 0) {
+      await sql`
+        insert into dashboard_daily (merchant_id, day, outlet_id, purchases, revenue, points_earned, points_redeemed)
+        select ${merchantId}, f.day, f.outlet_id, f.purchases, f.revenue, f.points_earned, f.points_redeemed
+        from (${figureRows(merchantId, tz, days)}) f`.execute(trx);
+      await sql`
+        insert into dashboard_daily_customers (merchant_id, day, outlet_id, prev_day, prev_is_first, customers)
+        select ${merchantId}, c.day, c.outlet_id, c.prev_day, c.prev_is_first, c.customers
+        from (${customerRowsOfHistory(merchantId, tz)}) c`.execute(trx);
+    }
     await writeState(trx, merchantId, tz, started);
+    return days.length;
   });
-  return days.length;
 }
 
 async function writeState(db: Executor, merchantId: string, tz: string, watermark: Date): Promise<void> {
