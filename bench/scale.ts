@@ -9,6 +9,7 @@ import type { Database } from '../src/db/database.js';
 import '../src/db/database.js';
 import type { DB } from '../src/db/types.js';
 import {
+  type CustomerRef,
   findCustomerState,
   issueCustomerCode,
   listCustomerTransactions,
@@ -120,6 +121,12 @@ async function main(): Promise<void> {
     const today = new Intl.DateTimeFormat('en-CA', { timeZone: tz }).format(new Date());
     const daysAgo = (n: number) => new Date(Date.parse(today) - n * 86_400_000).toISOString().slice(0, 10);
     const month = { from: daysAgo(60), to: daysAgo(31) };
+    const resolve = (ref: CustomerRef) =>
+      findCustomerState(db, {
+        merchantId,
+        ref,
+        tierWindowDays: rules.tiers.length ? rules.tierWindowDays : null,
+      });
     const ops: Array<{
       name: string;
       runs: number;
@@ -132,24 +139,14 @@ async function main(): Promise<void> {
         runs: iterations,
         target: 50,
         explain: true,
-        fn: () =>
-          findCustomerState(db, {
-            merchantId,
-            ref: { phone: pick(sample).phone },
-            tierWindowDays: rules.tiers.length ? rules.tierWindowDays : null,
-          }),
+        fn: () => resolve({ phone: pick(sample).phone }),
       },
       {
         name: 'resolve by code',
         runs: iterations,
         target: 50,
         explain: true,
-        fn: () =>
-          findCustomerState(db, {
-            merchantId,
-            ref: { code: pick(codes) },
-            tierWindowDays: rules.tiers.length ? rules.tierWindowDays : null,
-          }),
+        fn: () => resolve({ code: pick(codes) }),
       },
       {
         name: 'commit purchase',

@@ -66,6 +66,15 @@ export function figureRows(merchantId: string, tz: string, days: readonly string
     group by s.day, s.outlet_id`;
 }
 
+// Counts the buyers of `rows` (day, outlet_id, prev, first_day) per bucket.
+const BUCKETS = sql`
+    select day, outlet_id,
+      case when prev < day - 366 then '-infinity'::date else prev end as prev_day,
+      coalesce(prev >= day - 366 and prev = first_day, false) as prev_is_first,
+      count(*)::int as customers
+    from rows
+    group by 1, 2, 3, 4`;
+
 /**
  * Buyers per day (outlet_id null) and per day and outlet, bucketed by previous purchase day, of the
  * given days, computed from purchases (see the top of this file).
@@ -97,12 +106,7 @@ export function customerRows(merchantId: string, tz: string, days: readonly stri
       from buys b join buyers u on u.day = b.day and u.customer_id = b.customer_id
       where b.outlet_id is not null
     )
-    select day, outlet_id,
-      case when prev < day - 366 then '-infinity'::date else prev end as prev_day,
-      coalesce(prev >= day - 366 and prev = first_day, false) as prev_is_first,
-      count(*)::int as customers
-    from rows
-    group by 1, 2, 3, 4`;
+    ${BUCKETS}`;
 }
 
 /**
@@ -133,12 +137,7 @@ function customerRowsOfHistory(merchantId: string, tz: string) {
         case when b.prev_day is null then null else coalesce(o.prev_x, '-infinity'::date) end, b.first_day
       from outlet_buyers o join buyers b on b.customer_id = o.customer_id and b.day = o.day
     )
-    select day, outlet_id,
-      case when prev < day - 366 then '-infinity'::date else prev end as prev_day,
-      coalesce(prev >= day - 366 and prev = first_day, false) as prev_is_first,
-      count(*)::int as customers
-    from rows
-    group by 1, 2, 3, 4`;
+    ${BUCKETS}`;
 }
 
 /** Serialises the job's work on one merchant (two workers, or the job and a rebuild). */
