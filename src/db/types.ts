@@ -151,6 +151,32 @@ export interface CustomerTokens {
   token_hash: string;
 }
 
+export interface DashboardDaily {
+  day: Timestamp;
+  merchant_id: string;
+  outlet_id: string | null;
+  points_earned: number;
+  points_redeemed: number;
+  purchases: number;
+  revenue: number;
+}
+
+export interface DashboardDailyCustomers {
+  customers: number;
+  day: Timestamp;
+  merchant_id: string;
+  outlet_id: string | null;
+  prev_day: Timestamp | null;
+  prev_is_first: boolean;
+}
+
+export interface DashboardRollupState {
+  merchant_id: string;
+  time_zone: string;
+  updated_at: Generated<Timestamp>;
+  watermark: Timestamp;
+}
+
 export interface Devices {
   created_at: Generated<Timestamp>;
   id: Generated<string>;
@@ -417,6 +443,9 @@ export interface DB {
   customer_codes: CustomerCodes;
   customer_tokens: CustomerTokens;
   customers: Customers;
+  dashboard_daily: DashboardDaily;
+  dashboard_daily_customers: DashboardDailyCustomers;
+  dashboard_rollup_state: DashboardRollupState;
   devices: Devices;
   http_minute_stats: HttpMinuteStats;
   idempotency_keys: IdempotencyKeys;

@@ -6,6 +6,7 @@ import type { NotificationListener } from '../db/listener.js';
 import type { Metrics } from '../http/metrics.js';
 import { ensureAppKey, sealPlaintextWebhookSecrets } from '../modules/keys/keys.service.js';
 import { activatePoints, expirePoints, remindExpiringPoints } from '../modules/ledger/ledger.service.js';
+import { refreshDashboardRollups } from '../modules/portal/dashboard.rollups.js';
 import { observeTelegramCalls, sendTelegramMessage } from '../modules/telegram/telegram.client.js';
 import { listStaffChats } from '../modules/telegram/telegram.service.js';
 import { TelegramThrottle } from '../modules/telegram/telegram.throttle.js';
@@ -78,6 +79,8 @@ export function createJobs(deps: { db: Database; config: Config; send: AlertSend
   return [
     { name: 'points:activate', schedule: '*/5 * * * *', run: () => activatePoints(db) },
     { name: 'points:expire', schedule: '7,37 * * * *', run: () => expirePoints(db) },
+    // Daily figures of the portal dashboard, kept up to date every minute (dashboard.rollups.ts).
+    { name: 'dashboard:rollups', schedule: '45 * * * * *', run: () => refreshDashboardRollups(db) },
     {
       name: 'points:remind-expiring',
       schedule: '0 9 * * *',

@@ -1,6 +1,8 @@
 import { sql } from 'kysely';
 import type { Executor } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
+import { getDashboardFromRollups } from './dashboard.read.js';
+import { readRollupState } from './dashboard.rollups.js';
 
 // The merchant dashboard, from purchases alone (one scan of the range, by the merchant/created_at
 // index). Definitions, as the portal shows them:
@@ -65,11 +67,29 @@ interface DayRow extends DashboardFigures {
   returning_customers: number;
 }
 
-/** Computes the dashboard of a merchant for [from, to] (inclusive days in `timeZone`). */
-export async function getDashboard(
-  db: Executor,
-  options: { merchantId: string; from?: string; to?: string; outletId?: string; timeZone?: string },
-): Promise<Dashboard> {
+/** Options of a dashboard request. */
+export interface DashboardOptions {
+  merchantId: string;
+  from?: string;
+  to?: string;
+  outletId?: string;
+  timeZone?: string;
+}
+
+/**
+ * Computes the dashboard of a merchant for [from, to] (inclusive days in `timeZone`): from the daily
+ * rollups when they are built and in that zone (the merchant's), else from purchases.
+ */
+export async function getDashboard(db: Executor, options: DashboardOptions): Promise<Dashboard> {
+  dashboardRange(options);
+  const state = await readRollupState(db, options.merchantId);
+  if (state && state.timeZone === (options.timeZone ?? 'UTC'))
+    return getDashboardFromRollups(db, options, state);
+  return getDashboardFromPurchases(db, options);
+}
+
+/** Computes the dashboard from purchases alone, in any zone. */
+export async function getDashboardFromPurchases(db: Executor, options: DashboardOptions): Promise<Dashboard> {
   const { from, to } = dashboardRange(options);
   const tz = options.timeZone ?? 'UTC';
   const outletFilter = options.outletId ? sql`and s.outlet_id = ${options.outletId}` : sql``;

@@ -1,4 +1,3 @@
-import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Database } from '../../db/database.js';
@@ -91,7 +90,7 @@ export function transactionRoutes(deps: { db: Database; readDb?: Database }): Fa
         return reply
           .header('content-type', 'text/csv; charset=utf-8')
           .header('content-disposition', `attachment; filename="transactions-${day}.csv"`)
-          .send(Readable.from(exportTransactionsCsv(readDb, filters)));
+          .send(exportTransactionsCsv(readDb, filters));
       },
     );
   };

@@ -1,3 +1,6 @@
+import { pipeline, Readable } from 'node:stream';
+import { stringify } from 'csv-stringify';
+import { stringify as stringifySync } from 'csv-stringify/sync';
 import { sql } from 'kysely';
 import type { Executor } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
@@ -160,39 +163,63 @@ const CSV_COLUMNS = [
 
 /** Text a person typed (order ids, outlet names) that a spreadsheet would run as a formula. */
 const FORMULA_START = /^[=+\-@\t\r]/;
+const FREE_TEXT_COLUMNS: ReadonlySet<string> = new Set(['orderId', 'outletName']);
 
-/**
- * One CSV field (RFC 4180): quoted when it holds a comma, quote, CR or LF, quotes doubled. Free text
- * starting like a formula gets a leading apostrophe (OWASP CSV injection); phones are not free text.
- */
-export function csvField(value: unknown, options: { isFreeText?: boolean } = {}): string {
-  if (value === null || value === undefined) return '';
-  let text = value instanceof Date ? value.toISOString() : String(value);
-  if (options.isFreeText && FORMULA_START.test(text)) text = `'${text}`;
-  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+function neutraliseFormula(text: string, isFreeText: boolean): string {
+  return isFreeText && FORMULA_START.test(text) ? `'${text}` : text;
 }
 
-function csvLine(item: TransactionItem): string {
-  return CSV_COLUMNS.map((column) =>
-    csvField(item[column], { isFreeText: column === 'orderId' || column === 'outletName' }),
-  ).join(',');
+// RFC 4180 by csv-stringify: CRLF line ends, a field quoted when it holds a comma, quote, CR or LF.
+// Free text starting like a formula gets a leading apostrophe (OWASP CSV injection); phones are
+// not free text, so a phone's + stays.
+const CSV_OPTIONS = {
+  record_delimiter: 'windows',
+  quoted_match: /[\r\n]/,
+  cast: {
+    date: (value: Date) => value.toISOString(),
+    string: (value: string, context: { column?: number | string }) =>
+      neutraliseFormula(value, typeof context.column === 'string' && FREE_TEXT_COLUMNS.has(context.column)),
+  },
+} as const;
+
+/** One CSV field, quoted and neutralised as the export writes it. */
+export function csvField(value: unknown, options: { isFreeText?: boolean } = {}): string {
+  if (value === null || value === undefined) return '';
+  const text = value instanceof Date ? value.toISOString() : String(value);
+  return stringifySync([[neutraliseFormula(text, options.isFreeText ?? false)]], {
+    ...CSV_OPTIONS,
+    cast: { date: CSV_OPTIONS.cast.date },
+    eof: false,
+  });
+}
+
+async function* transactionPages(
+  db: Executor,
+  filters: TransactionFilters,
+  pageSize: number,
+): AsyncGenerator<TransactionItem> {
+  let cursor: Cursor | undefined;
+  for (;;) {
+    const { items, next } = await fetchPage(db, filters, { limit: pageSize, cursor });
+    yield* items;
+    if (!next) return;
+    cursor = next;
+  }
 }
 
 /**
  * The filtered purchases as CSV: a UTF-8 BOM (so Excel reads Cyrillic), a header row, CRLF line
- * ends, amounts in minor units. Yields chunks page by page, so an export of any size streams.
+ * ends, amounts in minor units. A stream read page by page (keyset), each page written out before
+ * the next is read: memory stays flat whatever the export's size.
  */
-export async function* exportTransactionsCsv(
+export function exportTransactionsCsv(
   db: Executor,
   filters: TransactionFilters,
   options: { pageSize?: number } = {},
-): AsyncGenerator<string> {
-  yield `\uFEFF${CSV_COLUMNS.join(',')}\r\n`;
-  let cursor: Cursor | undefined;
-  for (;;) {
-    const { items, next } = await fetchPage(db, filters, { limit: options.pageSize ?? 1000, cursor });
-    if (items.length > 0) yield `${items.map(csvLine).join('\r\n')}\r\n`;
-    if (!next) return;
-    cursor = next;
-  }
+): Readable {
+  const rows = Readable.from(transactionPages(db, filters, options.pageSize ?? 1000));
+  const csv = stringify({ ...CSV_OPTIONS, bom: true, header: true, columns: [...CSV_COLUMNS] });
+  // A failed page read ends the file with an error instead of a silent, truncated export.
+  pipeline(rows, csv, () => {});
+  return csv.setEncoding('utf8');
 }

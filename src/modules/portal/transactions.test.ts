@@ -153,6 +153,30 @@ describe('GET /transactions.csv', () => {
     expect(paged.split('\r\n').filter((l) => l !== '')).toHaveLength(1 + 5);
   });
 
+  it("exports a month's purchases as a stream that can be stopped after its first page", async () => {
+    const merchantId = team.merchant.merchantId;
+    const lines = async (from: string, to: string) => {
+      let text = '';
+      for await (const chunk of exportTransactionsCsv(t.db, {
+        merchantId,
+        from,
+        to,
+        timeZone: 'Europe/Moscow',
+      })) {
+        text += chunk;
+      }
+      return text.split('\r\n').filter((l) => l !== '');
+    };
+    expect(await lines('2025-03-01', '2025-03-31')).toHaveLength(1 + 5);
+    expect(await lines('2025-04-01', '2025-04-30')).toHaveLength(1);
+    const stream = exportTransactionsCsv(t.db, { merchantId }, { pageSize: 2 });
+    for await (const chunk of stream) {
+      expect(String(chunk)).toMatch(/^\uFEFFid,orderId,/);
+      break;
+    }
+    expect(stream.destroyed).toBe(true);
+  });
+
   it('is refused to cashiers (transactions:export)', async () => {
     const res = await get('/transactions.csv', 'cashier');
     expect(res.statusCode).toBe(403);

@@ -1,0 +1,286 @@
+import { type RawBuilder, sql } from 'kysely';
+import type { Database, Executor } from '../../db/database.js';
+import { getMerchantTimeZones } from '../merchants/time-zone.js';
+
+// Daily rollups of the dashboard (tables of migration 0013), kept by the dashboard:rollups job and
+// read by getDashboard for requests in the merchant's own zone.
+//
+// The job recomputes whole days (delete + insert under a per-merchant lock), so running it twice,
+// or in two workers at once, gives the same rows. A day is recomputed when something that changes
+// its figures was created since the last run's watermark minus OVERLAP: a purchase of that day, a
+// refund of one of its purchases, or a refund entry naming one of them (a refund of one purchase
+// can settle what another still owed, loyalty_land_points). Rows are stamped with their
+// transaction's start time, so one started before the watermark may commit after the job read:
+// OVERLAP, far longer than any ledger transaction may run (statement timeouts), re-reads them. The
+// dashboard recomputes those same recent days from purchases at read time, so it is never stale.
+//
+// newCustomers and returningCustomers of a range are distinct counts, which daily sums cannot give.
+// Each buyer of a day is therefore stored in a bucket by the day of their previous purchase (at the
+// outlet, for outlet rows): a customer is returning in [from, to] exactly once, on the first day in
+// the range after their first purchase day, the day whose previous purchase day is before `from`
+// or is their first purchase day. Previous days more than a year back (a range covers at most 366
+// days) share one bucket, '-infinity'.
+
+/** Rows created within this long before the watermark are read again by the next run. */
+export const ROLLUP_OVERLAP_MS = 5 * 60_000;
+
+/** Where a merchant's rollups stand: the zone of their days and the watermark. */
+export interface RollupState {
+  timeZone: string;
+  watermark: Date;
+}
+
+/** Reads a merchant's rollup state; null until the job has built its history. */
+export async function readRollupState(db: Executor, merchantId: string): Promise<RollupState | null> {
+  const row = await db
+    .selectFrom('dashboard_rollup_state')
+    .select(['time_zone', 'watermark'])
+    .where('merchant_id', '=', merchantId)
+    .executeTakeFirst();
+  return row ? { timeZone: row.time_zone, watermark: row.watermark } : null;
+}
+
+function dayStart(day: RawBuilder<unknown>, tz: string) {
+  return sql`(${day})::timestamp at time zone ${tz}`;
+}
+
+/** The purchases of the given days with their effective outlet (the POS's, else its device's). */
+function purchasesOf(merchantId: string, tz: string, days: readonly string[]) {
+  return sql`
+    select x.day, p.customer_id, p.total, p.refunded_amount, p.earned_points, p.revoked_points,
+           p.redeemed_points, p.returned_points, coalesce(p.outlet_id, dv.outlet_id) as outlet_id
+    from unnest(${days}::date[]) as x(day)
+    join purchases p on p.merchant_id = ${merchantId}
+      and p.created_at >= ${dayStart(sql`x.day`, tz)} and p.created_at < ${dayStart(sql`x.day + 1`, tz)}
+    left join devices dv on dv.id = p.device_id`;
+}
+
+/** Figures per day and outlet of the given days, computed from purchases. */
+export function figureRows(merchantId: string, tz: string, days: readonly string[]) {
+  return sql`
+    select s.day, s.outlet_id, count(*)::int as purchases,
+      sum(s.total - s.refunded_amount)::bigint as revenue,
+      sum(s.earned_points - s.revoked_points)::bigint as points_earned,
+      sum(s.redeemed_points - s.returned_points)::bigint as points_redeemed
+    from (${purchasesOf(merchantId, tz, days)}) s
+    group by s.day, s.outlet_id`;
+}
+
+// Counts the buyers of `rows` (day, outlet_id, prev, first_day) per bucket.
+const BUCKETS = sql`
+    select day, outlet_id,
+      case when prev < day - 366 then '-infinity'::date else prev end as prev_day,
+      coalesce(prev >= day - 366 and prev = first_day, false) as prev_is_first,
+      count(*)::int as customers
+    from rows
+    group by 1, 2, 3, 4`;
+
+/**
+ * Buyers per day (outlet_id null) and per day and outlet, bucketed by previous purchase day, of the
+ * given days, computed from purchases (see the top of this file).
+ */
+export function customerRows(merchantId: string, tz: string, days: readonly string[]) {
+  return sql`
+    with buys as (
+      select distinct s.day, s.customer_id, s.outlet_id from (${purchasesOf(merchantId, tz, days)}) s
+    ),
+    buyers as (
+      select b.day, b.customer_id,
+        (select (min(q.created_at) at time zone ${tz})::date from purchases q
+          where q.customer_id = b.customer_id) as first_day,
+        (select (max(q.created_at) at time zone ${tz})::date from purchases q
+          where q.customer_id = b.customer_id and q.created_at < ${dayStart(sql`b.day`, tz)}) as prev_day
+      from (select distinct day, customer_id from buys) b
+    ),
+    rows as (
+      select day, null::uuid as outlet_id, prev_day as prev, first_day from buyers
+      union all
+      select b.day, b.outlet_id,
+        case when u.prev_day is null then null else coalesce(
+          (select (max(q.created_at) at time zone ${tz})::date from purchases q
+             left join devices qd on qd.id = q.device_id
+           where q.customer_id = b.customer_id and q.created_at < ${dayStart(sql`b.day`, tz)}
+             and coalesce(q.outlet_id, qd.outlet_id) = b.outlet_id),
+          '-infinity'::date) end,
+        u.first_day
+      from buys b join buyers u on u.day = b.day and u.customer_id = b.customer_id
+      where b.outlet_id is not null
+    )
+    ${BUCKETS}`;
+}
+
+/**
+ * customerRows for every day of a merchant's history at once: one sorted pass over its purchases
+ * (window functions) instead of index probes per buyer, for building the rollups from scratch.
+ */
+function customerRowsOfHistory(merchantId: string, tz: string) {
+  return sql`
+    with p as (
+      select p.customer_id, (p.created_at at time zone ${tz})::date as day,
+             coalesce(p.outlet_id, dv.outlet_id) as outlet_id
+      from purchases p left join devices dv on dv.id = p.device_id
+      where p.merchant_id = ${merchantId}
+    ),
+    buyers as (
+      select customer_id, day, min(day) over w as first_day, lag(day) over w as prev_day
+      from (select distinct customer_id, day from p) d
+      window w as (partition by customer_id order by day)
+    ),
+    outlet_buyers as (
+      select customer_id, outlet_id, day, lag(day) over (partition by customer_id, outlet_id order by day) as prev_x
+      from (select distinct customer_id, outlet_id, day from p where outlet_id is not null) d
+    ),
+    rows as (
+      select day, null::uuid as outlet_id, prev_day as prev, first_day from buyers
+      union all
+      select o.day, o.outlet_id,
+        case when b.prev_day is null then null else coalesce(o.prev_x, '-infinity'::date) end, b.first_day
+      from outlet_buyers o join buyers b on b.customer_id = o.customer_id and b.day = o.day
+    )
+    ${BUCKETS}`;
+}
+
+/** Serialises the job's work on one merchant (two workers, or the job and a rebuild). */
+async function lockMerchant(db: Executor, merchantId: string): Promise<void> {
+  await sql`select pg_advisory_xact_lock(hashtextextended(${`dashboard_rollups:${merchantId}`}, 0))`.execute(
+    db,
+  );
+}
+
+async function transactionStart(db: Executor): Promise<Date> {
+  const { rows } = await sql<{ now: Date }>`select now() as now`.execute(db);
+  return rows[0]?.now ?? new Date();
+}
+
+/**
+ * Days (YYYY-MM-DD in tz) whose figures may have changed since `since`: days of purchases made
+ * since, and of the refunded purchases of customers refunded since (a refund changes its purchase
+ * and may settle what another purchase of the same customer owed).
+ */
+export async function findChangedDays(
+  db: Executor,
+  options: { merchantId: string; timeZone: string; since: Date },
+): Promise<string[]> {
+  const { merchantId, timeZone: tz, since } = options;
+  const { rows } = await sql<{ day: string }>`
+    select distinct to_char((t.created_at at time zone ${tz})::date, 'YYYY-MM-DD') as day
+    from (
+      select created_at from purchases where merchant_id = ${merchantId} and created_at >= ${since}
+      union all
+      select p.created_at
+      from (select distinct customer_id from refunds
+            where merchant_id = ${merchantId} and created_at >= ${since}) r
+      join purchases p on p.customer_id = r.customer_id and p.refunded_amount > 0
+    ) t
+    order by 1`.execute(db);
+  return rows.map((r) => r.day);
+}
+
+/** Recomputes the given days of a merchant from purchases. The caller holds the merchant's lock. */
+async function replaceDays(
+  db: Executor,
+  merchantId: string,
+  tz: string,
+  days: readonly string[],
+): Promise<void> {
+  if (days.length === 0) return;
+  await sql`delete from dashboard_daily where merchant_id = ${merchantId} and day = any(${days}::date[])`.execute(
+    db,
+  );
+  await sql`
+    insert into dashboard_daily (merchant_id, day, outlet_id, purchases, revenue, points_earned, points_redeemed)
+    select ${merchantId}, f.day, f.outlet_id, f.purchases, f.revenue, f.points_earned, f.points_redeemed
+    from (${figureRows(merchantId, tz, days)}) f`.execute(db);
+  await sql`
+    delete from dashboard_daily_customers where merchant_id = ${merchantId} and day = any(${days}::date[])`.execute(
+    db,
+  );
+  await sql`
+    insert into dashboard_daily_customers (merchant_id, day, outlet_id, prev_day, prev_is_first, customers)
+    select ${merchantId}, c.day, c.outlet_id, c.prev_day, c.prev_is_first, c.customers
+    from (${customerRows(merchantId, tz, days)}) c`.execute(db);
+}
+
+function daysBetween(first: string, last: string): string[] {
+  const days: string[] = [];
+  for (let t = Date.parse(first); t <= Date.parse(last); t += 86_400_000) {
+    days.push(new Date(t).toISOString().slice(0, 10));
+  }
+  return days;
+}
+
+/** Builds a merchant's rollups from its whole history, in one transaction. */
+async function buildMerchant(db: Database, merchantId: string, tz: string): Promise<number> {
+  return db.transaction().execute(async (trx) => {
+    await lockMerchant(trx, merchantId);
+    // A long history takes longer than the pool's statement timeout allows a request.
+    await sql`set local statement_timeout = 0`.execute(trx);
+    const started = await transactionStart(trx);
+    await trx.deleteFrom('dashboard_daily').where('merchant_id', '=', merchantId).execute();
+    await trx.deleteFrom('dashboard_daily_customers').where('merchant_id', '=', merchantId).execute();
+    const { rows } = await sql<{ first: string | null; today: string }>`
+      select to_char((min(created_at) at time zone ${tz})::date, 'YYYY-MM-DD') as first,
+             to_char((now() at time zone ${tz})::date, 'YYYY-MM-DD') as today
+      from purchases where merchant_id = ${merchantId}`.execute(trx);
+    const span = rows[0];
+    const days = span?.first ? daysBetween(span.first, span.today) : [];
+    if (days.length > 0) {
+      await sql`
+        insert into dashboard_daily (merchant_id, day, outlet_id, purchases, revenue, points_earned, points_redeemed)
+        select ${merchantId}, f.day, f.outlet_id, f.purchases, f.revenue, f.points_earned, f.points_redeemed
+        from (${figureRows(merchantId, tz, days)}) f`.execute(trx);
+      await sql`
+        insert into dashboard_daily_customers (merchant_id, day, outlet_id, prev_day, prev_is_first, customers)
+        select ${merchantId}, c.day, c.outlet_id, c.prev_day, c.prev_is_first, c.customers
+        from (${customerRowsOfHistory(merchantId, tz)}) c`.execute(trx);
+    }
+    await writeState(trx, merchantId, tz, started);
+    return days.length;
+  });
+}
+
+async function writeState(db: Executor, merchantId: string, tz: string, watermark: Date): Promise<void> {
+  await db
+    .insertInto('dashboard_rollup_state')
+    .values({ merchant_id: merchantId, time_zone: tz, watermark })
+    .onConflict((oc) =>
+      oc.column('merchant_id').doUpdateSet({ time_zone: tz, watermark, updated_at: sql<Date>`now()` }),
+    )
+    .execute();
+}
+
+/** Brings one merchant's rollups up to date; returns the days recomputed. */
+async function refreshMerchant(db: Database, merchantId: string, tz: string): Promise<number> {
+  const state = await readRollupState(db, merchantId);
+  if (!state || state.timeZone !== tz) return buildMerchant(db, merchantId, tz);
+  return db.transaction().execute(async (trx) => {
+    await lockMerchant(trx, merchantId);
+    const current = await readRollupState(trx, merchantId);
+    if (!current || current.timeZone !== tz) return 0; // rebuilt meanwhile by another run
+    const now = await transactionStart(trx);
+    const days = await findChangedDays(trx, {
+      merchantId,
+      timeZone: tz,
+      since: new Date(current.watermark.getTime() - ROLLUP_OVERLAP_MS),
+    });
+    await replaceDays(trx, merchantId, tz, days);
+    await writeState(trx, merchantId, tz, now);
+    return days.length;
+  });
+}
+
+/**
+ * The dashboard:rollups job: brings every merchant's rollups up to date (a merchant without them,
+ * or whose zone changed, is built from its history). Idempotent, and safe in two workers at once.
+ */
+export async function refreshDashboardRollups(db: Database): Promise<{ merchants: number; days: number }> {
+  const merchants = await db.selectFrom('merchants').select('id').orderBy('id').execute();
+  const ids = merchants.map((m) => m.id);
+  const zones = await getMerchantTimeZones(db, ids);
+  let days = 0;
+  for (const id of ids) {
+    const tz = zones.get(id);
+    if (tz) days += await refreshMerchant(db, id, tz);
+  }
+  return { merchants: ids.length, days };
+}
