@@ -16,6 +16,7 @@ import * as m0007 from './migrations/0007_installation_secrets.js';
 import * as m0008 from './migrations/0008_portal_user_email_scope.js';
 import * as m0009 from './migrations/0009_search_collation.js';
 import * as m0010 from './migrations/0010_shared_metrics.js';
+import * as m0014 from './migrations/0014_job_runs_trace_context.js';
 
 // Migrations are listed here explicitly (append-only), so they work the same from source, from a
 // build and inside the image, with no directory scanning.
@@ -37,6 +38,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0008_portal_user_email_scope': m0008,
   '0009_search_collation': m0009,
   '0010_shared_metrics': m0010,
+  '0014_job_runs_trace_context': m0014,
 };
 
 /** Kysely's bookkeeping table (its default name). */
