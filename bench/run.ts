@@ -35,6 +35,7 @@ import {
   startWorker,
   waitForSettled,
 } from './lib/outbox.js';
+import { replicasLines, runReplicasPhase } from './lib/replicas.js';
 import {
   cpuTable,
   type PhaseResult,
@@ -62,6 +63,7 @@ import { Workload } from './lib/workload.js';
 //   DATABASE_POOL_MAX     the API's pool (default 20); the ceiling's pool has the same size
 //   BENCH_API_CPU_PROF    a directory: the API runs with --cpu-prof and writes its profile there
 //   BENCH_OUTBOX          0 skips the outbox phase (default 1)
+//   BENCH_REPLICAS        0 skips the replicas phase (default 1; skipped without pgbouncer)
 //
 // Phases: (a) commits, closed loop; (b) resolves by id and by code, closed loop; (c) commits at a
 // fixed rate, open loop; (d) the database's ceiling: the statements the API sends per commit, through
@@ -71,7 +73,8 @@ import { Workload } from './lib/workload.js';
 // one worker process (src/worker.ts) fans them out to a webhook endpoint on a receiver in this
 // process that answers 204 at once, until all are delivered or 3 x BENCH_SECONDS passed. Its clock
 // starts at the worker's first claim (start-up is not measured). Prints a table and writes
-// bench/results/latest.json. Exits non-zero only when the benchmark itself fails.
+// bench/results/latest.json. Exits non-zero only when the benchmark itself fails. (f) replicas:
+// commits with 1 and with 2 API processes through PgBouncer in transaction mode (bench/lib/replicas.ts).
 
 const TARGET_RATIO = 0.8;
 const TARGET_P99_MS = 50;
@@ -524,6 +527,19 @@ async function main(): Promise<void> {
     };
     const outbox = settings.outbox ? await runOutbox() : null;
     checkInterrupted();
+    // (f) replicas: 1 and 2 API processes through PgBouncer
+    const replicas = await runReplicasPhase({
+      ...settings,
+      repoRoot,
+      serverUrl,
+      databaseUrl: scratchUrl,
+      apiKey: merchant.apiKey,
+      workload,
+      env: { APP_ENCRYPTION_KEY: encryptionKey },
+      shouldStop,
+      say,
+    });
+    checkInterrupted();
 
     const ledger = await checkLedger(db, merchant.merchantId);
     const phases = [commits, resolves, latency, ceiling, ...(outbox ? [outbox.phase] : [])];
@@ -673,6 +689,7 @@ async function main(): Promise<void> {
       say(`API log   ${api.linesSinceReady()} chunks at warn or above during the run; last lines:`);
       for (const line of api.tail().slice(-5)) say(`  ${line.slice(0, 300)}`);
     }
+    for (const line of replicasLines(replicas)) say(line);
     say('');
     say(`commit ratio API/ceiling = ${ratio.toFixed(2)}`);
     say(targetTable(targets));
@@ -697,6 +714,7 @@ async function main(): Promise<void> {
       ceilingStatementsPerCommit: perCommit,
       ledger,
       outbox: outbox ? outbox.details : { skipped: settings.outbox ? 'no pending events' : 'BENCH_OUTBOX=0' },
+      replicas,
       apiLogChunksDuringRun: api.linesSinceReady(),
     };
     mkdirSync(path.dirname(resultsFile), { recursive: true });
