@@ -35,6 +35,12 @@ const EnvSchema = z.object({
   PORT: int(3000, 0, 65535),
   /** Interface the API listens on. */
   HOST: z.string().default('0.0.0.0'),
+  /**
+   * OpenTelemetry tracing: base URL of an OTLP/HTTP collector (spans go to <url>/v1/traces, JSON).
+   * Unset: tracing is off and the SDK is not loaded. Traces follow a purchase from the request
+   * through the ledger and the outbox to the webhook delivery (`traceparent` header).
+   */
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalUrl,
   /** pino log level: fatal, error, warn, info, debug, trace, silent. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Public base URL of the API (Telegram webhooks are registered under it). */

@@ -125,12 +125,15 @@ export async function startApi(options: {
   /** Extra node flags, e.g. --cpu-prof. */
   nodeFlags?: string[];
   readyTimeoutMs?: number;
+  /** Called with every line the API prints. */
+  onLine?: (line: string) => void;
 }): Promise<ApiProcess> {
   const child = spawnNodeScript({
     cwd: options.cwd,
     script: 'src/server.ts',
     env: options.env,
     nodeFlags: options.nodeFlags,
+    onLine: options.onLine,
   });
   const api: ApiProcess = {
     pid: child.pid,

@@ -241,7 +241,7 @@ export interface OutboxEvents {
   payload: Json;
   status: Generated<string>;
   target: string | null;
-  trace_context: Json | null;
+  trace_context: Generated<Json | null>;
   type: string;
   version: Generated<number>;
 }

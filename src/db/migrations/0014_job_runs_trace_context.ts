@@ -21,7 +21,10 @@ create table job_runs (
   error text,
   primary key (job, scheduled_at)
 );
-alter table outbox_events add column trace_context jsonb;
+-- Filled from the transaction's loyalty.trace_context setting, which the API sets (set_config, local
+-- to the transaction) only while tracing is on; otherwise null.
+alter table outbox_events add column trace_context jsonb
+  default nullif(current_setting('loyalty.trace_context', true), '')::jsonb;
 `)
     .execute(db);
 }
