@@ -95,15 +95,46 @@ function importedPackages(file: string): string[] {
   return [...new Set(names)].sort();
 }
 
+/** A merchant with a customer and a webhook receiver subscribed to purchase.committed. */
+async function createShop() {
+  const merchant = await createTestMerchant(database.db);
+  const customer = await createTestCustomer(database.db, { merchant });
+  const { receiver } = await createReceiverEndpoint(database.db, {
+    merchantId: merchant.merchantId,
+    eventTypes: ['purchase.committed'],
+  });
+  return { merchant, customer, receiver };
+}
+
+/** Commits one purchase through the API on `port` as a till does; expects 201, returns the request id. */
+async function commitThroughApi(
+  port: number,
+  shop: Awaited<ReturnType<typeof createShop>>,
+  orderId: string,
+): Promise<string | null> {
+  const res = await fetch(`http://127.0.0.1:${port}/api/v1/integration/purchases`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      'x-api-key': shop.merchant.apiKey,
+      'idempotency-key': orderId,
+    },
+    body: JSON.stringify({
+      customer: { customerId: shop.customer.customerId },
+      receipt: { total: 10_000 },
+      orderId,
+      outletId: shop.merchant.outletId,
+    }),
+  });
+  expect(res.status, await res.text()).toBe(201);
+  return res.headers.get('x-request-id');
+}
+
 describe('OpenTelemetry tracing', () => {
   it('one trace from the POS request through the ledger and the outbox to the webhook delivery', async () => {
     const collector = await startFakeCollector();
-    const merchant = await createTestMerchant(database.db);
-    const customer = await createTestCustomer(database.db, { merchant });
-    const { receiver } = await createReceiverEndpoint(database.db, {
-      merchantId: merchant.merchantId,
-      eventTypes: ['purchase.committed'],
-    });
+    const shop = await createShop();
+    const { receiver } = shop;
     const importLog = path.join(tmpdir(), `otel-imports-${process.pid}-on.txt`);
     const env = { ...baseEnv(), OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_IMPORT_LOG: importLog };
     const apiLines: string[] = [];
@@ -121,22 +152,7 @@ describe('OpenTelemetry tracing', () => {
       });
       worker = startWorker({ cwd: ROOT, env: { ...env, LOG_LEVEL: 'warn', WORKERS_ENABLED: '1' } });
 
-      const res = await fetch(`http://127.0.0.1:${port}/api/v1/integration/purchases`, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'x-api-key': merchant.apiKey,
-          'idempotency-key': 'traced-1',
-        },
-        body: JSON.stringify({
-          customer: { customerId: customer.customerId },
-          receipt: { total: 10_000 },
-          orderId: 'traced-1',
-          outletId: merchant.outletId,
-        }),
-      });
-      expect(res.status, await res.text()).toBe(201);
-      const requestId = res.headers.get('x-request-id');
+      const requestId = await commitThroughApi(port, shop, 'traced-1');
 
       // The webhook arrives with a traceparent; its trace id is the request's.
       await expect.poll(() => receiver.deliveries.length, { timeout: 60_000, interval: 200 }).toBe(1);
@@ -190,12 +206,8 @@ describe('OpenTelemetry tracing', () => {
   }, 180_000);
 
   it('with OTEL_EXPORTER_OTLP_ENDPOINT unset no OpenTelemetry SDK module is loaded and no traceparent is sent', async () => {
-    const merchant = await createTestMerchant(database.db);
-    const customer = await createTestCustomer(database.db, { merchant });
-    const { receiver } = await createReceiverEndpoint(database.db, {
-      merchantId: merchant.merchantId,
-      eventTypes: ['purchase.committed'],
-    });
+    const shop = await createShop();
+    const { merchant, receiver } = shop;
     const importLog = path.join(tmpdir(), `otel-imports-${process.pid}-off.txt`);
     const env = { ...baseEnv(), LOG_LEVEL: 'warn', OTEL_IMPORT_LOG: importLog };
     let api: ApiProcess | null = null;
@@ -207,21 +219,7 @@ describe('OpenTelemetry tracing', () => {
         nodeFlags: RECORDER,
         env: { ...env, PORT: String(port), WORKERS_ENABLED: '1' },
       });
-      const res = await fetch(`http://127.0.0.1:${port}/api/v1/integration/purchases`, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'x-api-key': merchant.apiKey,
-          'idempotency-key': 'plain-1',
-        },
-        body: JSON.stringify({
-          customer: { customerId: customer.customerId },
-          receipt: { total: 10_000 },
-          orderId: 'plain-1',
-          outletId: merchant.outletId,
-        }),
-      });
-      expect(res.status, await res.text()).toBe(201);
+      await commitThroughApi(port, shop, 'plain-1');
       await expect.poll(() => receiver.deliveries.length, { timeout: 60_000, interval: 200 }).toBe(1);
       expect(receiver.deliveries[0]?.headers.traceparent).toBeUndefined();
       // Only the no-op API facade (prom-client requires it too); no SDK, exporter or propagator.
