@@ -319,6 +319,17 @@ describe.skipIf(MISSING !== null)(
         // claims in job_runs, are the same ticks, none twice.
         // (Ticks of the last second before the stop are left out: their log lines may still be in
         // the pipe when a worker exits.)
+        // Enough ticks to compare (workers that started late under load have run only a few).
+        const activationClaims = async () =>
+          (
+            await database.db
+              .selectFrom('job_runs')
+              .select('job')
+              .where('job', '=', 'points:activate')
+              .where('finished_at', 'is not', null)
+              .execute()
+          ).length;
+        await expect.poll(activationClaims, { timeout: 30_000, interval: 250 }).toBeGreaterThanOrEqual(7);
         const cutoff = new Date(Date.now() - 1_000);
         await Promise.all(workers.map((w) => w.stop()));
         const claimed = await database.db
