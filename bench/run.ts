@@ -37,6 +37,7 @@ import {
   startWorker,
   waitForSettled,
 } from './lib/outbox.js';
+import { replicasLines, runReplicasPhase } from './lib/replicas.js';
 import {
   cpuTable,
   type PhaseResult,
@@ -71,6 +72,7 @@ import { Workload } from './lib/workload.js';
 //   BENCH_SOAK_SECONDS    length of the soak phase (default 20; 600 for the 10-minute memory run; 0 skips)
 //   BENCH_SOAK_RATE       commits/s during the soak (default 200)
 //   GROUP_COMMIT          passed to the API (src/config.ts); the SQL path phase batches the same way
+//   BENCH_REPLICAS        0 skips the replicas phase (default 1; skipped without pgbouncer)
 //
 // Phases: (a) commits, closed loop; (b) resolves by id and by code, closed loop; (c) commits at a
 // fixed rate, open loop; (d) the database's ceiling: the statements the API sends per commit, through
@@ -88,7 +90,8 @@ import { Workload } from './lib/workload.js';
 // bench/results/latest.json. Exits non-zero only when the benchmark itself fails.
 // (f) soak: commits at BENCH_SOAK_RATE for BENCH_SOAK_SECONDS with a worker delivering their events;
 // the resident memory (RSS) of the API and the worker is sampled every second and printed as
-// start/end/max (bench/lib/soak.ts).
+// start/end/max (bench/lib/soak.ts). (g) replicas: commits with 1 and with 2 API processes through
+// PgBouncer in transaction mode (bench/lib/replicas.ts).
 
 const TARGET_RATIO = 0.8;
 /** API commits against the minimal accrual write of the same run (issue 12: twice 0.17x). */
@@ -574,6 +577,19 @@ async function main(): Promise<void> {
     };
     const outbox = settings.outbox ? await runOutbox() : null;
     checkInterrupted();
+    // (g) replicas: 1 and 2 API processes through PgBouncer
+    const replicas = await runReplicasPhase({
+      ...settings,
+      repoRoot,
+      serverUrl,
+      databaseUrl: scratchUrl,
+      apiKey: merchant.apiKey,
+      workload,
+      env: { APP_ENCRYPTION_KEY: encryptionKey },
+      shouldStop,
+      say,
+    });
+    checkInterrupted();
 
     // (f) soak: constant load with a worker delivering, RSS of both sampled
     const runSoak = async () => {
@@ -798,6 +814,7 @@ async function main(): Promise<void> {
         );
       }
     }
+    for (const line of replicasLines(replicas)) say(line);
     say('');
     say(
       `commit ratio API/own SQL path = ${ratio.toFixed(2)}, API/minimal write = ${minimalRatio.toFixed(2)}`,
@@ -832,6 +849,7 @@ async function main(): Promise<void> {
       ledger,
       outbox: outbox ? outbox.details : { skipped: settings.outbox ? 'no pending events' : 'BENCH_OUTBOX=0' },
       soakRss: soak ? soak.rss : null,
+      replicas,
       apiLogChunksDuringRun: api.linesSinceReady(),
     };
     mkdirSync(path.dirname(resultsFile), { recursive: true });

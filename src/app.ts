@@ -17,11 +17,13 @@ import { registerSecurityHeaders, requestIdOf } from './http/security-headers.js
 import { createFleetCounters, startSharedCounters } from './http/shared-metrics.js';
 import { webRoutes } from './http/static.js';
 import { registerSafetySwitches } from './http/switches.js';
+import { registerRequestTracing } from './http/tracing.js';
 import { countAliveWorkers } from './jobs/heartbeat.js';
 import { OutboxNotifier } from './jobs/outbox.notify.js';
 import { oldestPendingSeconds, outboxCounts } from './jobs/outbox.queue.js';
 import { createAlertSender } from './jobs/workers.js';
 import { resolveRelease } from './lib/release.js';
+import { traceLogMixin } from './lib/tracing.js';
 import { adminRoutes } from './modules/admin/admin.routes.js';
 import { merchantAdminRoutes } from './modules/admin/merchants.admin.routes.js';
 import { SwitchBoard } from './modules/admin/switches.service.js';
@@ -61,7 +63,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const redis = deps.redis ?? null;
   const metrics = deps.metrics ?? createMetrics();
   const app = Fastify({
-    logger: deps.logger === false ? false : { level: config.LOG_LEVEL },
+    logger: deps.logger === false ? false : { level: config.LOG_LEVEL, mixin: traceLogMixin },
     // Behind a reverse proxy: whom to believe about the client's address and scheme (TRUST_PROXY).
     trustProxy: typeof config.TRUST_PROXY === 'number' ? trustHops(config.TRUST_PROXY) : config.TRUST_PROXY,
     bodyLimit: config.BODY_LIMIT_BYTES,
@@ -96,6 +98,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
   await registerSecurityHeaders(app);
   registerErrorHandler(app);
+  registerRequestTracing(app);
   registerHttpMetrics(app, metrics, config.ALERT_HTTP_SLOW_THRESHOLD_MS);
   const requestStats = new RequestStats(deps.db, {
     slowThresholdMs: config.ALERT_HTTP_SLOW_THRESHOLD_MS,

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
+import { parseJobSchedules } from './jobs/schedules.js';
 
 /**
  * The only module that reads process.env. Every variable the runbook names is here, with what it
@@ -34,6 +35,12 @@ const EnvSchema = z.object({
   PORT: int(3000, 0, 65535),
   /** Interface the API listens on. */
   HOST: z.string().default('0.0.0.0'),
+  /**
+   * OpenTelemetry tracing: base URL of an OTLP/HTTP collector (spans go to <url>/v1/traces, JSON).
+   * Unset: tracing is off and the SDK is not loaded. Traces follow a purchase from the request
+   * through the ledger and the outbox to the webhook delivery (`traceparent` header).
+   */
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalUrl,
   /** pino log level: fatal, error, warn, info, debug, trace, silent. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Public base URL of the API (Telegram webhooks are registered under it). */
@@ -166,6 +173,25 @@ const EnvSchema = z.object({
   IDEMPOTENCY_RETENTION_DAYS: int(7, 1, 365),
   /** Port of the worker's own /health and /metrics (the worker process only; 0 = off). */
   WORKER_PORT: int(3001, 0, 65535),
+  /**
+   * Overrides of the periodic jobs' cron patterns (UTC, seconds optional), `name=pattern;...`, e.g.
+   * `alerts:monitor=5,35 * * * * *`. Unset: the defaults (src/jobs/schedules.ts). Each job runs once
+   * per tick across all workers.
+   */
+  JOB_SCHEDULES: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .default('')
+      .transform((text, ctx) => {
+        const parsed = parseJobSchedules(text);
+        if (Array.isArray(parsed)) {
+          for (const message of parsed) ctx.addIssue({ code: 'custom', message });
+          return z.NEVER;
+        }
+        return parsed;
+      }),
+  ),
   /** An alert that keeps firing is repeated at most once per this many minutes. */
   ALERT_COOLDOWN_MINUTES: int(30, 1, 1440),
   /**

@@ -6,6 +6,7 @@ import { NotificationListener } from './db/listener.js';
 import { prepareSchema, SchemaError } from './db/migrate.js';
 import { createMetrics } from './http/metrics.js';
 import { startWorkers } from './jobs/workers.js';
+import { startTracing } from './lib/tracing.js';
 import { seedDemo, seedDemoOperator } from './modules/demo/demo.service.js';
 import { registerNotifyWebhook } from './modules/telegram/telegram.service.js';
 import { openRuntime } from './runtime.js';
@@ -38,6 +39,10 @@ async function main(): Promise<void> {
     isAdminTokenGenerated = true;
   }
 
+  const stopTracing = await startTracing({
+    endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+    serviceName: 'loyalty-api',
+  });
   const metrics = createMetrics();
   const say = (message: string) => console.log(message);
   const runtime = await openRuntime(config, {
@@ -62,6 +67,7 @@ async function main(): Promise<void> {
     await app?.close().catch(() => {});
     await listener.close();
     await runtime.close();
+    await stopTracing().catch(() => {});
     process.exit(0);
   };
   // `on`, not `once`: Ctrl-C reaches this process twice (from the terminal and forwarded by npm), and

@@ -8,6 +8,7 @@ import { createMetrics, isMetricsScrapeAllowed } from './http/metrics.js';
 import { startSharedCounters } from './http/shared-metrics.js';
 import { startWorkers } from './jobs/workers.js';
 import { resolveRelease } from './lib/release.js';
+import { startTracing, traceLogMixin } from './lib/tracing.js';
 import { openRuntime } from './runtime.js';
 
 // The worker process (`npm run worker`, the `worker` service in production): outbox delivery,
@@ -27,7 +28,7 @@ async function main(): Promise<void> {
     throw error;
   }
   const { config, warnings } = loaded;
-  const log = pino({ level: config.LOG_LEVEL, base: { process: 'worker' } });
+  const log = pino({ level: config.LOG_LEVEL, base: { process: 'worker' }, mixin: traceLogMixin });
   for (const warning of warnings) log.warn(`config: ${warning}`);
   if (!config.WORKERS_ENABLED) {
     // Stay up (so an orchestrator does not restart it in a loop) but say clearly why nothing happens.
@@ -38,6 +39,10 @@ async function main(): Promise<void> {
     return;
   }
 
+  const stopTracing = await startTracing({
+    endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+    serviceName: 'loyalty-worker',
+  });
   const metrics = createMetrics();
   const runtime = await openRuntime(config, {
     allowEmbedded: false,
@@ -99,6 +104,7 @@ async function main(): Promise<void> {
     await sharedCounters.stop();
     await listener.close();
     await runtime.close();
+    await stopTracing().catch(() => {});
     process.exit(0);
   };
   process.once('SIGINT', () => void close('SIGINT'));

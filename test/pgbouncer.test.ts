@@ -11,10 +11,11 @@ import { NotificationListener } from '../src/db/listener.js';
 import { runExclusive } from '../src/jobs/scheduler.js';
 import { revokeApiKey } from '../src/modules/merchants/merchants.service.js';
 import { openRuntime, type Runtime } from '../src/runtime.js';
+import { startFakeTelegram } from './fakes/telegram-bot-api.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { createTestCustomer, createTestMerchant } from './helpers/factories.js';
 import { findLedgerViolations } from './helpers/ledger.js';
-import { countByWebhookId, createReceiverEndpoint } from './helpers/outbox.js';
+import { countByWebhookId, createReceiverEndpoint, pause } from './helpers/outbox.js';
 import { type PgBouncer, pgbouncerMissing, startPgBouncer } from './helpers/pgbouncer.js';
 
 // DATABASE_URL through PgBouncer in transaction pooling mode, DATABASE_DIRECT_URL straight to
@@ -139,7 +140,7 @@ describe.skipIf(MISSING !== null)(
       }
     });
 
-    it('two API and two worker processes on one database through it: POS load, delivery, switches', async () => {
+    it('two API and two worker processes on one database through it: POS load, delivery, switches, one alert, one run per tick', async () => {
       const ROOT = fileURLToPath(new URL('..', import.meta.url));
       const ADMIN_API_TOKEN = `adm_${randomUUID()}`;
       const merchant = await createTestMerchant(database.db);
@@ -150,6 +151,21 @@ describe.skipIf(MISSING !== null)(
         merchantId: merchant.merchantId,
         eventTypes: ['purchase.committed'],
       });
+      // An endpoint that is gone (410): its one refund event goes dead, which the alert monitor reports.
+      const gone = await createReceiverEndpoint(database.db, {
+        merchantId: merchant.merchantId,
+        eventTypes: ['purchase.refunded'],
+        mode: 'status:410',
+      });
+      const telegram = await startFakeTelegram();
+      const ALERT_CHAT_ID = '-100500';
+      // The workers log each periodic job run (debug) with the tick it ran for.
+      const jobRunsLogged: string[] = [];
+      const onWorkerLine = (line: string) => {
+        if (!line.includes('"job finished"')) return;
+        const entry = JSON.parse(line) as { job: string; scheduledAt: string };
+        jobRunsLogged.push(`${entry.job} ${entry.scheduledAt}`);
+      };
       const env = {
         NODE_ENV: 'test',
         LOG_LEVEL: 'warn',
@@ -162,6 +178,14 @@ describe.skipIf(MISSING !== null)(
         OUTBOX_POLL_INTERVAL_MS: '500',
         OUTBOX_CONCURRENCY: '4',
         WORKER_PORT: '0',
+        ALERT_TELEGRAM_BOT_TOKEN: telegram.createBot(),
+        ALERT_TELEGRAM_CHAT_ID: ALERT_CHAT_ID,
+        TELEGRAM_API_BASE_URL: telegram.baseUrl,
+        ALERT_OUTBOX_DEAD_DELTA: '0',
+        // Slow requests under this load on a shared machine are not what this test is about.
+        ALERT_HTTP_SLOW_PER_MIN: '1000000',
+        // Both jobs every second, in both workers.
+        JOB_SCHEDULES: 'alerts:monitor=* * * * * *;points:activate=* * * * * *',
       };
       const apis: ApiProcess[] = [];
       const workers: ChildHandle[] = [];
@@ -171,7 +195,13 @@ describe.skipIf(MISSING !== null)(
           apis.push(
             await startApi({ cwd: ROOT, port, env: { ...env, PORT: String(port), WORKERS_ENABLED: '0' } }),
           );
-          workers.push(startWorker({ cwd: ROOT, env: { ...env, WORKERS_ENABLED: '1' } }));
+          workers.push(
+            startWorker({
+              cwd: ROOT,
+              env: { ...env, WORKERS_ENABLED: '1', LOG_LEVEL: 'debug' },
+              onLine: onWorkerLine,
+            }),
+          );
         }
         const call = (
           i: number,
@@ -256,9 +286,72 @@ describe.skipIf(MISSING !== null)(
         await expect.poll(write, { timeout: 2_000, interval: 100 }).toBe(503);
         expect(Date.now() - setAt).toBeLessThan(2_000);
         await call(0, 'PUT', '/api/v1/admin/switches', admin, { readOnly: false });
+
+        // A refund through one API; its event dies at the gone endpoint. Both workers run the alert
+        // monitor every second: exactly one alert reaches the chat, then exactly one "resolved".
+        const purchase = await database.db
+          .selectFrom('purchases')
+          .select('id')
+          .where('order_id', '=', 'till-0-0')
+          .executeTakeFirstOrThrow();
+        const refund = await call(
+          1,
+          'POST',
+          `/api/v1/integration/purchases/${purchase.id}/refunds`,
+          { 'x-api-key': merchant.apiKey, 'idempotency-key': 'refund-1' },
+          { outletId: merchant.outletId },
+        );
+        expect(refund.status, await refund.text()).toBe(201);
+        const deadAlerts = (kind: 'ALERT' | 'RESOLVED') =>
+          telegram
+            .sentMessages(ALERT_CHAT_ID)
+            .filter((m) => m.text.includes(`${kind}: new dead outbox events`));
+        await expect.poll(() => deadAlerts('RESOLVED').length, { timeout: 30_000, interval: 250 }).toBe(1);
+        // A few more ticks of both monitors: nothing is repeated.
+        await pause(3_000);
+        expect(deadAlerts('ALERT').map((m) => m.text)).toEqual([
+          '🔴 ALERT: new dead outbox events: 1 (threshold 0)',
+        ]);
+        expect(deadAlerts('RESOLVED')).toHaveLength(1);
+        expect(gone.receiver.deliveries).toHaveLength(1);
+
+        // Each tick of each job ran once over both workers: the runs the workers logged, and the
+        // claims in job_runs, are the same ticks, none twice.
+        // (Ticks of the last second before the stop are left out: their log lines may still be in
+        // the pipe when a worker exits.)
+        // Enough ticks to compare (workers that started late under load have run only a few).
+        const activationClaims = async () =>
+          (
+            await database.db
+              .selectFrom('job_runs')
+              .select('job')
+              .where('job', '=', 'points:activate')
+              .where('finished_at', 'is not', null)
+              .execute()
+          ).length;
+        await expect.poll(activationClaims, { timeout: 30_000, interval: 250 }).toBeGreaterThanOrEqual(7);
+        const cutoff = new Date(Date.now() - 1_000);
+        await Promise.all(workers.map((w) => w.stop()));
+        const claimed = await database.db
+          .selectFrom('job_runs')
+          .select(['job', 'scheduled_at', 'error'])
+          .where('finished_at', 'is not', null)
+          .where('scheduled_at', '<', cutoff)
+          .execute();
+        expect(claimed.filter((r) => r.error !== null)).toEqual([]);
+        const ticks = claimed.map((r) => `${r.job} ${r.scheduled_at.toISOString()}`);
+        const logged = jobRunsLogged.filter((t) => new Date(t.split(' ')[1] ?? '') < cutoff);
+        expect(logged.sort()).toEqual([...ticks].sort());
+        expect(new Set(logged).size).toBe(logged.length);
+        const activations = ticks.filter((t) => t.startsWith('points:activate '));
+        expect(activations.length).toBeGreaterThanOrEqual(5);
+        const ranBy = await database.db.selectFrom('job_runs').select('worker_id').distinct().execute();
+        console.log(
+          `periodic jobs: ${ticks.length} ticks run once each (${activations.length} of points:activate) by ${ranBy.length} workers`,
+        );
       } finally {
         await Promise.all([...apis, ...workers].map((p) => p.stop()));
-        await receiver.close();
+        await Promise.all([receiver.close(), gone.receiver.close(), telegram.close()]);
       }
     }, 120_000);
   },

@@ -59,6 +59,8 @@ export function spawnNodeScript(options: {
   nodeFlags?: string[];
   /** How long stop() waits after SIGTERM before SIGKILL. */
   graceMs?: number;
+  /** Called with every line the child prints (stdout and stderr). */
+  onLine?: (line: string) => void;
 }): ChildHandle {
   const lines: string[] = [];
   let isReady = false;
@@ -68,16 +70,25 @@ export function spawnNodeScript(options: {
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const collect = (chunk: Buffer) => {
-    if (isReady) printedAfterReady += 1;
-    for (const line of chunk.toString('utf8').split('\n')) {
-      if (line.trim() === '') continue;
-      lines.push(line);
-      if (lines.length > TAIL_LINES * 4) lines.splice(0, lines.length - TAIL_LINES);
-    }
+  const keep = (line: string) => {
+    if (line.trim() === '') return;
+    options.onLine?.(line);
+    lines.push(line);
+    if (lines.length > TAIL_LINES * 4) lines.splice(0, lines.length - TAIL_LINES);
   };
-  child.stdout?.on('data', collect);
-  child.stderr?.on('data', collect);
+  // A chunk may end inside a line: its rest is kept (per stream) until the next chunk completes it.
+  const collect = (stream: NodeJS.ReadableStream | null) => {
+    let partial = '';
+    stream?.on('data', (chunk: Buffer) => {
+      if (isReady) printedAfterReady += 1;
+      const parts = (partial + chunk.toString('utf8')).split('\n');
+      partial = parts.pop() ?? '';
+      for (const line of parts) keep(line);
+    });
+    stream?.on('end', () => keep(partial));
+  };
+  collect(child.stdout);
+  collect(child.stderr);
   let spawnError: Error | null = null;
   child.on('error', (error) => {
     spawnError = error;
@@ -114,12 +125,15 @@ export async function startApi(options: {
   /** Extra node flags, e.g. --cpu-prof. */
   nodeFlags?: string[];
   readyTimeoutMs?: number;
+  /** Called with every line the API prints. */
+  onLine?: (line: string) => void;
 }): Promise<ApiProcess> {
   const child = spawnNodeScript({
     cwd: options.cwd,
     script: 'src/server.ts',
     env: options.env,
     nodeFlags: options.nodeFlags,
+    onLine: options.onLine,
   });
   const api: ApiProcess = {
     pid: child.pid,

@@ -101,9 +101,13 @@ function ageOf(body: string): number | null {
 }
 
 /** Starts one worker process (`node --import tsx src/worker.ts`); it has no readiness probe. */
-export function startWorker(options: { cwd: string; env: Record<string, string> }): ChildHandle {
+export function startWorker(options: {
+  cwd: string;
+  env: Record<string, string>;
+  onLine?: (line: string) => void;
+}): ChildHandle {
   // SIGTERM lets it finish the deliveries in flight (each bounded by the 10 s delivery deadline).
-  return spawnNodeScript({ cwd: options.cwd, script: 'src/worker.ts', env: options.env, graceMs: 15_000 });
+  return spawnNodeScript({ ...options, script: 'src/worker.ts', graceMs: 15_000 });
 }
 
 /** Pending events of the backlog: parents of the merchant (target null) and all pending rows. */

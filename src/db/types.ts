@@ -205,6 +205,15 @@ export interface InstallationSettings {
   value: string;
 }
 
+export interface JobRuns {
+  error: string | null;
+  finished_at: Timestamp | null;
+  job: string;
+  scheduled_at: Timestamp;
+  started_at: Generated<Timestamp>;
+  worker_id: string;
+}
+
 export interface LedgerEntries {
   bucket: string;
   created_at: Generated<Timestamp>;
@@ -287,6 +296,7 @@ export interface OutboxEvents {
   payload: Json;
   status: Generated<string>;
   target: string | null;
+  trace_context: Generated<Json | null>;
   type: string;
   version: Generated<number>;
 }
@@ -450,6 +460,7 @@ export interface DB {
   http_minute_stats: HttpMinuteStats;
   idempotency_keys: IdempotencyKeys;
   installation_settings: InstallationSettings;
+  job_runs: JobRuns;
   ledger_entries: LedgerEntries;
   lot_moves: LotMoves;
   managers: Managers;

@@ -11,7 +11,7 @@ import { RequestStats } from '../http/request-stats.js';
 import { observeTelegramCalls } from '../modules/telegram/telegram.client.js';
 import { type AlertSender, runAlertMonitor } from './alerts.js';
 import { claimDueEvents, enqueueEvent, markFailed } from './outbox.queue.js';
-import { runExclusive } from './scheduler.js';
+import { runExclusive, runOncePerTick } from './scheduler.js';
 import { createAlertSender } from './workers.js';
 
 // The alert monitor against a real database: thresholds, cooldown and "resolved", sampled 5xx
@@ -454,6 +454,50 @@ describe('runExclusive', () => {
       ).rejects.toThrow('job failed');
       expect(await runExclusive(t.db, 'test:exclusive', job)).toBe(true);
       expect(runs).toBe(2);
+    } finally {
+      await other.db.destroy();
+    }
+  });
+});
+
+describe('runOncePerTick', () => {
+  it('runs a tick once across replicas, also when one replica fires after the other has finished', async () => {
+    const other = createDatabase({ connectionString: t.url, max: 2 });
+    try {
+      const runsOf = new Map<string, number>();
+      const job = (tick: string) => async () => {
+        runsOf.set(tick, (runsOf.get(tick) ?? 0) + 1);
+      };
+      const tick = new Date('2026-01-01T10:00:05Z');
+      // The first replica runs the tick and finishes before the second one's timer fires.
+      expect(
+        await runOncePerTick(t.db, { name: 'test:tick', scheduledAt: tick, workerId: 'a' }, job('1')),
+      ).toBe(true);
+      expect(
+        await runOncePerTick(other.db, { name: 'test:tick', scheduledAt: tick, workerId: 'b' }, job('1')),
+      ).toBe(false);
+      // The next tick runs again; a failure is recorded on its claim and not retried for that tick.
+      const next = new Date('2026-01-01T10:00:06Z');
+      await expect(
+        runOncePerTick(other.db, { name: 'test:tick', scheduledAt: next, workerId: 'b' }, async () => {
+          throw new Error('job failed');
+        }),
+      ).rejects.toThrow('job failed');
+      expect(
+        await runOncePerTick(t.db, { name: 'test:tick', scheduledAt: next, workerId: 'a' }, job('2')),
+      ).toBe(false);
+      expect([...runsOf.entries()]).toEqual([['1', 1]]);
+      const records = await t.db
+        .selectFrom('job_runs')
+        .select(['scheduled_at', 'worker_id', 'error'])
+        .where('job', '=', 'test:tick')
+        .where('finished_at', 'is not', null)
+        .orderBy('scheduled_at')
+        .execute();
+      expect(records).toEqual([
+        { scheduled_at: tick, worker_id: 'a', error: null },
+        { scheduled_at: next, worker_id: 'b', error: 'job failed' },
+      ]);
     } finally {
       await other.db.destroy();
     }

@@ -2,6 +2,7 @@ import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
 import type { NotificationListener } from '../db/listener.js';
 import type { Metrics } from '../http/metrics.js';
+import { withSpan } from '../lib/tracing.js';
 import type { DeliveryResult } from './delivery.js';
 import { parseEventPayload } from './outbox.events.js';
 import { OUTBOX_CHANNEL } from './outbox.notify.js';
@@ -207,7 +208,19 @@ export class OutboxDispatcher {
         await this.fanOutBatch([event]);
         return;
       }
-      const result = await routes.deliver(event, parsed.payload);
+      const result = await withSpan(
+        `outbox deliver ${event.type}`,
+        {
+          kind: 'consumer',
+          parent: event.trace_context,
+          attributes: {
+            'outbox.event_id': event.id,
+            'outbox.target': event.target,
+            'outbox.attempt': event.attempts,
+          },
+        },
+        () => routes.deliver(event, parsed.payload),
+      );
       // Telegram calls are counted where they are made (telegram.client observes every Bot API call).
       if (event.target === 'webhook') {
         this.deps.metrics?.externalRequests.inc({

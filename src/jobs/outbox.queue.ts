@@ -20,6 +20,8 @@ export interface OutboxEvent {
   parent_id: number | null;
   attempts: number;
   created_at: Date;
+  /** W3C trace context of the request that wrote the event (tracing on), else null. */
+  trace_context: Record<string, string> | null;
 }
 
 /** Name of the counter of events that have ever gone dead. */
@@ -49,7 +51,7 @@ export async function claimDueEvents(
         locked_until = now() + make_interval(secs => ${options.leaseSeconds})
     from due where e.id = due.id
     returning e.id, e.merchant_id, e.type, e.version, e.payload, e.target, e.endpoint_id, e.chat_id,
-              e.parent_id, e.attempts, e.created_at
+              e.parent_id, e.attempts, e.created_at, e.trace_context
   `.execute(db);
   return rows;
 }
@@ -220,6 +222,8 @@ export async function fanOutMany(
           chat_id: t.chatId ?? null,
           parent_id: event.id,
           next_attempt_at: event.created_at,
+          // Deliveries continue the trace of the event they came from.
+          trace_context: event.trace_context ? JSON.stringify(event.trace_context) : null,
         })),
       );
     if (children.length > 0) await trx.insertInto('outbox_events').values(children).execute();

@@ -42,20 +42,72 @@ export async function runExclusive(db: Database, name: string, fn: () => Promise
 }
 
 /**
- * Starts every job on its schedule; returns a function that stops them. `db` holds the advisory
- * locks, so it must give real sessions (DATABASE_DIRECT_URL behind a transaction pooler); the jobs
- * use their own connections.
+ * Runs `fn` for one tick of a job's schedule, once across every process: under the job's advisory
+ * lock (no two runs overlap) it claims the tick in `job_runs`; a process whose timer fires after
+ * another one has claimed the tick (even one that has already finished) does not run it again.
+ * Returns false when the lock was taken or the tick already claimed. The outcome is recorded on the
+ * claim (`finished_at`, `error`); a failed run is not retried for its tick.
  */
-export function startScheduler(deps: { db: Database; jobs: Job[]; log: Log }): () => void {
+export async function runOncePerTick(
+  db: Database,
+  job: { name: string; scheduledAt: Date; workerId: string },
+  fn: () => Promise<unknown>,
+): Promise<boolean> {
+  let claimed = false;
+  const ran = await runExclusive(db, job.name, async () => {
+    const claim = await db
+      .insertInto('job_runs')
+      .values({ job: job.name, scheduled_at: job.scheduledAt, worker_id: job.workerId })
+      .onConflict((oc) => oc.columns(['job', 'scheduled_at']).doNothing())
+      .returning('job')
+      .executeTakeFirst();
+    if (!claim) return;
+    claimed = true;
+    let error: string | null = null;
+    try {
+      await fn();
+    } catch (err) {
+      error = String(err instanceof Error ? err.message : err).slice(0, 1000);
+      throw err;
+    } finally {
+      await db
+        .updateTable('job_runs')
+        .set({ finished_at: sql<Date>`now()`, error })
+        .where('job', '=', job.name)
+        .where('scheduled_at', '=', job.scheduledAt)
+        .execute();
+    }
+  });
+  return ran && claimed;
+}
+
+/**
+ * Starts every job on its schedule; returns a function that stops them. `db` holds the advisory
+ * locks and the tick claims, so it must give real sessions (DATABASE_DIRECT_URL behind a transaction
+ * pooler); the jobs use their own connections.
+ */
+export function startScheduler(deps: { db: Database; jobs: Job[]; log: Log; workerId: string }): () => void {
   const crons = deps.jobs.map(
     (job) =>
-      new Cron(job.schedule, { timezone: 'UTC', protect: true, name: job.name }, async () => {
+      new Cron(job.schedule, { timezone: 'UTC', protect: true, name: job.name }, async (self) => {
         const started = Date.now();
+        // The tick the timer fired for (croner's scheduled time), the same in every process however
+        // late this one's event loop got to it.
+        const scheduledAt = self.currentRun() ?? new Date(Math.floor(started / 1000) * 1000);
         try {
-          const ran = await runExclusive(deps.db, job.name, job.run);
-          if (ran) deps.log.debug?.({ job: job.name, ms: Date.now() - started }, 'job finished');
+          const ran = await runOncePerTick(
+            deps.db,
+            { name: job.name, scheduledAt, workerId: deps.workerId },
+            job.run,
+          );
+          if (ran) {
+            deps.log.debug?.(
+              { job: job.name, scheduledAt: scheduledAt.toISOString(), ms: Date.now() - started },
+              'job finished',
+            );
+          }
         } catch (err) {
-          deps.log.error({ err, job: job.name }, 'job failed');
+          deps.log.error({ err, job: job.name, scheduledAt: scheduledAt.toISOString() }, 'job failed');
         }
       }),
   );

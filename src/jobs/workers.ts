@@ -18,6 +18,10 @@ import { wakeWorkers } from './outbox.notify.js';
 import { enqueueEvent, purgeDeliveredEvents } from './outbox.queue.js';
 import { createOutboxRoutes } from './outbox.routes.js';
 import { type Job, startScheduler } from './scheduler.js';
+import { DEFAULT_JOB_SCHEDULES, type JobName } from './schedules.js';
+
+/** Records of periodic job runs (one per tick) are kept this many days. */
+const JOB_RUNS_RETENTION_DAYS = 7;
 
 /** Sends operator alerts to ALERT_TELEGRAM_CHAT_ID, or only logs them when that is not configured. */
 export function createAlertSender(deps: { config: Config; metrics?: Metrics; log: Log }): AlertSender {
@@ -73,48 +77,45 @@ async function enqueueDailySummaries(db: Database, now = new Date()): Promise<vo
   }
 }
 
-/** The periodic jobs; each runs in one replica at a time (advisory lock). */
+/** The periodic jobs; each runs once per tick of its schedule across all replicas (job_runs). */
 export function createJobs(deps: { db: Database; config: Config; send: AlertSender }): Job[] {
   const { db, config } = deps;
-  return [
-    { name: 'points:activate', schedule: '*/5 * * * *', run: () => activatePoints(db) },
-    { name: 'points:expire', schedule: '7,37 * * * *', run: () => expirePoints(db) },
+  const runs: Record<JobName, () => Promise<unknown>> = {
+    'points:activate': () => activatePoints(db),
+    'points:expire': () => expirePoints(db),
     // Daily figures of the portal dashboard, kept up to date every minute (dashboard.rollups.ts).
-    { name: 'dashboard:rollups', schedule: '45 * * * * *', run: () => refreshDashboardRollups(db) },
-    {
-      name: 'points:remind-expiring',
-      schedule: '0 9 * * *',
-      run: async () => {
-        const result = await remindExpiringPoints(db, { withinDays: config.POINTS_EXPIRY_REMINDER_DAYS });
-        if (result.customers > 0) await wakeWorkers(db);
-      },
+    'dashboard:rollups': () => refreshDashboardRollups(db),
+    'points:remind-expiring': async () => {
+      const result = await remindExpiringPoints(db, { withinDays: config.POINTS_EXPIRY_REMINDER_DAYS });
+      if (result.customers > 0) await wakeWorkers(db);
     },
-    {
-      name: 'alerts:monitor',
-      schedule: '5 * * * * *',
-      run: () => runAlertMonitor({ db, config, send: deps.send }),
+    'alerts:monitor': () => runAlertMonitor({ db, config, send: deps.send }),
+    retention: async () => {
+      await purgeDeliveredEvents(db, { olderThanDays: config.OUTBOX_RETENTION_DAYS });
+      await db
+        .deleteFrom('idempotency_keys')
+        .where(
+          'created_at',
+          '<',
+          sql<Date>`now() - make_interval(days => ${config.IDEMPOTENCY_RETENTION_DAYS})`,
+        )
+        .execute();
+      await db
+        .deleteFrom('customer_codes')
+        .where('expires_at', '<', sql<Date>`now() - interval '1 day'`)
+        .execute();
+      await db
+        .deleteFrom('job_runs')
+        .where('scheduled_at', '<', sql<Date>`now() - make_interval(days => ${JOB_RUNS_RETENTION_DAYS})`)
+        .execute();
     },
-    {
-      name: 'retention',
-      schedule: '17 3 * * *',
-      run: async () => {
-        await purgeDeliveredEvents(db, { olderThanDays: config.OUTBOX_RETENTION_DAYS });
-        await db
-          .deleteFrom('idempotency_keys')
-          .where(
-            'created_at',
-            '<',
-            sql<Date>`now() - make_interval(days => ${config.IDEMPOTENCY_RETENTION_DAYS})`,
-          )
-          .execute();
-        await db
-          .deleteFrom('customer_codes')
-          .where('expires_at', '<', sql<Date>`now() - interval '1 day'`)
-          .execute();
-      },
-    },
-    { name: 'staff:daily-summary', schedule: '0 18 * * *', run: () => enqueueDailySummaries(db) },
-  ];
+    'staff:daily-summary': () => enqueueDailySummaries(db),
+  };
+  return (Object.keys(runs) as JobName[]).map((name) => ({
+    name,
+    schedule: config.JOB_SCHEDULES[name] ?? DEFAULT_JOB_SCHEDULES[name],
+    run: runs[name],
+  }));
 }
 
 /**
@@ -160,14 +161,16 @@ export async function startWorkers(deps: {
   });
   await dispatcher.start();
   const send = createAlertSender({ config, metrics: deps.metrics, log });
+  const workerId = `${hostname()}-${process.pid}`;
   const stopScheduler = startScheduler({
     db: deps.sessionDb ?? db,
     jobs: createJobs({ db, config, send }),
     log,
+    workerId,
   });
   // The admin panel shows which workers are alive.
   const stopHeartbeat = startHeartbeat(db, {
-    workerId: `${hostname()}-${process.pid}`,
+    workerId,
     onError: (err) => log.warn({ err }, 'heartbeat failed'),
   });
   return async () => {

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Executor } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
+import { activeTraceCarrier, withSpan } from '../../lib/tracing.js';
 import { explainEarn, type RuleCampaign } from '../campaigns/campaigns.rules.js';
 import type { EarnBreakdownItem } from '../campaigns/campaigns.schema.js';
 import type { CustomerState } from '../customers/customers.service.js';
@@ -123,14 +124,25 @@ export async function callLedger<T>(
   fn: 'loyalty_commit_purchase' | 'loyalty_refund_purchase',
   p: object,
 ) {
-  try {
-    const result = await sql<{ r: T }>`select ${sql.raw(fn)}(${JSON.stringify(p)}::jsonb) as r`.execute(db);
-    const row = result.rows[0];
-    if (!row) throw new Error(`${fn} returned no row`);
-    return row.r;
-  } catch (error) {
-    throw toAppError(error);
-  }
+  return withSpan(`ledger ${fn}`, { attributes: { 'db.system': 'postgresql' } }, async () => {
+    try {
+      // While tracing is on, the outbox events the function writes get the trace context as the
+      // column default (loyalty.trace_context, local to this one-statement transaction; the
+      // subquery with the volatile set_config runs before the function).
+      const carrier = activeTraceCarrier();
+      const result = carrier
+        ? await sql<{ r: T }>`select ${sql.raw(fn)}(${JSON.stringify(p)}::jsonb) as r
+            from (select set_config('loyalty.trace_context', ${JSON.stringify(carrier)}, true)) as t`.execute(
+            db,
+          )
+        : await sql<{ r: T }>`select ${sql.raw(fn)}(${JSON.stringify(p)}::jsonb) as r`.execute(db);
+      const row = result.rows[0];
+      if (!row) throw new Error(`${fn} returned no row`);
+      return row.r;
+    } catch (error) {
+      throw toAppError(error);
+    }
+  });
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { Agent } from 'undici';
 import { request } from 'undici';
 import type { DeliveryResult } from '../../jobs/delivery.js';
+import { activeTraceCarrier } from '../../lib/tracing.js';
 import { checkUrlTarget, createGuardedAgent, findSsrfRefusal } from './ssrf.js';
 import { signWebhook, type WebhookSignatureHeaders } from './webhooks.signing.js';
 
@@ -155,6 +156,8 @@ export async function deliverWebhook(options: {
         'content-type': 'application/json',
         'user-agent': WEBHOOK_USER_AGENT,
         ...headers,
+        // The delivery's trace (traceparent) while tracing is on.
+        ...activeTraceCarrier(),
       },
       body,
       signal: controller.signal,
