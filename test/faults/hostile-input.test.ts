@@ -15,6 +15,7 @@ import { recordFaultRow } from './report.js';
 
 const SOAK = process.env.FAULTS_SOAK === '1';
 const PER_ROUTE = Number(process.env.FAULTS_HOSTILE_PER_ROUTE ?? (SOAK ? 50_000 : 10_000));
+const IN_FLIGHT = 16;
 const ADMIN_TOKEN = `adm_${'x'.repeat(40)}`;
 
 const PUBLIC_PREFIXES = ['/api/v1/integration/', '/api/v1/client/', '/api/v1/portal/auth/', '/telegram/'];
@@ -291,14 +292,21 @@ describe('fault: hostile input on every public route', () => {
     const serverErrors: string[] = [];
     const badShapes: string[] = [];
     const byStatus = new Map<number, number>();
-    for (const op of operations) {
-      const routeAuth = op.path.startsWith('/api/v1/integration/')
-        ? auth.integration
-        : op.path.startsWith('/api/v1/client/')
-          ? auth.client
-          : auth.other;
-      for (let i = 0; i < PER_ROUTE; i++) {
-        const request = hostileRequest(op, routeAuth ?? {}, i + 1, jsonValues);
+    // Requests run IN_FLIGHT at a time (one process, in-process injection): the route's own work,
+    // not the client, is what the count measures.
+    const jobs = operations.flatMap((op) =>
+      Array.from({ length: PER_ROUTE }, (_, i) => ({ op, seed: i + 1 })),
+    );
+    let next = 0;
+    const send = async () => {
+      for (let job = jobs[next++]; job !== undefined; job = jobs[next++]) {
+        const { op, seed } = job;
+        const routeAuth = op.path.startsWith('/api/v1/integration/')
+          ? auth.integration
+          : op.path.startsWith('/api/v1/client/')
+            ? auth.client
+            : auth.other;
+        const request = hostileRequest(op, routeAuth ?? {}, seed, jsonValues);
         const res = await t.app.inject({
           method: request.method,
           url: request.url,
@@ -325,7 +333,8 @@ describe('fault: hostile input on every public route', () => {
             );
         }
       }
-    }
+    };
+    await Promise.all(Array.from({ length: IN_FLIGHT }, send));
     const after = await countAllRows(t);
     // http_minute_stats: the per-minute request figures of the alert monitor count every request, by design.
     const metricsTables = new Set(['http_minute_stats']);
