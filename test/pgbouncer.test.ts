@@ -353,6 +353,6 @@ describe.skipIf(MISSING !== null)(
         await Promise.all([...apis, ...workers].map((p) => p.stop()));
         await Promise.all([receiver.close(), gone.receiver.close(), telegram.close()]);
       }
-    }, 120_000);
+    }, 300_000);
   },
 );
