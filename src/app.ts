@@ -187,7 +187,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
 
   // While PostgreSQL is away requests answer 503 database_unavailable (registerErrorHandler); this
   // watch tells operators on Telegram, without the database, once the outage lasts long enough.
-  const watch = createDatabaseWatch(deps.db, config, createAlertSender({ config, log: app.log }));
+  const watch = createDatabaseWatch(deps.db, config, createAlertSender({ config, log: app.log }), redis);
   watch.start();
   app.addHook('onClose', async () => watch.stop());
   const collectDbMetrics = createOutboxMetrics(metrics, {

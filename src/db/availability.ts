@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import type { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import type { Config } from '../config.js';
 import type { Database } from './database.js';
@@ -143,26 +144,56 @@ export class DatabaseWatch {
 }
 
 /**
+ * Whether this replica is the one to send an alert every replica sees at once (the database is
+ * down for all of them): the first to claim `key` in Redis for `ttlMs` sends it, the others do not.
+ * Without Redis, or while it fails, every replica sends: a duplicate beats silence.
+ */
+export async function claimAlert(redis: Redis | null, key: string, ttlMs: number): Promise<boolean> {
+  if (!redis) return true;
+  try {
+    return (await redis.set(key, hostname(), 'PX', Math.max(1_000, Math.round(ttlMs)), 'NX')) === 'OK';
+  } catch {
+    return true;
+  }
+}
+
+/** Redis keys of the outage alerts, shared by the replicas of one installation. */
+export const DB_ALERT_KEYS = { outage: 'loyalty:alert:db-down', recovery: 'loyalty:alert:db-recovered' };
+
+/**
  * The API's watch: probes every 5 s (more often when the alert threshold is shorter) and sends the
  * outage alert after ALERT_DB_DOWN_MINUTES, repeated every ALERT_COOLDOWN_MINUTES, then "resolved".
+ * With Redis, one replica sends each of them for the whole fleet (claimAlert); the others count it
+ * as sent, so their "resolved" is not repeated either.
  */
 export function createDatabaseWatch(
   db: Database,
   config: Pick<Config, 'ALERT_DB_DOWN_MINUTES' | 'ALERT_COOLDOWN_MINUTES'>,
   send: (text: string) => Promise<boolean>,
+  redis: Redis | null = null,
 ): DatabaseWatch {
   const alertAfterMs = config.ALERT_DB_DOWN_MINUTES * 60_000;
+  const repeatMs = config.ALERT_COOLDOWN_MINUTES * 60_000;
   const minutes = (ms: number) => `${Math.round(ms / 6_000) / 10} min`;
   return new DatabaseWatch(db, {
     intervalMs: Math.max(250, Math.min(5_000, alertAfterMs / 4)),
     alertAfterMs,
-    repeatMs: config.ALERT_COOLDOWN_MINUTES * 60_000,
-    onOutage: (downForMs) =>
-      send(
+    repeatMs,
+    onOutage: async (downForMs) => {
+      // A little under the repeat interval, so the next repeat of any replica may claim it again.
+      if (!(await claimAlert(redis, DB_ALERT_KEYS.outage, repeatMs * 0.9))) return true;
+      // This outage's "resolved" is still to be sent, by whichever replica sees it first.
+      await redis?.del(DB_ALERT_KEYS.recovery).catch(() => 0);
+      return send(
         `🔴 ALERT: PostgreSQL unreachable for ${minutes(downForMs)} from ${hostname()} ` +
           `(threshold ${config.ALERT_DB_DOWN_MINUTES} min); the API answers 503 database_unavailable`,
-      ),
-    onRecovery: (downForMs) =>
-      send(`✅ RESOLVED: PostgreSQL reachable again from ${hostname()} after ${minutes(downForMs)}`),
+      );
+    },
+    onRecovery: async (downForMs) => {
+      if (!(await claimAlert(redis, DB_ALERT_KEYS.recovery, 60_000))) return true;
+      // The next outage alerts again at once, whoever sees it first.
+      await redis?.del(DB_ALERT_KEYS.outage).catch(() => 0);
+      return send(`✅ RESOLVED: PostgreSQL reachable again from ${hostname()} after ${minutes(downForMs)}`);
+    },
   });
 }
