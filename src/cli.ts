@@ -326,7 +326,7 @@ const commands: Record<string, Command> = {
     },
   },
   'points:expire': {
-    usage: 'points:expire [--at <iso time>]    expire lots due at that time (default now)',
+    usage: 'points:expire [--at <iso time>]    expire lots due at that time (default: the database now())',
     needsDb: true,
     async run(flags, rt) {
       return { ...(await expirePoints(dbOf(rt), { now: at(flags) })) };
