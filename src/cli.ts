@@ -43,9 +43,10 @@ function required(flags: Flags, name: string): string {
   return value.trim();
 }
 
-function at(flags: Flags): Date {
+/** The time --at names; undefined without it, so the database's now() decides, not this machine's clock. */
+function at(flags: Flags): Date | undefined {
   const value = flags.at;
-  if (typeof value !== 'string') return new Date();
+  if (typeof value !== 'string') return undefined;
   const date = new Date(value);
   if (Number.isNaN(date.getTime())) throw new UsageError('--at expects an ISO 8601 time');
   return date;
@@ -325,7 +326,7 @@ const commands: Record<string, Command> = {
     },
   },
   'points:expire': {
-    usage: 'points:expire [--at <iso time>]    expire lots due at that time (default now)',
+    usage: 'points:expire [--at <iso time>]    expire lots due at that time (default: the database now())',
     needsDb: true,
     async run(flags, rt) {
       return { ...(await expirePoints(dbOf(rt), { now: at(flags) })) };

@@ -118,7 +118,8 @@ async function issueTokens(
       user_id: user.id,
       family_id: options.familyId ?? crypto.randomUUID(),
       token_hash: sha256Hex(refreshToken),
-      expires_at: new Date(Date.now() + config.PORTAL_REFRESH_TOKEN_TTL_DAYS * 86_400_000),
+      // Issued and checked by PostgreSQL's now(), so an app clock that jumps neither shortens nor extends it.
+      expires_at: sql<Date>`now() + make_interval(days => ${config.PORTAL_REFRESH_TOKEN_TTL_DAYS})`,
       user_agent: options.userAgent?.slice(0, 300) ?? null,
       ip: options.ip ?? null,
     })
@@ -218,7 +219,7 @@ export async function refreshSession(
     .where('token_hash', '=', tokenHash)
     .where('used_at', 'is', null)
     .where('revoked_at', 'is', null)
-    .returning(['id', 'user_id', 'family_id', 'expires_at'])
+    .returning(['id', 'user_id', 'family_id', sql<boolean>`expires_at <= now()`.as('expired')])
     .executeTakeFirst();
   if (!used) {
     const known = await db
@@ -240,8 +241,7 @@ export async function refreshSession(
     }
     throw new AppError('invalid_refresh_token', 'Unknown refresh token');
   }
-  if (used.expires_at.getTime() < Date.now())
-    throw new AppError('invalid_refresh_token', 'The refresh token expired');
+  if (used.expired) throw new AppError('invalid_refresh_token', 'The refresh token expired');
   const user = await db
     .selectFrom('portal_users')
     .select(['id', 'email', 'name', 'role', 'merchant_id', 'locale', 'disabled_at'])
@@ -274,14 +274,21 @@ export async function logout(db: Executor, options: { refreshToken: string }): P
     .execute();
 }
 
-/** Verifies an access token; throws 401 when it is missing, forged or expired. */
+/** How far in the future an access token's issue time may be (clocks of replicas differ a little). */
+const ACCESS_TOKEN_FUTURE_SKEW_SECONDS = 300;
+
+/** Verifies an access token; throws 401 when it is missing, forged, expired or issued in the future. */
 export async function verifyAccessToken(config: Config, token: string): Promise<SessionUser> {
   try {
     const { payload } = await jwtVerify(token, accessTokenKey(config), {
       issuer: 'loyalty',
       algorithms: ['HS256'],
+      requiredClaims: ['exp', 'iat'],
     });
     if (typeof payload.sub !== 'string' || typeof payload.role !== 'string') throw new Error('claims');
+    // A token issued while a server's clock ran ahead would otherwise outlive its TTL once the clock
+    // is back: one dated in the future beyond a small tolerance is refused.
+    if ((payload.iat ?? 0) > Date.now() / 1000 + ACCESS_TOKEN_FUTURE_SKEW_SECONDS) throw new Error('iat');
     return {
       userId: payload.sub,
       merchantId: typeof payload.mid === 'string' ? payload.mid : null,

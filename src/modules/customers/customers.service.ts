@@ -73,7 +73,8 @@ export async function issueCustomerToken(
       token_hash: sha256Hex(token),
       customer_id: options.customerId,
       merchant_id: options.merchantId,
-      expires_at: options.ttlDays ? new Date(Date.now() + options.ttlDays * 86_400_000) : null,
+      // PostgreSQL's now(), the clock the lookup below compares with.
+      expires_at: options.ttlDays ? sql<Date>`now() + make_interval(days => ${options.ttlDays})` : null,
     })
     .execute();
   return token;
@@ -90,7 +91,7 @@ export async function findCustomerByToken(
     .select(['t.customer_id as customerId', 't.merchant_id as merchantId', 'm.status as merchantStatus'])
     .where('t.token_hash', '=', sha256Hex(token))
     .where('t.revoked_at', 'is', null)
-    .where((eb) => eb.or([eb('t.expires_at', 'is', null), eb('t.expires_at', '>', new Date())]))
+    .where((eb) => eb.or([eb('t.expires_at', 'is', null), eb('t.expires_at', '>', sql<Date>`now()`)]))
     .executeTakeFirst();
   return row ?? null;
 }

@@ -311,7 +311,9 @@ async function runInBatches(
   fn: 'loyalty_expire_points' | 'loyalty_activate_points',
   options: { now?: Date; batchSize?: number },
 ): Promise<BatchResult> {
-  const now = options.now ?? new Date();
+  // Without an explicit time, PostgreSQL's now() decides: the database is the single clock of record,
+  // so an app server whose clock jumps ahead cannot expire or activate points early.
+  const now = atOrNow(options.now);
   const batchSize = options.batchSize ?? 500;
   const total: BatchResult = { customers: 0, points: 0 };
   // Each call is its own short transaction over at most batchSize customers; loop until done.
@@ -326,12 +328,17 @@ async function runInBatches(
   }
 }
 
-/** Expires every lot whose expiry is at or before `now`; safe to run concurrently. */
+/** `at` as a timestamptz parameter, or PostgreSQL's now() when none is given. */
+function atOrNow(at: Date | undefined) {
+  return at === undefined ? sql<Date>`now()` : sql<Date>`${at}::timestamptz`;
+}
+
+/** Expires every lot whose expiry is at or before `now` (default: the database's now()); safe to run concurrently. */
 export function expirePoints(db: Executor, options: { now?: Date; batchSize?: number } = {}) {
   return runInBatches(db, 'loyalty_expire_points', options);
 }
 
-/** Makes available every pending lot whose pending period ended at or before `now`. */
+/** Makes available every pending lot whose pending period ended at or before `now` (default: the database's now()). */
 export function activatePoints(db: Executor, options: { now?: Date; batchSize?: number } = {}) {
   return runInBatches(db, 'loyalty_activate_points', options);
 }
@@ -363,7 +370,7 @@ export async function remindExpiringPoints(
   db: Executor,
   options: { now?: Date; withinDays: number },
 ): Promise<{ customers: number; points: number }> {
-  const now = options.now ?? new Date();
+  const now = atOrNow(options.now);
   const { rows } = await sql<{ points: number }>`
     with due as (
       select id from point_lots
