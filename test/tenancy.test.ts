@@ -2,6 +2,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SecretBox } from '../src/lib/crypto.js';
 import { can, type Permission } from '../src/modules/auth/permissions.js';
+import { CreateCampaignBody } from '../src/modules/campaigns/campaigns.schema.js';
+import { createCampaign } from '../src/modules/campaigns/campaigns.service.js';
 import { createWebhookEndpoint } from '../src/modules/webhooks/webhooks.service.js';
 import { createTestApp, type TestApp } from './helpers/app.js';
 import { createTestCustomer } from './helpers/factories.js';
@@ -41,6 +43,10 @@ beforeAll(async () => {
     merchantId: b.merchant.merchantId,
     url: 'https://hooks.example.com/b',
   });
+  const campaign = await createCampaign(t.db, {
+    merchantId: b.merchant.merchantId,
+    input: CreateCampaignBody.parse({ name: 'B bonus', kind: 'bonus_points', effect: { points: 10 } }),
+  });
   const staffChat = await t.db
     .insertInto('staff_telegram_links')
     .values({
@@ -60,6 +66,7 @@ beforeAll(async () => {
     customers: customer.customerId,
     purchases: purchase.json<{ purchase: { id: string } }>().purchase.id,
     webhooks: endpoint.id,
+    campaigns: campaign.id,
     'staff-chats': staffChat.id,
     users: b.manager.userId,
   };
@@ -92,6 +99,7 @@ function sampleBody(schema: unknown): unknown {
     if (s.type === 'boolean') return true;
     if (s.type === 'array') return [];
     if (s.format === 'date-time') return new Date(Date.now() - 3_600_000).toISOString();
+    if (s.format === 'date') return new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
     if (s.format === 'uuid') return randomUUID();
     return 'x'.repeat(Math.max(1, Number(s.minLength ?? 1)));
   };

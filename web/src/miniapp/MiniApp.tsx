@@ -1,6 +1,6 @@
 import './miniapp.css';
 import { QueryClientProvider, useQuery, useQueryClient } from '@tanstack/react-query';
-import { type CSSProperties, useCallback, useEffect, useMemo, useState } from 'react';
+import { type CSSProperties, useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { type MessageKey, useI18n } from '../i18n';
 import { ApiError } from '../lib/api';
 import { createQueryClient } from '../lib/query';
@@ -242,16 +242,23 @@ function CodeCard({ client, onClose }: { client: MiniAppClient; onClose: () => v
   const [isAuto, setAuto] = useState(true);
   const [isLoading, setLoading] = useState(false);
   const left = useSecondsLeft(code?.expiresAt);
+  // A new code replaces the customer's previous one on the server, so only the answer to the latest
+  // request may be shown: an earlier answer arriving last would show a code that no longer works.
+  const latest = useRef(0);
   const load = useCallback(async () => {
+    const request = ++latest.current;
     setLoading(true);
     setError(null);
     try {
-      setCode(await client.code());
+      const issued = await client.code();
+      if (request !== latest.current) return;
+      setCode(issued);
       webApp()?.HapticFeedback?.impactOccurred?.('light');
     } catch (failure) {
+      if (request !== latest.current) return;
       setError(failure instanceof Error ? failure.message : String(failure));
     } finally {
-      setLoading(false);
+      if (request === latest.current) setLoading(false);
     }
   }, [client]);
   useEffect(() => {
