@@ -314,8 +314,11 @@ export async function readOrders(db: Database, merchantId: string): Promise<Map<
       (select count(*) from ledger_entries e where e.purchase_id = p.id and e.kind = 'redeem')::int as redeem_entries,
       (select count(*) from outbox_events o where o.merchant_id = ${merchantId}
          and o.type = 'purchase.committed' and o.target is null and o.payload->>'orderId' = p.order_id)::int as events,
-      (select count(*) from idempotency_keys k where k.merchant_id = ${merchantId}
-         and k.result->'purchase'->>'orderId' = p.order_id)::int as keys
+      -- The key's record: on the purchase row (the commit keeps it there), or a row of its own
+      -- (refunds, and purchases committed before the purchase row kept it).
+      ((select count(*) from idempotency_keys k where k.merchant_id = ${merchantId}
+         and k.result->'purchase'->>'orderId' = p.order_id)
+       + case when p.idempotency_key is not null then 1 else 0 end)::int as keys
     from purchases p where p.merchant_id = ${merchantId}
   `.execute(db);
   return new Map(
