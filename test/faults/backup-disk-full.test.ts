@@ -96,6 +96,9 @@ async function backupOnFullDisk(database: TestDatabase, free: number | 'full'): 
   }
 }
 
+// Skipped only where it cannot run, saying why: pg_dump older than the server (Debian's pg_dump 15
+// against the embedded PostgreSQL 18) or no private tmpfs mount (unshare -m) on this machine.
+if (SKIP !== null) console.warn(`test/faults/backup-disk-full.test.ts skipped: ${SKIP}`);
 describe.skipIf(SKIP !== null)('fault: backup on a full disk', () => {
   let database: TestDatabase;
   let dumpBytes = 0;
@@ -157,8 +160,4 @@ describe.skipIf(SKIP !== null)('fault: backup on a full disk', () => {
       expect(run.after.some((f) => f.endsWith('.sql.gz.sha256'))).toBe(true);
     });
   }
-});
-
-describe.skipIf(SKIP === null)('fault: backup on a full disk (skipped)', () => {
-  it.skip(`cannot run here: ${SKIP}`, () => {});
 });
