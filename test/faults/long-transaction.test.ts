@@ -10,6 +10,7 @@ import { findLedgerViolations } from '../helpers/ledger.js';
 import { scrapeMetrics } from '../helpers/metrics.js';
 import {
   commitPurchaseViaApi,
+  countByWebhookId,
   createReceiverEndpoint,
   pause,
   type ReceiverEndpoint,
@@ -144,12 +145,7 @@ describe('fault: a long transaction while the outbox churns', () => {
 
     // Every purchase is in the ledger once and its event reached the receiver once (other events
     // of the customer, such as a tier change, are not counted).
-    const counts = new Map<string, number>();
-    for (const delivery of endpoint.receiver.deliveries) {
-      if ((delivery.body as { type?: string } | undefined)?.type !== 'purchase.committed') continue;
-      const id = String(delivery.headers['webhook-id'] ?? '');
-      counts.set(id, (counts.get(id) ?? 0) + 1);
-    }
+    const counts = countByWebhookId(endpoint.receiver, 'purchase.committed');
     const events = await t.db
       .selectFrom('outbox_events')
       .select(['status'])

@@ -108,10 +108,11 @@ export async function createReceiverEndpoint(
   return { receiver, endpointId: id, secret };
 }
 
-/** How many times the receiver got each `webhook-id`. */
-export function countByWebhookId(receiver: WebhookReceiver): Map<string, number> {
+/** How many times the receiver got each `webhook-id` (of events of `type` only, when given). */
+export function countByWebhookId(receiver: WebhookReceiver, type?: string): Map<string, number> {
   const counts = new Map<string, number>();
   for (const delivery of receiver.deliveries) {
+    if (type !== undefined && (delivery.body as { type?: string } | undefined)?.type !== type) continue;
     const id = String(delivery.headers['webhook-id'] ?? '');
     counts.set(id, (counts.get(id) ?? 0) + 1);
   }
