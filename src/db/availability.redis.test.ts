@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createRedis } from '../redis.js';
-import { claimAlert, createDatabaseWatch, DB_ALERT_KEYS } from './availability.js';
+import { claimAlert, createDatabaseWatch, dbAlertKeys } from './availability.js';
 import { createDatabase } from './database.js';
 
 // The database-down alert is seen by every API replica at once; with Redis one of them sends it.
@@ -12,10 +12,11 @@ const REDIS_URL = process.env.REDIS_URL;
 const redis = REDIS_URL ? createRedis(REDIS_URL) : null;
 // A server nobody listens on: every probe fails at once, as while PostgreSQL is down.
 const unreachable = createDatabase({ connectionString: 'postgres://postgres@127.0.0.1:1/none', max: 1 });
-const config = { ALERT_DB_DOWN_MINUTES: 0.001, ALERT_COOLDOWN_MINUTES: 60 };
+const config = { ALERT_DB_DOWN_MINUTES: 0.001, ALERT_COOLDOWN_MINUTES: 60, APP_ENCRYPTION_KEY: randomUUID() };
+const keys = dbAlertKeys(config.APP_ENCRYPTION_KEY);
 
 afterAll(async () => {
-  await redis?.del(DB_ALERT_KEYS.outage, DB_ALERT_KEYS.recovery);
+  await redis?.del(keys.outage, keys.recovery);
   redis?.disconnect();
   await unreachable.db.destroy();
 });
@@ -26,15 +27,15 @@ describe.skipIf(!redis)('the database-down alert across replicas', () => {
     if (redis && redis.status !== 'ready') await once(redis, 'ready');
   });
   beforeEach(async () => {
-    await redis?.del(DB_ALERT_KEYS.outage, DB_ALERT_KEYS.recovery);
+    await redis?.del(keys.outage, keys.recovery);
   });
 
   it('is sent by one of three replicas with Redis, and by each without it', async () => {
     const sent: string[] = [];
-    const replica = (name: string, shared: typeof redis) =>
+    const replica = (name: string, shared: typeof redis, installation = config) =>
       createDatabaseWatch(
         unreachable.db,
-        config,
+        installation,
         async (text) => {
           sent.push(`${name}: ${text}`);
           return true;
@@ -56,6 +57,21 @@ describe.skipIf(!redis)('the database-down alert across replicas', () => {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     expect(sent.filter((line) => line.includes('ALERT: PostgreSQL unreachable'))).toHaveLength(2);
+
+    // Another installation on the same Redis (another encryption key) sends its own.
+    sent.length = 0;
+    const other = { ...config, APP_ENCRYPTION_KEY: randomUUID() };
+    const staging = ['s1', 's2'].map((name) => replica(name, redis, other));
+    try {
+      for (let round = 0; round < 5; round++) {
+        await Promise.all(staging.map((watch) => watch.check()));
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(sent.filter((line) => line.includes('ALERT: PostgreSQL unreachable'))).toHaveLength(1);
+    } finally {
+      const otherKeys = dbAlertKeys(other.APP_ENCRYPTION_KEY);
+      await redis?.del(otherKeys.outage, otherKeys.recovery);
+    }
   });
 
   it('claims each alert once until it expires; a failing Redis lets every replica send', async () => {

@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import type { Config } from '../config.js';
+import { sha256Hex } from '../lib/tokens.js';
 import type { Database } from './database.js';
 
 // What the API does while PostgreSQL is away: requests that fail for want of a connection answer
@@ -157,8 +158,18 @@ export async function claimAlert(redis: Redis | null, key: string, ttlMs: number
   }
 }
 
-/** Redis keys of the outage alerts, shared by the replicas of one installation. */
-export const DB_ALERT_KEYS = { outage: 'loyalty:alert:db-down', recovery: 'loyalty:alert:db-recovered' };
+/**
+ * Redis keys of the outage alerts, shared by the replicas of one installation and by no one else:
+ * two installations on one Redis (staging beside production) each send their own. The installation
+ * is named by a digest of its APP_ENCRYPTION_KEY, which all its replicas share and no other has.
+ */
+export function dbAlertKeys(encryptionKey: string): { outage: string; recovery: string } {
+  const installation = sha256Hex(`loyalty-installation:${encryptionKey}`).slice(0, 16);
+  return {
+    outage: `loyalty:${installation}:alert:db-down`,
+    recovery: `loyalty:${installation}:alert:db-recovered`,
+  };
+}
 
 /**
  * The API's watch: probes every 5 s (more often when the alert threshold is shorter) and sends the
@@ -168,10 +179,11 @@ export const DB_ALERT_KEYS = { outage: 'loyalty:alert:db-down', recovery: 'loyal
  */
 export function createDatabaseWatch(
   db: Database,
-  config: Pick<Config, 'ALERT_DB_DOWN_MINUTES' | 'ALERT_COOLDOWN_MINUTES'>,
+  config: Pick<Config, 'ALERT_DB_DOWN_MINUTES' | 'ALERT_COOLDOWN_MINUTES' | 'APP_ENCRYPTION_KEY'>,
   send: (text: string) => Promise<boolean>,
   redis: Redis | null = null,
 ): DatabaseWatch {
+  const keys = dbAlertKeys(config.APP_ENCRYPTION_KEY ?? '');
   const alertAfterMs = config.ALERT_DB_DOWN_MINUTES * 60_000;
   const repeatMs = config.ALERT_COOLDOWN_MINUTES * 60_000;
   const minutes = (ms: number) => `${Math.round(ms / 6_000) / 10} min`;
@@ -181,18 +193,18 @@ export function createDatabaseWatch(
     repeatMs,
     onOutage: async (downForMs) => {
       // A little under the repeat interval, so the next repeat of any replica may claim it again.
-      if (!(await claimAlert(redis, DB_ALERT_KEYS.outage, repeatMs * 0.9))) return true;
+      if (!(await claimAlert(redis, keys.outage, repeatMs * 0.9))) return true;
       // This outage's "resolved" is still to be sent, by whichever replica sees it first.
-      await redis?.del(DB_ALERT_KEYS.recovery).catch(() => 0);
+      await redis?.del(keys.recovery).catch(() => 0);
       return send(
         `🔴 ALERT: PostgreSQL unreachable for ${minutes(downForMs)} from ${hostname()} ` +
           `(threshold ${config.ALERT_DB_DOWN_MINUTES} min); the API answers 503 database_unavailable`,
       );
     },
     onRecovery: async (downForMs) => {
-      if (!(await claimAlert(redis, DB_ALERT_KEYS.recovery, 60_000))) return true;
+      if (!(await claimAlert(redis, keys.recovery, 60_000))) return true;
       // The next outage alerts again at once, whoever sees it first.
-      await redis?.del(DB_ALERT_KEYS.outage).catch(() => 0);
+      await redis?.del(keys.outage).catch(() => 0);
       return send(`✅ RESOLVED: PostgreSQL reachable again from ${hostname()} after ${minutes(downForMs)}`);
     },
   });
