@@ -97,13 +97,15 @@ export async function findCustomerByToken(
 }
 
 /**
- * Finds a merchant's customer by code, phone or id with balance, in one query. With tierWindowDays
- * the spend over that window (purchases less refunds) is summed too.
+ * The statement that finds a merchant's customer by code, phone or id with balance (the columns of
+ * CustomerState; no row when there is none). With tierWindowDays the spend over that window
+ * (purchases less refunds) is summed too.
  */
-export async function findCustomerState(
-  db: Executor,
-  options: { merchantId: string; ref: CustomerRef; tierWindowDays: number | null },
-): Promise<CustomerState | null> {
+export function customerStateQuery(options: {
+  merchantId: string;
+  ref: CustomerRef;
+  tierWindowDays: number | null;
+}) {
   const { merchantId, ref } = options;
   const match =
     'code' in ref
@@ -119,11 +121,19 @@ export async function findCustomerState(
       : sql`(select coalesce(sum(p.total - p.refunded_amount), 0) from purchases p
              where p.customer_id = c.id
                and p.created_at > now() - make_interval(days => ${options.tierWindowDays}))`;
-  const result = await sql<CustomerState>`
+  return sql<CustomerState>`
     select c.id, c.name, c.phone, b.available, b.pending, ${spend}::bigint as spend
     from customers c join customer_balances b on b.customer_id = c.id
     where c.merchant_id = ${merchantId} and ${match}
-  `.execute(db);
+  `;
+}
+
+/** Finds a merchant's customer by code, phone or id with balance, in one query (customerStateQuery). */
+export async function findCustomerState(
+  db: Executor,
+  options: { merchantId: string; ref: CustomerRef; tierWindowDays: number | null },
+): Promise<CustomerState | null> {
+  const result = await customerStateQuery(options).execute(db);
   return result.rows[0] ?? null;
 }
 
