@@ -232,6 +232,7 @@ export async function findPurchaseCampaigns(
  */
 export class CampaignCache {
   private readonly byMerchant = new Map<string, { campaigns: Campaign[]; expiresAt: number }>();
+  private readonly reading = new Map<string, Promise<Campaign[]>>();
   // Bumped by clear(): a read that started before a change must not store what it read.
   private generation = 0;
 
@@ -244,14 +245,24 @@ export class CampaignCache {
   clear(): void {
     this.generation += 1;
     this.byMerchant.clear();
+    this.reading.clear();
   }
 
   /** The merchant's active purchase campaigns, whatever their period. */
   async active(merchantId: string): Promise<Campaign[]> {
-    const now = Date.now();
     const hit = this.byMerchant.get(merchantId);
-    if (hit && hit.expiresAt > now) return hit.campaigns;
+    if (hit && hit.expiresAt > Date.now()) return hit.campaigns;
+    // Requests that miss together share one read.
+    const reading = this.reading.get(merchantId);
+    if (reading) return reading;
+    const read = this.read(merchantId).finally(() => this.reading.delete(merchantId));
+    this.reading.set(merchantId, read);
+    return read;
+  }
+
+  private async read(merchantId: string): Promise<Campaign[]> {
     const generation = this.generation;
+    const startedAt = Date.now();
     const rows = await this.db
       .selectFrom('campaigns')
       .selectAll()
@@ -262,7 +273,7 @@ export class CampaignCache {
     const campaigns = rows.map(toCampaign);
     if (this.ttlMs > 0 && generation === this.generation) {
       if (this.byMerchant.size > 10_000) this.byMerchant.clear();
-      this.byMerchant.set(merchantId, { campaigns, expiresAt: now + this.ttlMs });
+      this.byMerchant.set(merchantId, { campaigns, expiresAt: startedAt + this.ttlMs });
     }
     return campaigns;
   }
