@@ -17,9 +17,6 @@ import {
 
 type CampaignRow = Selectable<Campaigns>;
 
-// Joins no grants row: a quote for nobody in particular.
-const NO_CUSTOMER = '00000000-0000-0000-0000-000000000000';
-
 function limitsOf(row: CampaignRow): CampaignLimits {
   return CampaignLimits.parse({
     ...(row.limit_per_customer === null ? {} : { perCustomer: row.limit_per_customer }),
@@ -199,30 +196,6 @@ async function findCustomerGrants(
 }
 
 /**
- * The merchant's purchase campaigns that are active and within their period at `at`, with the
- * customer's grants (for limits.perCustomer). Schedules and conditions are the rules' business.
- */
-export async function findPurchaseCampaigns(
-  db: Executor,
-  options: { merchantId: string; customerId: string | null; at: Date },
-): Promise<RuleCampaign[]> {
-  const rows = await db
-    .selectFrom('campaigns as c')
-    .leftJoin('campaign_grants as g', (join) =>
-      join.onRef('g.campaign_id', '=', 'c.id').on('g.customer_id', '=', options.customerId ?? NO_CUSTOMER),
-    )
-    .selectAll('c')
-    .select('g.grants as customer_grants')
-    .where('c.merchant_id', '=', options.merchantId)
-    .where('c.status', '=', 'active')
-    .where('c.kind', 'in', PURCHASE_KINDS)
-    .where((eb) => eb.or([eb('c.starts_at', 'is', null), eb('c.starts_at', '<=', options.at)]))
-    .where((eb) => eb.or([eb('c.ends_at', 'is', null), eb('c.ends_at', '>', options.at)]))
-    .execute();
-  return rows.map((row) => toRuleCampaign(toCampaign(row), row.customer_grants ?? 0));
-}
-
-/**
  * The active purchase campaigns of each merchant, kept in this process so that a commit does not
  * read them every time. Changes are announced on the cache channel (notifyCacheChange) and clear
  * the cache at once; `ttlMs` bounds the staleness when a notification is missed. What a cached
@@ -279,8 +252,9 @@ export class CampaignCache {
   }
 
   /**
-   * What findPurchaseCampaigns answers, from the cache: the campaigns within their period at `at`,
-   * with the customer's grants, read only when a campaign limits grants per customer.
+   * The merchant's purchase campaigns that are active and within their period at `at`, with the
+   * customer's grants (for limits.perCustomer; read only when a campaign has that limit).
+   * Schedules and conditions are the rules' business.
    */
   async forPurchase(options: { merchantId: string; customerId: string; at: Date }): Promise<RuleCampaign[]> {
     const campaigns = (await this.active(options.merchantId)).filter((c) => inPeriod(c, options.at));
