@@ -16,6 +16,7 @@ import { AppError } from '../src/http/errors.js';
 import { FailureLimiter } from '../src/http/rate-limit.js';
 import { outboxCounts } from '../src/jobs/outbox.queue.js';
 import { SecretBox } from '../src/lib/crypto.js';
+import { CampaignCache } from '../src/modules/campaigns/campaigns.service.js';
 import {
   ContextCache,
   commitForPos,
@@ -370,6 +371,8 @@ async function main(): Promise<void> {
       codeFailures: new FailureLimiter({ redis: null, max: 10, windowSeconds: 60, prefix: 'bench' }),
       // The API caches checked POS contexts the same way, so the ceiling sends the same statements.
       contexts: new ContextCache(),
+      // And the active campaigns, which the API keeps for a few seconds (its listener clears them).
+      campaigns: new CampaignCache(ceilingDb),
       // And it groups concurrent commits the same way (GROUP_COMMIT).
       commits: settings.groupCommit ? new CommitBatcher(ceilingDb, settings.groupCommit) : undefined,
     };

@@ -31,6 +31,7 @@ import { systemAdminRoutes } from './modules/admin/system.routes.js';
 import { authRoutes } from './modules/auth/auth.routes.js';
 import { createLoginLimiters } from './modules/auth/login-limits.js';
 import { botRoutes } from './modules/bot/bot.routes.js';
+import { CampaignCache } from './modules/campaigns/campaigns.service.js';
 import { clientRoutes } from './modules/client/client.routes.js';
 import { integrationRoutes } from './modules/integration/integration.routes.js';
 import { ContextCache } from './modules/integration/integration.service.js';
@@ -42,6 +43,9 @@ import { portalRoutes } from './modules/portal/portal.routes.js';
 import { observeTelegramCalls } from './modules/telegram/telegram.client.js';
 import { telegramRoutes } from './modules/telegram/telegram.routes.js';
 import { webhookAdminRoutes } from './modules/webhooks/webhooks.routes.js';
+
+/** How long a process keeps a merchant's active campaigns when a change notification is missed. */
+const CAMPAIGN_CACHE_MS = 5_000;
 
 /** What the app is built on; the entry points (and tests) create these. */
 export interface AppDeps {
@@ -155,6 +159,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   );
   const apiKeys = new ApiKeyAuthenticator(deps.db, config.API_KEY_CACHE_SECONDS);
   const contexts = new ContextCache(config.API_KEY_CACHE_SECONDS * 1000);
+  // Campaigns are cached only where changes are announced to this process (the listener).
+  const campaigns = new CampaignCache(deps.db, deps.listener ? CAMPAIGN_CACHE_MS : 0);
   const notifier = new OutboxNotifier(deps.db);
   const commits = config.GROUP_COMMIT
     ? new CommitBatcher(deps.db, {
@@ -169,11 +175,13 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       if (channel === CACHE_CHANNEL) {
         apiKeys.clear();
         contexts.clear();
+        campaigns.clear();
       }
     });
     deps.listener.on('reconnect', () => {
       apiKeys.clear();
       contexts.clear();
+      campaigns.clear();
     });
   }
   const codeFailures = new FailureLimiter({
@@ -229,9 +237,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       },
     }),
   );
-  await app.register(integrationRoutes({ db: deps.db, codeFailures, apiKeys, contexts, notifier, commits }), {
-    prefix: '/api/v1/integration',
-  });
+  await app.register(
+    integrationRoutes({ db: deps.db, codeFailures, apiKeys, contexts, campaigns, notifier, commits }),
+    {
+      prefix: '/api/v1/integration',
+    },
+  );
   await app.register(clientRoutes({ db: deps.db, config }), { prefix: '/api/v1/client' });
   await app.register(
     authRoutes({

@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import type { Executor } from '../../db/database.js';
 import type { Campaigns } from '../../db/types.js';
 import { AppError } from '../../http/errors.js';
+import { notifyCacheChange } from '../merchants/merchants.service.js';
 import type { RuleCampaign } from './campaigns.rules.js';
 import {
   type Campaign,
@@ -15,9 +16,6 @@ import {
 } from './campaigns.schema.js';
 
 type CampaignRow = Selectable<Campaigns>;
-
-// Joins no grants row: a quote for nobody in particular.
-const NO_CUSTOMER = '00000000-0000-0000-0000-000000000000';
 
 function limitsOf(row: CampaignRow): CampaignLimits {
   return CampaignLimits.parse({
@@ -66,6 +64,11 @@ function columnsOf(input: CampaignInput) {
   };
 }
 
+/** Tells every API process that the merchant's campaigns changed (CampaignCache; sent at commit). */
+async function announce(db: Executor, merchantId: string): Promise<void> {
+  await notifyCacheChange(db, `campaigns:${merchantId}`);
+}
+
 /** The merchant's campaigns, newest first. */
 export async function listCampaigns(db: Executor, merchantId: string): Promise<Campaign[]> {
   const rows = await db
@@ -104,6 +107,7 @@ export async function createCampaign(
     .values({ merchant_id: options.merchantId, ...columnsOf(options.input) })
     .returningAll()
     .executeTakeFirstOrThrow();
+  await announce(db, options.merchantId);
   return toCampaign(row);
 }
 
@@ -134,6 +138,7 @@ export async function updateCampaign(
     .where('merchant_id', '=', options.merchantId)
     .returningAll()
     .executeTakeFirstOrThrow();
+  await announce(db, options.merchantId);
   return { before, after: toCampaign(row) };
 }
 
@@ -149,6 +154,7 @@ export async function deleteCampaign(
     .returningAll()
     .executeTakeFirst();
   if (!row) throw new AppError('campaign_not_found', 'Campaign not found');
+  await announce(db, options.merchantId);
   return toCampaign(row);
 }
 
@@ -162,26 +168,98 @@ export function toRuleCampaign(campaign: Campaign, customerGrants = 0): RuleCamp
   };
 }
 
-/**
- * The merchant's purchase campaigns that are active and within their period at `at`, with the
- * customer's grants (for limits.perCustomer). Schedules and conditions are the rules' business.
- */
-export async function findPurchaseCampaigns(
+const PURCHASE_KINDS = ['multiplier', 'bonus_points'] as const;
+
+/** Whether a campaign's period (startsAt/endsAt) holds `at`. */
+function inPeriod(campaign: Campaign, at: Date): boolean {
+  const time = at.getTime();
+  return (
+    (campaign.startsAt === null || Date.parse(campaign.startsAt) <= time) &&
+    (campaign.endsAt === null || Date.parse(campaign.endsAt) > time)
+  );
+}
+
+/** The customer's grants of the given campaigns (for limits.perCustomer), by campaign id. */
+async function findCustomerGrants(
   db: Executor,
-  options: { merchantId: string; customerId: string | null; at: Date },
-): Promise<RuleCampaign[]> {
+  customerId: string,
+  campaignIds: string[],
+): Promise<Map<string, number>> {
+  if (campaignIds.length === 0) return new Map();
   const rows = await db
-    .selectFrom('campaigns as c')
-    .leftJoin('campaign_grants as g', (join) =>
-      join.onRef('g.campaign_id', '=', 'c.id').on('g.customer_id', '=', options.customerId ?? NO_CUSTOMER),
-    )
-    .selectAll('c')
-    .select('g.grants as customer_grants')
-    .where('c.merchant_id', '=', options.merchantId)
-    .where('c.status', '=', 'active')
-    .where('c.kind', 'in', ['multiplier', 'bonus_points'])
-    .where((eb) => eb.or([eb('c.starts_at', 'is', null), eb('c.starts_at', '<=', options.at)]))
-    .where((eb) => eb.or([eb('c.ends_at', 'is', null), eb('c.ends_at', '>', options.at)]))
+    .selectFrom('campaign_grants')
+    .select(['campaign_id', 'grants'])
+    .where('customer_id', '=', customerId)
+    .where('campaign_id', 'in', campaignIds)
     .execute();
-  return rows.map((row) => toRuleCampaign(toCampaign(row), row.customer_grants ?? 0));
+  return new Map(rows.map((row) => [row.campaign_id, row.grants]));
+}
+
+/**
+ * The active purchase campaigns of each merchant, kept in this process so that a commit does not
+ * read them every time. Changes are announced on the cache channel (notifyCacheChange) and clear
+ * the cache at once; `ttlMs` bounds the staleness when a notification is missed. What a cached
+ * campaign shows may be a few seconds old (its remaining budget, a status just changed): the
+ * commit checks status and limits again under lock (loyalty_grant_campaigns), so it never grants
+ * more than the campaign allows; periods are checked against the time of each request.
+ */
+export class CampaignCache {
+  private readonly byMerchant = new Map<string, { campaigns: Campaign[]; expiresAt: number }>();
+  private readonly reading = new Map<string, Promise<Campaign[]>>();
+  // Bumped by clear(): a read that started before a change must not store what it read.
+  private generation = 0;
+
+  constructor(
+    private readonly db: Executor,
+    private readonly ttlMs = 5_000,
+  ) {}
+
+  /** Forgets every merchant's campaigns (a campaign changed somewhere, or the listener reconnected). */
+  clear(): void {
+    this.generation += 1;
+    this.byMerchant.clear();
+    this.reading.clear();
+  }
+
+  /** The merchant's active purchase campaigns, whatever their period. */
+  async active(merchantId: string): Promise<Campaign[]> {
+    const hit = this.byMerchant.get(merchantId);
+    if (hit && hit.expiresAt > Date.now()) return hit.campaigns;
+    // Requests that miss together share one read.
+    const reading = this.reading.get(merchantId);
+    if (reading) return reading;
+    const read = this.read(merchantId).finally(() => this.reading.delete(merchantId));
+    this.reading.set(merchantId, read);
+    return read;
+  }
+
+  private async read(merchantId: string): Promise<Campaign[]> {
+    const generation = this.generation;
+    const startedAt = Date.now();
+    const rows = await this.db
+      .selectFrom('campaigns')
+      .selectAll()
+      .where('merchant_id', '=', merchantId)
+      .where('status', '=', 'active')
+      .where('kind', 'in', PURCHASE_KINDS)
+      .execute();
+    const campaigns = rows.map(toCampaign);
+    if (this.ttlMs > 0 && generation === this.generation) {
+      if (this.byMerchant.size > 10_000) this.byMerchant.clear();
+      this.byMerchant.set(merchantId, { campaigns, expiresAt: startedAt + this.ttlMs });
+    }
+    return campaigns;
+  }
+
+  /**
+   * The merchant's purchase campaigns that are active and within their period at `at`, with the
+   * customer's grants (for limits.perCustomer; read only when a campaign has that limit).
+   * Schedules and conditions are the rules' business.
+   */
+  async forPurchase(options: { merchantId: string; customerId: string; at: Date }): Promise<RuleCampaign[]> {
+    const campaigns = (await this.active(options.merchantId)).filter((c) => inPeriod(c, options.at));
+    const limited = campaigns.filter((c) => c.limits.perCustomer !== undefined).map((c) => c.id);
+    const grants = await findCustomerGrants(this.db, options.customerId, limited);
+    return campaigns.map((c) => toRuleCampaign(c, grants.get(c.id) ?? 0));
+  }
 }

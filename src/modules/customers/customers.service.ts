@@ -97,33 +97,29 @@ export async function findCustomerByToken(
 }
 
 /**
- * Finds a merchant's customer by code, phone or id with balance, in one query. With tierWindowDays
- * the spend over that window (purchases less refunds) is summed too.
+ * The statement that finds a merchant's customer by code, phone or id with balance (the columns of
+ * CustomerState; no row when there is none). With tierWindowDays the spend over that window
+ * (purchases less refunds) is summed too. The query is loyalty_customer_state's, whose plans are
+ * prepared once per connection.
  */
+export function customerStateQuery(options: {
+  merchantId: string;
+  ref: CustomerRef;
+  tierWindowDays: number | null;
+}) {
+  const { ref } = options;
+  return sql<CustomerState>`
+    select * from loyalty_customer_state(${options.merchantId}, ${'customerId' in ref ? ref.customerId : null},
+      ${'phone' in ref ? ref.phone : null}, ${'code' in ref ? ref.code : null}, ${options.tierWindowDays})
+  `;
+}
+
+/** Finds a merchant's customer by code, phone or id with balance, in one query (customerStateQuery). */
 export async function findCustomerState(
   db: Executor,
   options: { merchantId: string; ref: CustomerRef; tierWindowDays: number | null },
 ): Promise<CustomerState | null> {
-  const { merchantId, ref } = options;
-  const match =
-    'code' in ref
-      ? sql`c.id = (select customer_id from customer_codes
-                    where merchant_id = ${merchantId} and code = ${ref.code}
-                      and consumed_at is null and expires_at > now())`
-      : 'phone' in ref
-        ? sql`c.phone = ${ref.phone}`
-        : sql`c.id = ${ref.customerId}`;
-  const spend =
-    options.tierWindowDays === null
-      ? sql`0`
-      : sql`(select coalesce(sum(p.total - p.refunded_amount), 0) from purchases p
-             where p.customer_id = c.id
-               and p.created_at > now() - make_interval(days => ${options.tierWindowDays}))`;
-  const result = await sql<CustomerState>`
-    select c.id, c.name, c.phone, b.available, b.pending, ${spend}::bigint as spend
-    from customers c join customer_balances b on b.customer_id = c.id
-    where c.merchant_id = ${merchantId} and ${match}
-  `.execute(db);
+  const result = await customerStateQuery(options).execute(db);
   return result.rows[0] ?? null;
 }
 

@@ -1,12 +1,24 @@
 import { setTimeout as delay } from 'node:timers/promises';
+import { sql } from 'kysely';
 import type { Database } from '../../db/database.js';
 import type { MerchantAuth } from '../../http/auth.js';
 import { AppError } from '../../http/errors.js';
 import { type FailureLimiter, type Reservation, rateLimitedError } from '../../http/rate-limit.js';
 import type { OutboxNotifier } from '../../jobs/outbox.notify.js';
-import { findPurchaseCampaigns } from '../campaigns/campaigns.service.js';
-import { type CustomerRef, type CustomerState, findCustomerState } from '../customers/customers.service.js';
-import { findConcurrentResult, requestHash, runIdempotent } from '../ledger/idempotency.service.js';
+import type { CampaignCache } from '../campaigns/campaigns.service.js';
+import {
+  type CustomerRef,
+  type CustomerState,
+  customerStateQuery,
+  findCustomerState,
+} from '../customers/customers.service.js';
+import {
+  findConcurrentResult,
+  outcomeOf,
+  requestHash,
+  runIdempotent,
+  storedResultOf,
+} from '../ledger/idempotency.service.js';
 import type { CommitBatcher } from '../ledger/ledger.batcher.js';
 import {
   type CampaignMoment,
@@ -34,6 +46,8 @@ export interface IntegrationDeps {
   codeFailures: FailureLimiter;
   /** Remembers POS contexts already checked (cleared on NOTIFY like the API-key cache). */
   contexts: ContextCache;
+  /** The merchants' active purchase campaigns (cleared on NOTIFY like the API-key cache). */
+  campaigns: CampaignCache;
   /** Wakes the outbox workers after a commit or refund. */
   notifier?: OutboxNotifier;
   /** Group commit of purchases (GROUP_COMMIT); absent: each commit in its own transaction. */
@@ -180,7 +194,7 @@ async function campaignMoment(
   customerId: string,
 ): Promise<CampaignMoment> {
   const at = new Date();
-  const campaigns = await findPurchaseCampaigns(deps.db, { merchantId: auth.merchantId, customerId, at });
+  const campaigns = await deps.campaigns.forPurchase({ merchantId: auth.merchantId, customerId, at });
   return { campaigns, timeZone: auth.timeZone, at };
 }
 
@@ -226,6 +240,42 @@ export async function quoteForPos(deps: IntegrationDeps, auth: MerchantAuth, bod
   };
 }
 
+/**
+ * One statement for a commit naming its customer by id or phone: the stored answer of a finished
+ * request with this key (to replay; 422 for another body) or, when the key is unused, the
+ * customer's state (null: no such customer).
+ */
+async function findReplayOrCustomer(
+  deps: IntegrationDeps,
+  auth: MerchantAuth,
+  ref: CustomerRef,
+  idempotency: { key: string; hash: string },
+): Promise<{ stored: unknown } | { customer: CustomerState | null }> {
+  const tierWindowDays = auth.rules.tiers.length > 0 ? auth.rules.tierWindowDays : null;
+  const customer = customerStateQuery({ merchantId: auth.merchantId, ref, tierWindowDays });
+  const { rows } = await sql<{ request_hash: string | null; result: unknown } & Nullable<CustomerState>>`
+    select f.request_hash, f.result, s.*
+    from loyalty_idempotency_find(${auth.merchantId}, ${idempotency.key}) f
+      left join lateral (${customer}) s on f.request_hash is null`.execute(deps.db);
+  const row = rows[0];
+  const stored = storedResultOf(row, idempotency.hash);
+  if (stored) return { stored };
+  if (!row || row.id === null) return { customer: null };
+  return { customer: row as CustomerState };
+}
+
+type Nullable<T> = { [K in keyof T]: T[K] | null };
+
+/** A commit request on its way: what it names, its key, and the commit once its customer is known. */
+interface CommitCall {
+  deps: IntegrationDeps;
+  auth: MerchantAuth;
+  body: CommitPurchaseBody;
+  ref: CustomerRef;
+  idempotency: { key: string; hash: string };
+  commit: (customer: CustomerState) => Promise<CommitResult & { replayed?: boolean }>;
+}
+
 /** POST /purchases: idempotent commit. */
 export async function commitForPos(
   deps: IntegrationDeps,
@@ -235,55 +285,70 @@ export async function commitForPos(
 ): Promise<{ result: CommitResult; isReplay: boolean }> {
   const hash = requestHash('purchases.commit', body);
   const ref = toRef(body.customer);
-  // A lookup by id or phone has no side effects, so it runs beside the check for a stored answer
-  // (one round trip less before the commit); a code lookup counts against the key, so it waits.
-  const lookup =
-    'code' in ref ? null : Promise.all([resolveCustomer(deps, auth, ref), assertContext(deps, auth, body)]);
-  // A replay is answered without it, so its failure must not go unhandled.
-  lookup?.catch(() => {});
-  const outcome = await runIdempotent(
-    deps.db,
-    { merchantId: auth.merchantId, key: idempotencyKey, hash },
-    async () => {
-      // A code used up by a request with this same key, running (409) or committed (its answer), is
-      // no guess: it must not count against the key's code lookups.
-      const beforeCodeFailure = async () => {
-        const stored = await findConcurrentResult(deps.db, {
-          merchantId: auth.merchantId,
-          key: idempotencyKey,
-          hash,
-        });
-        if (stored) throw new StoredAnswer(stored);
-      };
-      let customer: CustomerState;
-      try {
-        [customer] = await (lookup ??
-          Promise.all([
-            resolveCustomer(deps, auth, ref, { beforeCodeFailure }),
-            assertContext(deps, auth, body),
-          ]));
-      } catch (error) {
-        if (error instanceof StoredAnswer) return error.result as CommitResult & { replayed: true };
-        throw error;
-      }
-      return commitPurchase(deps.db, {
-        merchantId: auth.merchantId,
-        rules: auth.rules,
-        customer,
-        code: 'code' in ref ? ref.code : undefined,
-        orderId: body.orderId,
-        receipt: body.receipt,
-        redeemPoints: body.redeemPoints ?? 0,
-        context: body,
-        idempotencyKey,
-        requestHash: hash,
-        batcher: deps.commits,
-        ...(await campaignMoment(deps, auth, customer.id)),
-      });
-    },
-  );
+  const commit = async (customer: CustomerState) =>
+    commitPurchase(deps.db, {
+      merchantId: auth.merchantId,
+      rules: auth.rules,
+      customer,
+      code: 'code' in ref ? ref.code : undefined,
+      orderId: body.orderId,
+      receipt: body.receipt,
+      redeemPoints: body.redeemPoints ?? 0,
+      context: body,
+      idempotencyKey,
+      requestHash: hash,
+      batcher: deps.commits,
+      ...(await campaignMoment(deps, auth, customer.id)),
+    });
+  const call: CommitCall = { deps, auth, body, ref, idempotency: { key: idempotencyKey, hash }, commit };
+  const outcome = 'code' in ref ? await commitByCode(call) : await commitByIdOrPhone(call);
   if (!outcome.isReplay) deps.notifier?.poke();
   return outcome;
+}
+
+/**
+ * A commit by id or phone: the lookup has no side effects, so one statement reads the stored
+ * answer and the customer together, and the commit is the second and last round trip.
+ */
+async function commitByIdOrPhone(call: CommitCall): Promise<{ result: CommitResult; isReplay: boolean }> {
+  const { deps, auth, body, ref, idempotency, commit } = call;
+  // Usually answered from its cache; a replay is answered without it, so its failure must not go
+  // unhandled.
+  const context = assertContext(deps, auth, body);
+  context.catch(() => {});
+  const found = await findReplayOrCustomer(deps, auth, ref, idempotency);
+  if ('stored' in found) return { result: found.stored as CommitResult, isReplay: true };
+  await context;
+  if (!found.customer) throw new AppError('customer_not_found', 'Customer not found');
+  return outcomeOf(await commit(found.customer));
+}
+
+/**
+ * A commit by one-time code: a code lookup counts against the API key, so it runs only once no
+ * stored answer was found.
+ */
+async function commitByCode(call: CommitCall): Promise<{ result: CommitResult; isReplay: boolean }> {
+  const { deps, auth, body, ref, idempotency, commit } = call;
+  const options = { merchantId: auth.merchantId, ...idempotency };
+  return runIdempotent(deps.db, options, async () => {
+    // A code used up by a request with this same key, running (409) or committed (its answer), is
+    // no guess: it must not count against the key's code lookups.
+    const beforeCodeFailure = async () => {
+      const stored = await findConcurrentResult(deps.db, options);
+      if (stored) throw new StoredAnswer(stored);
+    };
+    let customer: CustomerState;
+    try {
+      [customer] = await Promise.all([
+        resolveCustomer(deps, auth, ref, { beforeCodeFailure }),
+        assertContext(deps, auth, body),
+      ]);
+    } catch (error) {
+      if (error instanceof StoredAnswer) return error.result as CommitResult & { replayed: true };
+      throw error;
+    }
+    return commit(customer);
+  });
 }
 
 /** POST /purchases/{id}/refunds: idempotent refund. */

@@ -54,15 +54,36 @@ export async function findStoredResult(
     select request_hash, result from loyalty_idempotency_find(${options.merchantId}, ${options.key})`.execute(
     db,
   );
-  const row = rows[0];
+  return storedResultOf(rows[0], options.hash);
+}
+
+/**
+ * What a row of loyalty_idempotency_find means for a request with this hash: the stored answer to
+ * replay, null when the key is unused, 422 when it was used with another body.
+ */
+export function storedResultOf(
+  row: { request_hash: string | null; result: unknown } | undefined,
+  hash: string,
+): unknown | null {
   if (!row || row.request_hash === null) return null;
-  if (row.request_hash !== options.hash) {
+  if (row.request_hash !== hash) {
     throw new AppError(
       'idempotency_key_reuse',
       'This Idempotency-Key was used with a different request; use a new key for a new request',
     );
   }
   return row.result;
+}
+
+/** The outcome of an idempotent operation's own answer (`replayed` when its SQL function replayed). */
+export function outcomeOf<T extends object>(
+  answer: T & { replayed?: boolean },
+): {
+  result: T;
+  isReplay: boolean;
+} {
+  const { replayed, ...result } = answer;
+  return { result: result as unknown as T, isReplay: replayed === true };
 }
 
 /**
@@ -77,6 +98,5 @@ export async function runIdempotent<T extends object>(
 ): Promise<{ result: T; isReplay: boolean }> {
   const stored = await findStoredResult(db, options);
   if (stored) return { result: stored as T, isReplay: true };
-  const { replayed, ...result } = await operation();
-  return { result: result as unknown as T, isReplay: replayed === true };
+  return outcomeOf(await operation());
 }

@@ -14,6 +14,7 @@ import type { Database } from '../../db/database.js';
 import type { MerchantAuth } from '../../http/auth.js';
 import { AppError, ERROR_STATUS } from '../../http/errors.js';
 import { FailureLimiter } from '../../http/rate-limit.js';
+import { CampaignCache } from '../campaigns/campaigns.service.js';
 import {
   ContextCache,
   commitForPos,
@@ -235,6 +236,8 @@ class World {
       db,
       codeFailures: new FailureLimiter({ redis: null, max: 10, windowSeconds: 60, prefix: 'model' }),
       contexts: new ContextCache(),
+      // Read at every commit: no listener here to announce changes.
+      campaigns: new CampaignCache(db, 0),
     };
   }
 

@@ -67,7 +67,7 @@ export interface RefundResult {
 
 /** Where and when a purchase happens, for its campaigns. */
 export interface CampaignMoment {
-  /** Campaigns that may apply (findPurchaseCampaigns); none = the programme alone. */
+  /** Campaigns that may apply (CampaignCache.forPurchase); none = the programme alone. */
   campaigns: readonly RuleCampaign[];
   timeZone: string;
   at: Date;

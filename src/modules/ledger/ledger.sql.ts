@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 
 // The ledger's stored functions live as SQL source beside this module (./sql/<name>.sql, one
 // `create or replace function` each), so they are read and reviewed where they are used. The
-// migrations that change them install the current files (0006_ledger_provenance, 0011_campaigns, 0012_write_path);
+// migrations that change them install the current files (0006_ledger_provenance, 0011_campaigns, 0012_write_path, 0017_hot_path);
 // ledger.sql.test.ts checks that the functions in the database equal these files.
 
 /** Every ledger function, in install order (helpers before their callers). */
@@ -14,6 +14,7 @@ export const LEDGER_FUNCTIONS = [
   'loyalty_balance_json',
   'loyalty_purchase_answer',
   'loyalty_idempotency_find',
+  'loyalty_customer_state',
   'loyalty_idempotency_begin',
   'loyalty_entry',
   'loyalty_move',

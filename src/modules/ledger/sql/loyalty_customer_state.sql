@@ -1,0 +1,27 @@
+-- A merchant's customer named by id, phone or live one-time code (exactly one given), with the
+-- balance as tills see it (customer_balances) and, with p_tier_days, the spend over that many days
+-- (purchases less refunds) that decides the tier; no row when there is none. The hot read of every
+-- resolve, quote and commit: inside a function its plans are prepared once per connection instead
+-- of planned for every request.
+create or replace function loyalty_customer_state(p_merchant uuid, p_customer uuid, p_phone text, p_code text,
+  p_tier_days integer)
+returns table (id uuid, name text, phone text, available bigint, pending bigint, spend bigint)
+language plpgsql stable as $fn$
+declare
+  v_customer uuid := p_customer;
+begin
+  if v_customer is null and p_phone is not null then
+    select c.id into v_customer from customers c where c.merchant_id = p_merchant and c.phone = p_phone;
+  elsif v_customer is null and p_code is not null then
+    select k.customer_id into v_customer from customer_codes k
+    where k.merchant_id = p_merchant and k.code = p_code and k.consumed_at is null and k.expires_at > now();
+  end if;
+  if v_customer is null then return; end if;
+  return query
+  select c.id, c.name, c.phone, b.available, b.pending,
+    case when p_tier_days is null then 0::bigint
+         else (select coalesce(sum(p.total - p.refunded_amount), 0)::bigint from purchases p
+               where p.customer_id = c.id and p.created_at > now() - make_interval(days => p_tier_days)) end
+  from customers c join customer_balances b on b.customer_id = c.id
+  where c.id = v_customer and c.merchant_id = p_merchant;
+end $fn$;
