@@ -78,6 +78,17 @@ describe.skipIf(!hasChromium)('campaigns page (browser)', () => {
       // 1 000 ₽ at 5%: 50 base points, and x2 adds 50 more.
       const total = page.getByTestId('campaign-preview-total');
       await seeText(total, /^100\s+баллов$/);
+      // The server's breakdown (the quote's engine), the unsaved campaign applied as if active.
+      const preview = page.getByTestId('campaign-preview');
+      await see(preview.getByRole('row', { name: /^Базовые баллы\s*Программа\s*\+50$/ }));
+      await see(preview.getByRole('row', { name: /^Двойные баллы\s*Эта акция\s*\+50$/ }));
+      await screenshots(page, 'portal-campaign-preview');
+      // Before the campaign starts it adds nothing at that moment.
+      await dialog.getByLabel('Начало').fill('2030-01-01T00:00');
+      await see(preview.getByTestId('campaign-preview-none'));
+      await seeText(total, /^50\s+баллов$/);
+      await dialog.getByLabel('Начало').fill('');
+      await seeText(total, /^100\s+баллов$/);
       await dialog.getByLabel('Множитель, ×').fill('3');
       await seeText(total, /^150\s+баллов$/);
       await dialog.getByLabel('Сумма чека', { exact: true }).fill('200');

@@ -11,6 +11,7 @@ import {
   CampaignLimits,
   CampaignSchedule,
   type CreateCampaignBody,
+  type DraftCampaign,
   type UpdateCampaignBody,
 } from './campaigns.schema.js';
 
@@ -18,6 +19,9 @@ type CampaignRow = Selectable<Campaigns>;
 
 // Joins no grants row: a quote for nobody in particular.
 const NO_CUSTOMER = '00000000-0000-0000-0000-000000000000';
+
+/** The id an unsaved draft campaign has in the rules (its breakdown line shows campaignId null). */
+export const UNSAVED_CAMPAIGN_ID = '00000000-0000-0000-0000-000000000000';
 
 function limitsOf(row: CampaignRow): CampaignLimits {
   return CampaignLimits.parse({
@@ -159,6 +163,29 @@ export function toRuleCampaign(campaign: Campaign, customerGrants = 0): RuleCamp
     startsAt: campaign.startsAt === null ? null : new Date(campaign.startsAt),
     endsAt: campaign.endsAt === null ? null : new Date(campaign.endsAt),
     customerGrants,
+  };
+}
+
+/**
+ * A campaign being edited as the rules take it for a preview: active (whatever its status), with
+ * the budget its stored campaign has used, for a customer without grants.
+ */
+export function toDraftRuleCampaign(draft: DraftCampaign, grantedPoints: number): RuleCampaign {
+  return {
+    id: draft.id ?? UNSAVED_CAMPAIGN_ID,
+    name: draft.name,
+    kind: draft.kind,
+    status: 'active',
+    startsAt: draft.startsAt === null ? null : new Date(draft.startsAt),
+    endsAt: draft.endsAt === null ? null : new Date(draft.endsAt),
+    schedule: draft.schedule,
+    conditions: draft.conditions,
+    effect: draft.effect,
+    limits: draft.limits,
+    priority: draft.priority,
+    exclusive: draft.exclusive,
+    grantedPoints,
+    customerGrants: 0,
   };
 }
 

@@ -647,12 +647,16 @@ export const en: Record<MessageKey, string> = {
   'campaigns.exclusive': 'Exclusive: campaigns of lower priority do not apply',
   'campaigns.previewTitle': 'Sample receipt',
   'campaigns.previewHint':
-    'The programme’s points come from the server; this campaign’s line is estimated from the form before saving.',
+    'The server computes the points as at the till: this campaign applies as if active, before it is saved.',
   'campaigns.baseLine': 'Base points',
   'campaigns.sampleCategory': 'Item category',
   'campaigns.sampleTier': 'Customer’s tier',
   'campaigns.sampleOutlet': 'Outlet',
-  'campaigns.estimated': 'This campaign (estimate)',
+  'campaigns.thisCampaign': 'This campaign',
+  'campaigns.sampleMoment': 'Time of purchase',
+  'campaigns.sampleMomentHint': 'Empty: now; in the browser’s time zone',
+  'campaigns.previewNotApplied':
+    'This campaign adds nothing to this receipt at that time (conditions, schedule or limits).',
   'campaigns.source.base': 'Programme',
   'campaigns.source.tier': 'Tier',
   'campaigns.source.campaign': 'Another campaign',

@@ -645,12 +645,16 @@ export const ru = {
   'campaigns.exclusive': 'Эксклюзивная: акции с меньшим приоритетом не применяются',
   'campaigns.previewTitle': 'Пример чека',
   'campaigns.previewHint':
-    'Баллы программы считает сервер; строка этой акции — оценка по форме, до сохранения.',
+    'Баллы считает сервер так же, как на кассе: эта акция применяется как активная, ещё до сохранения.',
   'campaigns.baseLine': 'Базовые баллы',
   'campaigns.sampleCategory': 'Категория товара',
   'campaigns.sampleTier': 'Уровень клиента',
   'campaigns.sampleOutlet': 'Точка продаж',
-  'campaigns.estimated': 'Эта акция (оценка)',
+  'campaigns.thisCampaign': 'Эта акция',
+  'campaigns.sampleMoment': 'Время покупки',
+  'campaigns.sampleMomentHint': 'Пусто — сейчас; по часовому поясу браузера',
+  'campaigns.previewNotApplied':
+    'Эта акция не даёт баллов этому чеку в это время (условия, расписание или лимит).',
   'campaigns.source.base': 'Программа',
   'campaigns.source.tier': 'Уровень',
   'campaigns.source.campaign': 'Другая акция',

@@ -1,4 +1,5 @@
 import { AuthClient } from '../lib/api';
+import type { BreakdownLine } from './campaignForm';
 
 /** The portal's API client (merchant staff session). */
 export const portalApi = new AuthClient('/api/v1/portal', 'loyalty.portal.session');
@@ -64,6 +65,8 @@ export interface Preview {
   eligibleAmount: number;
   earnRateBp: number;
   tier: string | { name: string } | null;
+  /** Why earnPoints: base, tier and one line per campaign (an unsaved draft: campaignId null). */
+  earnBreakdown: BreakdownLine[];
 }
 
 export interface Outlet {
