@@ -1,14 +1,17 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Database } from '../../db/database.js';
+import { IanaTimeZone } from '../../lib/time-zone.js';
 import { getDashboard } from './dashboard.service.js';
-import { allow, Day, merchantIdOf, portalErrors, portalSecurity, TimeZone } from './portal.http.js';
+import { allow, Day, merchantIdOf, portalErrors, portalSecurity } from './portal.http.js';
 
 const DashboardQuery = z.strictObject({
   from: Day.optional().describe('First day (inclusive); default: 29 days before `to`'),
   to: Day.optional().describe('Last day (inclusive); default: today'),
   outletId: z.uuid().optional(),
-  tz: TimeZone.describe('IANA time zone days are counted in (default UTC)'),
+  tz: IanaTimeZone.optional().describe(
+    "IANA time zone days are counted in; default: the merchant's (merchant.timeZone in /me)",
+  ),
 });
 
 const Figures = {

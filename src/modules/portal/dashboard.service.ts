@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Executor } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
+import { getMerchantTimeZone } from '../merchants/merchants.service.js';
 import { getDashboardFromRollups } from './dashboard.read.js';
 import { readRollupState } from './dashboard.rollups.js';
 
@@ -77,14 +78,15 @@ export interface DashboardOptions {
 }
 
 /**
- * Computes the dashboard of a merchant for [from, to] (inclusive days in `timeZone`): from the daily
- * rollups when they are built and in that zone (the merchant's), else from purchases.
+ * Computes the dashboard of a merchant for [from, to] (inclusive days in `timeZone`, default the
+ * merchant's own zone): from the daily rollups when they are built and in that zone, else from purchases.
  */
-export async function getDashboard(db: Executor, options: DashboardOptions): Promise<Dashboard> {
+export async function getDashboard(db: Executor, request: DashboardOptions): Promise<Dashboard> {
+  const timeZone = request.timeZone ?? (await getMerchantTimeZone(db, request.merchantId));
+  const options = { ...request, timeZone };
   dashboardRange(options);
   const state = await readRollupState(db, options.merchantId);
-  if (state && state.timeZone === (options.timeZone ?? 'UTC'))
-    return getDashboardFromRollups(db, options, state);
+  if (state && state.timeZone === timeZone) return getDashboardFromRollups(db, options, state);
   return getDashboardFromPurchases(db, options);
 }
 
