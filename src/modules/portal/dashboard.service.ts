@@ -2,8 +2,9 @@ import { sql } from 'kysely';
 import type { Executor } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
 import { getMerchantTimeZone } from '../merchants/merchants.service.js';
+import { type DashboardCampaign, dashboardCampaigns } from './dashboard.campaigns.js';
 import { getDashboardFromRollups } from './dashboard.read.js';
-import { readRollupState } from './dashboard.rollups.js';
+import { campaignRows, daysOf, readRollupState } from './dashboard.rollups.js';
 
 // The merchant dashboard, from purchases alone (one scan of the range, by the merchant/created_at
 // index). Definitions, as the portal shows them:
@@ -37,6 +38,8 @@ export interface Dashboard {
   totals: DashboardFigures & { newCustomers: number; returningCustomers: number };
   byDay: Array<DashboardFigures & { date: string; newCustomers: number; returningCustomers: number }>;
   byOutlet: Array<DashboardFigures & { outletId: string | null; name: string | null }>;
+  /** Points and revenue by campaign, for the merchant as a whole (dashboard.campaigns.ts). */
+  campaigns: DashboardCampaign[];
 }
 
 /** Today's date (YYYY-MM-DD) in a time zone. */
@@ -125,7 +128,7 @@ export async function getDashboardFromPurchases(db: Executor, options: Dashboard
     coalesce(sum(s.earned_points - s.revoked_points), 0)::bigint as "pointsEarned",
     coalesce(sum(s.redeemed_points - s.returned_points), 0)::bigint as "pointsRedeemed"`;
 
-  const [byDay, totals, byOutlet] = await Promise.all([
+  const [byDay, totals, byOutlet, campaigns] = await Promise.all([
     sql<DayRow>`
       with ${scope}
       select to_char(g.day, 'YYYY-MM-DD') as date, ${figures},
@@ -150,6 +153,11 @@ export async function getDashboardFromPurchases(db: Executor, options: Dashboard
       group by s.outlet_id, o.name
       order by revenue desc, o.name nulls last
     `.execute(db),
+    dashboardCampaigns(db, {
+      merchantId: options.merchantId,
+      from,
+      sources: [campaignRows(options.merchantId, tz, daysOf(from, to))],
+    }),
   ]);
   const total = totals.rows[0];
   return {
@@ -174,5 +182,6 @@ export async function getDashboardFromPurchases(db: Executor, options: Dashboard
       returningCustomers: r.returning_customers,
     })),
     byOutlet: byOutlet.rows,
+    campaigns,
   };
 }
