@@ -37,6 +37,18 @@ export interface Dashboard {
     pointsEarned: number;
     pointsRedeemed: number;
   }>;
+  /** The zone the days are counted in. */
+  timeZone: string;
+  /** Points and revenue by campaign (the whole merchant), most points first. */
+  campaigns: Array<{
+    campaignId: string;
+    name: string | null;
+    kind: string | null;
+    points: number;
+    purchases: number;
+    customers: number;
+    revenue: number;
+  }>;
 }
 
 export interface Tier {
