@@ -201,7 +201,7 @@ export const BOT_TEXTS = {
       new Intl.DateTimeFormat(ru ? 'ru-RU' : 'en-GB', {
         day: 'numeric',
         month: 'long',
-        timeZone: HISTORY_TIME_ZONE,
+        timeZone,
       }).format(new Date(iso));
     return [
       ru ? 'Акции:' : 'Offers:',
