@@ -21,6 +21,7 @@ import * as m0012 from './migrations/0012_write_path.js';
 import * as m0013 from './migrations/0013_dashboard_rollups.js';
 import * as m0014 from './migrations/0014_job_runs_trace_context.js';
 import * as m0017 from './migrations/0017_hot_path.js';
+import * as m0018 from './migrations/0018_dashboard_campaigns.js';
 
 // Migrations are listed here explicitly (append-only), so they work the same from source, from a
 // build and inside the image, with no directory scanning.
@@ -47,6 +48,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0013_dashboard_rollups': m0013,
   '0014_job_runs_trace_context': m0014,
   '0017_hot_path': m0017,
+  '0018_dashboard_campaigns': m0018,
 };
 
 /** Kysely's bookkeeping table (its default name). */

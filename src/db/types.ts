@@ -161,6 +161,17 @@ export interface DashboardDaily {
   revenue: number;
 }
 
+export interface DashboardDailyCampaigns {
+  campaign_id: string;
+  customers: number;
+  day: Timestamp;
+  merchant_id: string;
+  points: number;
+  prev_day: Timestamp | null;
+  purchases: number;
+  revenue: number;
+}
+
 export interface DashboardDailyCustomers {
   customers: number;
   day: Timestamp;
@@ -454,6 +465,7 @@ export interface DB {
   customer_tokens: CustomerTokens;
   customers: Customers;
   dashboard_daily: DashboardDaily;
+  dashboard_daily_campaigns: DashboardDailyCampaigns;
   dashboard_daily_customers: DashboardDailyCustomers;
   dashboard_rollup_state: DashboardRollupState;
   devices: Devices;

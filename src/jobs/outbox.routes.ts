@@ -58,6 +58,23 @@ export function createOutboxRoutes(deps: {
       .executeTakeFirst();
     if (!row?.chat || !row.bot) return [];
     if (formatCustomerNotification(event.type, payload, 'ru') === null) return [];
+    if (event.type === 'purchase.committed' && typeof payload.purchaseId === 'string') {
+      // The message explains the earn: the breakdown the commit stored on the purchase.
+      const purchase = await db
+        .selectFrom('purchases')
+        .select('earn_breakdown')
+        .where('id', '=', payload.purchaseId)
+        .executeTakeFirst();
+      if (purchase?.earn_breakdown) {
+        return [
+          {
+            target: 'telegram_customer',
+            chatId: String(row.chat),
+            payload: { ...payload, earnBreakdown: purchase.earn_breakdown },
+          },
+        ];
+      }
+    }
     return [{ target: 'telegram_customer', chatId: String(row.chat) }];
   }
 

@@ -792,6 +792,33 @@ describe('customer notifications in Telegram', () => {
     expect(fake.sentMessages().filter((m) => m.token === token)).toHaveLength(1);
   });
 
+  it("explains a purchase's campaign points in the customer's message", async () => {
+    const { merchant } = await merchantWithBot();
+    const { customerId, chatId } = await telegramCustomer(merchant.merchantId);
+    await t.db
+      .insertInto('campaigns')
+      .values({
+        merchant_id: merchant.merchantId,
+        name: 'Бонус 20',
+        kind: 'bonus_points',
+        status: 'active',
+        effect: JSON.stringify({ points: 20 }),
+      })
+      .execute();
+    await startDispatcher();
+    await commitPurchaseViaApi(t.app, merchant, { customerId, total: 50_000 });
+    const call = await fake.waitForCall(
+      (c) =>
+        c.method === 'sendMessage' &&
+        String(c.params.chat_id) === chatId &&
+        c.status === 200 &&
+        String(c.params.text).startsWith('Покупка'),
+      10_000,
+    );
+    const text = String(call.params.text).replace(/[\u00a0\u202f]/g, ' ');
+    expect(text).toContain('Начислено: 45 баллов\n  · базовые: +25 баллов\n  · Бонус 20: +20 баллов');
+  });
+
   it('honours retry_after when the Bot API answers 429', async () => {
     const { merchant } = await merchantWithBot();
     const { customerId, chatId } = await telegramCustomer(merchant.merchantId);

@@ -78,6 +78,17 @@ describe.skipIf(!hasChromium)('campaigns page (browser)', () => {
       // 1 000 ₽ at 5%: 50 base points, and x2 adds 50 more.
       const total = page.getByTestId('campaign-preview-total');
       await seeText(total, /^100\s+баллов$/);
+      // The server's breakdown (the quote's engine), the unsaved campaign applied as if active.
+      const preview = page.getByTestId('campaign-preview');
+      await see(preview.getByRole('row', { name: /^Базовые баллы\s*Программа\s*\+50$/ }));
+      await see(preview.getByRole('row', { name: /^Двойные баллы\s*Эта акция\s*\+50$/ }));
+      await screenshots(page, 'portal-campaign-preview');
+      // Before the campaign starts it adds nothing at that moment.
+      await dialog.getByLabel('Начало').fill('2030-01-01T00:00');
+      await see(preview.getByTestId('campaign-preview-none'));
+      await seeText(total, /^50\s+баллов$/);
+      await dialog.getByLabel('Начало').fill('');
+      await seeText(total, /^100\s+баллов$/);
       await dialog.getByLabel('Множитель, ×').fill('3');
       await seeText(total, /^150\s+баллов$/);
       await dialog.getByLabel('Сумма чека', { exact: true }).fill('200');
@@ -119,6 +130,24 @@ describe.skipIf(!hasChromium)('campaigns page (browser)', () => {
       await seeText(page.getByTestId('simulation-extra-points'), /^150$/, 30_000);
       await screenshots(page, 'portal-campaigns-simulate');
 
+      // A purchase while it runs gets x2; the dashboard shows the campaign's points and revenue.
+      const phone = '+79995550203';
+      await createTestCustomer(server.db, { merchant: team.merchant, phone });
+      const purchase = await integrationCall(
+        server.baseUrl,
+        team.merchant.apiKey,
+        '/purchases',
+        {
+          customer: { phone },
+          receipt: { total: 100_000 },
+          orderId: `ORD-${randomUUID().slice(0, 8)}`,
+          outletId: team.merchant.outletId,
+        },
+        { 'idempotency-key': randomUUID() },
+      );
+      expect(purchase.status).toBe(201);
+      expect((purchase.json.purchase as { earnedPoints: number }).earnedPoints).toBe(100);
+
       await row.getByRole('button', { name: 'Пауза' }).click();
       await seeText(row.getByTestId('campaign-status'), 'На паузе');
       const paused = await portalRequest(server.app, team.owner, {
@@ -128,6 +157,14 @@ describe.skipIf(!hasChromium)('campaigns page (browser)', () => {
       expect(paused.json().campaign).toMatchObject({ status: 'paused' });
       await see(row.getByRole('button', { name: 'Возобновить' }));
       await screenshots(page, 'portal-campaigns');
+
+      await navLink(page, 'Дашборд').click();
+      const byCampaign = page.getByRole('table', { name: 'По акциям' });
+      await seeText(
+        byCampaign.getByRole('row', { name: /Двойные баллы/ }),
+        /Двойные баллы.*50.*1.*1.*1\s000,00/s,
+      );
+      await screenshots(page, 'portal-dashboard-campaigns');
       expect(outsideRequests).toEqual([]);
     } finally {
       await close();

@@ -232,4 +232,67 @@ describe.skipIf(!hasChromium)('Telegram Mini App (browser)', () => {
       await third.close();
     }
   }, 120_000);
+
+  it('offers the active campaigns and explains a purchase with campaign points', async () => {
+    const [weekend] = await server.db
+      .insertInto('campaigns')
+      .values([
+        {
+          merchant_id: merchant.merchantId,
+          name: 'Бонус к каждой покупке',
+          kind: 'bonus_points',
+          status: 'active',
+          effect: JSON.stringify({ points: 25 }),
+        },
+        {
+          merchant_id: merchant.merchantId,
+          name: 'Двойные баллы в новом году',
+          kind: 'multiplier',
+          status: 'active',
+          starts_at: new Date('2099-01-01T00:00:00Z'),
+          effect: JSON.stringify({ multiplierBp: 20_000 }),
+        },
+      ])
+      .returning('id')
+      .execute();
+    // 1 000,00 ₽: 50 base points and 25 of the bonus.
+    const purchase = await integrationCall(
+      server.baseUrl,
+      merchant.apiKey,
+      '/purchases',
+      {
+        customer: { customerId },
+        receipt: { total: 100_000 },
+        orderId: 'M-2001',
+        outletId: merchant.outletId,
+      },
+      { 'idempotency-key': randomUUID() },
+    );
+    expect(purchase.status).toBe(201);
+    expect((purchase.json.purchase as { earnBreakdown: unknown[] }).earnBreakdown).toHaveLength(2);
+    const { page, close } = await newPage(browser, { width: 375, height: 812 });
+    try {
+      await openInjected(page, signInitData(botToken, TELEGRAM_USER), LIGHT_THEME);
+      const offers = page.getByTestId('miniapp-offers');
+      await seeText(offers, /Бонус к каждой покупке\s*сейчас\s*\+25\sбаллов за покупку/);
+      await seeText(offers, /Двойные баллы в новом году\s*скоро\s*×2 баллов за покупку/);
+      const breakdown = page.getByTestId('miniapp-breakdown');
+      await see(breakdown.getByText(/Из чего 75\sбаллов/));
+      expect(await breakdown.count()).toBe(1);
+      await breakdown.getByText(/Из чего/).click();
+      await see(breakdown.getByText('Базовые баллы'));
+      await seeText(breakdown, /Бонус к каждой покупке\s*\+25/);
+      await screenshots(page, 'miniapp-offers-breakdown');
+      await page.getByRole('button', { name: 'EN' }).click();
+      await seeText(page.getByTestId('miniapp-offers'), /\+25\spoints on a purchase/);
+      await see(page.getByTestId('miniapp-breakdown').getByText(/Where 75\spoints came from/));
+      await screenshots(page, 'miniapp-offers-breakdown-en');
+    } finally {
+      await close();
+      await server.db
+        .deleteFrom('campaigns')
+        .where('id', '=', weekend?.id ?? '')
+        .execute();
+    }
+  }, 120_000);
 });

@@ -4,6 +4,7 @@ import QRCode from 'qrcode';
 import type { Config } from '../../config.js';
 import type { Database } from '../../db/database.js';
 import { normalizePhone } from '../../lib/phone.js';
+import { listCustomerOffers } from '../campaigns/campaigns.offers.js';
 import {
   findCustomerByTelegramUser,
   getCustomerProfile,
@@ -46,7 +47,12 @@ function contactKeyboard(locale: Locale) {
 
 function menuKeyboard(locale: Locale, appUrl: string | null) {
   const labels = MENU_LABELS[locale];
-  const keyboard = new Keyboard().text(labels.balance).text(labels.code).row().text(labels.history);
+  const keyboard = new Keyboard()
+    .text(labels.balance)
+    .text(labels.code)
+    .row()
+    .text(labels.history)
+    .text(labels.offers);
   // The app opens from an inline button (sent on press): a reply-keyboard web_app button would
   // launch the Mini App without initData, so it could not sign in.
   if (appUrl) keyboard.text(labels.app);
@@ -153,6 +159,11 @@ export function createMerchantBot(options: {
         await showMenu(ctx, locale, BOT_TEXTS.history(entries, locale));
         return;
       }
+      case 'offers': {
+        const { offers, timeZone } = await listCustomerOffers(db, { ...ids, locale });
+        await showMenu(ctx, locale, BOT_TEXTS.offers(offers, locale, timeZone));
+        return;
+      }
       case 'app': {
         const url = appUrl();
         if (!url) {
@@ -214,6 +225,7 @@ export function createMerchantBot(options: {
     balance: 'balance',
     code: 'code',
     history: 'history',
+    offers: 'offers',
     app: 'app',
   };
   for (const [command, action] of Object.entries(commands)) {

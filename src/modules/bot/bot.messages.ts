@@ -1,3 +1,4 @@
+import type { Offer } from '../campaigns/campaigns.offers.js';
 import type { TierProgress } from '../customers/customers.service.js';
 import { formatMoney, formatPoints, type Locale } from '../telegram/telegram.messages.js';
 
@@ -9,8 +10,8 @@ export const HISTORY_TIME_ZONE = 'Europe/Moscow';
 
 /** Labels of the menu's reply-keyboard buttons; a press arrives as a message with this text. */
 export const MENU_LABELS = {
-  ru: { balance: 'Баланс', code: 'Мой код', history: 'История', app: 'Открыть приложение' },
-  en: { balance: 'Balance', code: 'My code', history: 'History', app: 'Open the app' },
+  ru: { balance: 'Баланс', code: 'Мой код', history: 'История', offers: 'Акции', app: 'Открыть приложение' },
+  en: { balance: 'Balance', code: 'My code', history: 'History', offers: 'Offers', app: 'Open the app' },
 } as const;
 
 /** A menu action. */
@@ -135,8 +136,8 @@ export const BOT_TEXTS = {
     locale === 'ru' ? 'Выберите действие в меню ниже.' : 'Choose what you need in the menu below.',
   help: (locale: Locale) =>
     locale === 'ru'
-      ? 'Я показываю ваш баланс, код для кассы и историю баллов. Выберите действие в меню ниже.'
-      : 'I show your balance, your code for the till and your points history. Choose an action in the menu below.',
+      ? 'Я показываю ваш баланс, код для кассы, историю баллов и акции. Выберите действие в меню ниже.'
+      : 'I show your balance, your code for the till, your points history and offers. Choose an action in the menu below.',
   balance: (view: BalanceView, locale: Locale) => {
     const ru = locale === 'ru';
     const lines = [
@@ -189,6 +190,30 @@ export const BOT_TEXTS = {
           locale === 'ru' ? 'Последние операции:' : 'Latest activity:',
           ...entries.map((e) => historyLine(e, locale)),
         ].join('\n'),
+  offers: (
+    offers: Array<Pick<Offer, 'name' | 'description' | 'isLiveNow' | 'endsAt'>>,
+    locale: Locale,
+    timeZone: string,
+  ) => {
+    const ru = locale === 'ru';
+    if (offers.length === 0) return ru ? 'Сейчас акций нет.' : 'No offers right now.';
+    const until = (iso: string) =>
+      new Intl.DateTimeFormat(ru ? 'ru-RU' : 'en-GB', {
+        day: 'numeric',
+        month: 'long',
+        timeZone,
+      }).format(new Date(iso));
+    return [
+      ru ? 'Акции:' : 'Offers:',
+      ...offers.map((offer) => {
+        const when = [
+          offer.isLiveNow ? (ru ? 'действует сейчас' : 'on now') : ru ? 'скоро' : 'coming soon',
+          offer.endsAt ? (ru ? `до ${until(offer.endsAt)}` : `until ${until(offer.endsAt)}`) : null,
+        ].filter((part) => part !== null);
+        return `• ${offer.name}: ${offer.description} (${when.join(', ')})`;
+      }),
+    ].join('\n');
+  },
   openApp: (locale: Locale) =>
     locale === 'ru'
       ? 'Баланс, уровень, код с QR и история — в приложении:'

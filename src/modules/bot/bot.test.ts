@@ -190,7 +190,7 @@ describe('merchant bot webhook', () => {
       keyboardOf(call)
         .flat()
         .map((b) => b.text),
-    ).toEqual(['Баланс', 'Мой код', 'История', 'Открыть приложение']);
+    ).toEqual(['Баланс', 'Мой код', 'История', 'Акции', 'Открыть приложение']);
     expect(await customersOfUser(user.id)).toEqual([
       expect.objectContaining({ phone, name: 'Анна Иванова', telegram_user_id: user.id }),
     ]);
@@ -329,6 +329,40 @@ describe('merchant bot webhook', () => {
     expect(text).toContain('Последние операции:');
     expect(text).toContain(`+${formatPoints(10)}`);
     expect(text).toContain('заказ A-77');
+  });
+
+  it('"Акции" and /offers list the offers the customer can get, in their language', async () => {
+    const { user } = await registeredUser();
+    const empty = await send(textUpdate(user, 'Акции'), user.id);
+    expect(String(empty.params.text)).toBe('Сейчас акций нет.');
+    const [campaign] = await t.db
+      .insertInto('campaigns')
+      .values({
+        merchant_id: merchant.merchantId,
+        name: 'Кофе x2',
+        kind: 'multiplier',
+        status: 'active',
+        effect: JSON.stringify({ multiplierBp: 20_000 }),
+        conditions: JSON.stringify({ categories: ['кофе'] }),
+        ends_at: new Date('2099-03-08T12:00:00Z'),
+      })
+      .returning('id')
+      .execute();
+    try {
+      const call = await send(textUpdate(user, 'Акции'), user.id);
+      expect(String(call.params.text)).toBe(
+        'Акции:\n• Кофе x2: ×2 баллов за покупку (кофе) (действует сейчас, до 8 марта)',
+      );
+      const en = await send(textUpdate({ ...user, language_code: 'en' }, '/offers'), user.id);
+      expect(String(en.params.text)).toBe(
+        'Offers:\n• Кофе x2: x2 points on a purchase (кофе) (on now, until 8 March)',
+      );
+    } finally {
+      await t.db
+        .deleteFrom('campaigns')
+        .where('id', '=', campaign?.id ?? '')
+        .execute();
+    }
   });
 
   it('"Открыть приложение" answers with an inline web_app button to the Mini App', async () => {

@@ -111,21 +111,32 @@ export const CampaignInput = z.strictObject(fields).superRefine(checkCampaign);
 export type CampaignInput = z.infer<typeof CampaignInput>;
 
 /** POST /campaigns: status defaults to draft, and the rest to none. */
-export const CreateCampaignBody = z
+const createFields = {
+  ...fields,
+  status: fields.status.default('draft'),
+  startsAt: fields.startsAt.default(null),
+  endsAt: fields.endsAt.default(null),
+  schedule: fields.schedule.default(null),
+  conditions: fields.conditions.default({}),
+  bonusLifetimeDays: fields.bonusLifetimeDays.default(null),
+  limits: fields.limits.default({}),
+  priority: fields.priority.default(0),
+  exclusive: fields.exclusive.default(false),
+};
+export const CreateCampaignBody = z.strictObject(createFields).superRefine(checkCampaign);
+export type CreateCampaignBody = z.infer<typeof CreateCampaignBody>;
+
+/**
+ * A campaign being edited, for a preview: a complete campaign as POST takes it, plus the id of the
+ * stored campaign it stands for (that one is left out of the preview, its budget counter kept).
+ */
+export const DraftCampaign = z
   .strictObject({
-    ...fields,
-    status: fields.status.default('draft'),
-    startsAt: fields.startsAt.default(null),
-    endsAt: fields.endsAt.default(null),
-    schedule: fields.schedule.default(null),
-    conditions: fields.conditions.default({}),
-    bonusLifetimeDays: fields.bonusLifetimeDays.default(null),
-    limits: fields.limits.default({}),
-    priority: fields.priority.default(0),
-    exclusive: fields.exclusive.default(false),
+    ...createFields,
+    id: z.uuid().optional().describe('The stored campaign this draft replaces in the preview'),
   })
   .superRefine(checkCampaign);
-export type CreateCampaignBody = z.infer<typeof CreateCampaignBody>;
+export type DraftCampaign = z.infer<typeof DraftCampaign>;
 
 /** PATCH /campaigns/{id}: the fields to change (the result is checked whole). */
 export const UpdateCampaignBody = z.strictObject(fields).partial();

@@ -12,10 +12,14 @@ import {
   CampaignLimits,
   CampaignSchedule,
   type CreateCampaignBody,
+  type DraftCampaign,
   type UpdateCampaignBody,
 } from './campaigns.schema.js';
 
 type CampaignRow = Selectable<Campaigns>;
+
+/** The id an unsaved draft campaign has in the rules (its breakdown line shows campaignId null). */
+export const UNSAVED_CAMPAIGN_ID = '00000000-0000-0000-0000-000000000000';
 
 function limitsOf(row: CampaignRow): CampaignLimits {
   return CampaignLimits.parse({
@@ -168,6 +172,29 @@ export function toRuleCampaign(campaign: Campaign, customerGrants = 0): RuleCamp
   };
 }
 
+/**
+ * A campaign being edited as the rules take it for a preview: active (whatever its status), with
+ * the budget its stored campaign has used, for a customer without grants.
+ */
+export function toDraftRuleCampaign(draft: DraftCampaign, grantedPoints: number): RuleCampaign {
+  return {
+    id: draft.id ?? UNSAVED_CAMPAIGN_ID,
+    name: draft.name,
+    kind: draft.kind,
+    status: 'active',
+    startsAt: draft.startsAt === null ? null : new Date(draft.startsAt),
+    endsAt: draft.endsAt === null ? null : new Date(draft.endsAt),
+    schedule: draft.schedule,
+    conditions: draft.conditions,
+    effect: draft.effect,
+    limits: draft.limits,
+    priority: draft.priority,
+    exclusive: draft.exclusive,
+    grantedPoints,
+    customerGrants: 0,
+  };
+}
+
 const PURCHASE_KINDS = ['multiplier', 'bonus_points'] as const;
 
 /** Whether a campaign's period (startsAt/endsAt) holds `at`. */
@@ -182,10 +209,10 @@ function inPeriod(campaign: Campaign, at: Date): boolean {
 /** The customer's grants of the given campaigns (for limits.perCustomer), by campaign id. */
 async function findCustomerGrants(
   db: Executor,
-  customerId: string,
+  customerId: string | null,
   campaignIds: string[],
 ): Promise<Map<string, number>> {
-  if (campaignIds.length === 0) return new Map();
+  if (customerId === null || campaignIds.length === 0) return new Map();
   const rows = await db
     .selectFrom('campaign_grants')
     .select(['campaign_id', 'grants'])
@@ -253,10 +280,11 @@ export class CampaignCache {
 
   /**
    * The merchant's purchase campaigns that are active and within their period at `at`, with the
-   * customer's grants (for limits.perCustomer; read only when a campaign has that limit).
+   * customer's grants (for limits.perCustomer; read only when a campaign has that limit; none for
+   * a quote for nobody in particular, customerId null).
    * Schedules and conditions are the rules' business.
    */
-  async forPurchase(options: { merchantId: string; customerId: string; at: Date }): Promise<RuleCampaign[]> {
+  async forPurchase(options: { merchantId: string; customerId: string | null; at: Date }): Promise<RuleCampaign[]> {
     const campaigns = (await this.active(options.merchantId)).filter((c) => inPeriod(c, options.at));
     const limited = campaigns.filter((c) => c.limits.perCustomer !== undefined).map((c) => c.id);
     const grants = await findCustomerGrants(this.db, options.customerId, limited);

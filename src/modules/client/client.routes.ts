@@ -4,6 +4,8 @@ import type { Config } from '../../config.js';
 import type { Database } from '../../db/database.js';
 import { authenticateCustomer, customerOf } from '../../http/auth.js';
 import { SecretBox } from '../../lib/crypto.js';
+import { listCustomerOffers, OffersResponse } from '../campaigns/campaigns.offers.js';
+import { EarnBreakdownItem } from '../campaigns/campaigns.schema.js';
 import {
   getCustomerProfile,
   issueCustomerCode,
@@ -46,6 +48,26 @@ const MeResponse = z.object({
     .nullable()
     .describe('null when the programme has no tiers'),
   programme: z.object({ pointValueMinor: z.int(), earnRateBp: z.int() }),
+});
+
+const OffersQuery = z.strictObject({
+  lang: z.enum(['ru', 'en']).default('ru').describe("Language of the offers' descriptions"),
+});
+
+const Transaction = z.object({
+  id: z.int(),
+  kind: z.string(),
+  bucket: z.string(),
+  points: z.int(),
+  purchaseId: z.string().nullable(),
+  refundId: z.string().nullable(),
+  orderId: z.string().nullable(),
+  reason: z.string().nullable(),
+  createdAt: z.string(),
+  earnBreakdown: z
+    .array(EarnBreakdownItem)
+    .nullable()
+    .describe("On a purchase's earn and redeem entries: why it earned what it did (null for other entries)"),
 });
 
 const TransactionsQuery = z.strictObject({
@@ -126,11 +148,32 @@ function authenticatedRoutes(deps: { db: Database; config: Config }): FastifyPlu
           summary: 'Ledger history, newest first',
           security,
           querystring: TransactionsQuery,
+          response: {
+            200: z.object({ items: z.array(Transaction) }),
+            401: ErrorResponse,
+            403: ErrorResponse,
+          },
         },
       },
-      async (request) => ({
-        items: await listCustomerTransactions(deps.db, { ...customerOf(request), ...request.query }),
-      }),
+      async (request) => {
+        const items = await listCustomerTransactions(deps.db, { ...customerOf(request), ...request.query });
+        return { items: items.map((item) => ({ ...item, createdAt: item.createdAt.toISOString() })) };
+      },
+    );
+
+    app.get(
+      '/offers',
+      {
+        schema: {
+          tags: ['client'],
+          summary:
+            "The merchant's active campaigns the customer can still get, running now or later (running now first)",
+          security,
+          querystring: OffersQuery,
+          response: { 200: OffersResponse, 401: ErrorResponse, 403: ErrorResponse },
+        },
+      },
+      async (request) => listCustomerOffers(deps.db, { ...customerOf(request), locale: request.query.lang }),
     );
   };
 }

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { Executor } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
 import { randomDigits, randomSecret, sha256Hex } from '../../lib/tokens.js';
+import type { EarnBreakdownItem } from '../campaigns/campaigns.schema.js';
 import { selectTier } from '../programme/programme.rules.js';
 import { ProgrammeRules, type Tier } from '../programme/programme.schema.js';
 
@@ -320,6 +321,10 @@ export async function listCustomerTransactions(
       'p.order_id as orderId',
       'e.reason',
       'e.created_at as createdAt',
+      // A purchase's explanation on its earn and redeem entries (not on its refunds' entries).
+      sql<EarnBreakdownItem[] | null>`case when e.kind in ('earn', 'redeem') then p.earn_breakdown end`.as(
+        'earnBreakdown',
+      ),
     ])
     .where('e.customer_id', '=', options.customerId)
     .where('e.merchant_id', '=', options.merchantId)

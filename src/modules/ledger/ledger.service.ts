@@ -83,7 +83,7 @@ export type ExplainedQuote = QuoteResult & { earnBreakdown: EarnBreakdownItem[] 
 export function quoteForCustomer(
   options: {
     rules: ProgrammeRules;
-    customer: CustomerState;
+    customer: Pick<CustomerState, 'available' | 'spend'>;
     receipt: Receipt;
     redeemPoints: number;
     context?: PosContext;

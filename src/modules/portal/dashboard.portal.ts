@@ -1,14 +1,17 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Database } from '../../db/database.js';
+import { IanaTimeZone } from '../../lib/time-zone.js';
 import { getDashboard } from './dashboard.service.js';
-import { allow, Day, merchantIdOf, portalErrors, portalSecurity, TimeZone } from './portal.http.js';
+import { allow, Day, merchantIdOf, portalErrors, portalSecurity } from './portal.http.js';
 
 const DashboardQuery = z.strictObject({
   from: Day.optional().describe('First day (inclusive); default: 29 days before `to`'),
   to: Day.optional().describe('Last day (inclusive); default: today'),
   outletId: z.uuid().optional(),
-  tz: TimeZone.describe('IANA time zone days are counted in (default UTC)'),
+  tz: IanaTimeZone.optional().describe(
+    "IANA time zone days are counted in; default: the merchant's (merchant.timeZone in /me)",
+  ),
 });
 
 const Figures = {
@@ -30,6 +33,23 @@ export const DashboardResponse = z.object({
   totals: z.object({ ...Figures, ...Customers }),
   byDay: z.array(z.object({ date: z.string(), ...Figures, ...Customers })),
   byOutlet: z.array(z.object({ outletId: z.uuid().nullable(), name: z.string().nullable(), ...Figures })),
+  campaigns: z
+    .array(
+      z.object({
+        campaignId: z.uuid(),
+        name: z.string().nullable().describe('null: the campaign was deleted (its points stay)'),
+        kind: z.string().nullable(),
+        points: z.int().describe("The campaign's points net of refund revocations"),
+        purchases: z
+          .int()
+          .describe("Purchases that got the campaign's points (0 for welcome, birthday, referral)"),
+        customers: z.int().describe('Distinct customers granted in the period'),
+        revenue: z.int().describe('Totals of those purchases net of refunds, minor units'),
+      }),
+    )
+    .describe(
+      'Points and revenue by campaign for the whole merchant (the outlet filter does not apply), most points first',
+    ),
 });
 
 /** GET /dashboard (dashboard:read). */

@@ -1,7 +1,10 @@
 import { type RawBuilder, sql } from 'kysely';
 import type { Executor } from '../../db/database.js';
+import { dashboardCampaigns } from './dashboard.campaigns.js';
 import {
+  campaignRows,
   customerRows,
+  daysOf,
   figureRows,
   findChangedDays,
   ROLLUP_OVERLAP_MS,
@@ -78,12 +81,14 @@ export async function getDashboardFromRollups(
       since: new Date(state.watermark.getTime() - ROLLUP_OVERLAP_MS),
     })
   ).filter((day) => day >= from && day <= to);
-  const stored = (table: 'dashboard_daily' | 'dashboard_daily_customers') => sql`
+  const stored = (
+    table: 'dashboard_daily' | 'dashboard_daily_customers' | 'dashboard_daily_campaigns',
+  ) => sql`
     select * from ${sql.table(table)}
     where merchant_id = ${merchantId} and day between ${from}::date and ${to}::date
       and day <> all(${changed}::date[])`;
   const none = Promise.resolve({ rows: [] });
-  const [storedFigures, storedCustomers, liveFigures, liveCustomers, outlets] = await Promise.all([
+  const [storedFigures, storedCustomers, liveFigures, liveCustomers, outlets, campaigns] = await Promise.all([
     figuresOf(stored('dashboard_daily'), outletId).execute(db),
     customersOf(stored('dashboard_daily_customers'), outletId, from).execute(db),
     changed.length > 0 ? figuresOf(figureRows(merchantId, tz, changed), outletId).execute(db) : none,
@@ -91,11 +96,18 @@ export async function getDashboardFromRollups(
       ? customersOf(customerRows(merchantId, tz, changed), outletId, from).execute(db)
       : none,
     db.selectFrom('outlets').select(['id', 'name']).where('merchant_id', '=', merchantId).execute(),
+    dashboardCampaigns(db, {
+      merchantId,
+      from,
+      sources: [
+        stored('dashboard_daily_campaigns'),
+        ...(changed.length > 0 ? [campaignRows(merchantId, tz, changed)] : []),
+      ],
+    }),
   ]);
 
   const byDay = new Map<string, Dashboard['byDay'][number]>();
-  for (let t = Date.parse(from); t <= Date.parse(to); t += 86_400_000) {
-    const date = new Date(t).toISOString().slice(0, 10);
+  for (const date of daysOf(from, to)) {
     byDay.set(date, { date, ...emptyFigures(), newCustomers: 0, returningCustomers: 0 });
   }
   const totals = { ...emptyFigures(), newCustomers: 0, returningCustomers: 0 };
@@ -130,5 +142,5 @@ export async function getDashboardFromRollups(
       (a.name === null ? 1 : 0) - (b.name === null ? 1 : 0) ||
       (a.name ?? '').localeCompare(b.name ?? ''),
   );
-  return { from, to, timeZone: tz, totals, byDay: [...byDay.values()], byOutlet: outletRows };
+  return { from, to, timeZone: tz, totals, byDay: [...byDay.values()], byOutlet: outletRows, campaigns };
 }

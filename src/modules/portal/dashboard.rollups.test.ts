@@ -18,6 +18,8 @@ import { type DashboardOptions, getDashboard, getDashboardFromPurchases } from '
 let t: TestDatabase;
 let merchantId: string;
 let outletIds: string[];
+let doubleId: string;
+let welcomeId: string;
 const TZ = DEFAULT_MERCHANT_TIME_ZONE;
 const DAY = 86_400_000;
 
@@ -44,6 +46,22 @@ async function expectSameAsPurchases(): Promise<void> {
   }
 }
 
+/** The generated history's campaign figures, read from the rollups. */
+async function expectCampaignFigures(): Promise<void> {
+  // Not vacuous: the last 90 days have points of both campaigns, and revenue for the purchase one.
+  const recent = await getDashboard(t.db, {
+    merchantId,
+    timeZone: TZ,
+    from: dayInZone(-89),
+    to: dayInZone(0),
+  });
+  const byId = new Map(recent.campaigns.map((c) => [c.campaignId, c]));
+  expect(byId.get(doubleId)).toMatchObject({ name: 'Double', kind: 'multiplier' });
+  expect(byId.get(doubleId)?.revenue).toBeGreaterThan(0);
+  expect(byId.get(welcomeId)).toMatchObject({ name: 'Welcome', kind: 'welcome', purchases: 0, revenue: 0 });
+  expect(byId.get(welcomeId)?.points).toBe((byId.get(welcomeId)?.customers ?? 0) * 100);
+}
+
 beforeAll(async () => {
   t = await createTestDatabase({ poolMax: 8 });
   const summary = await loadScaleData(t.db, {
@@ -57,6 +75,29 @@ beforeAll(async () => {
   if (!merchant) throw new Error('no merchant generated');
   merchantId = merchant.id;
   outletIds = merchant.outletIds;
+  // Campaign points in the history: some purchases' lots came from a campaign, and every customer
+  // got a grant outside purchases (a welcome bonus) on a day of the last 500.
+  const campaigns = await t.db
+    .insertInto('campaigns')
+    .values(
+      [
+        { name: 'Double', kind: 'multiplier', effect: { multiplierBp: 20_000 } },
+        { name: 'Welcome', kind: 'welcome', effect: { points: 100 } },
+      ].map((c) => ({ ...c, merchant_id: merchantId, status: 'active', effect: JSON.stringify(c.effect) })),
+    )
+    .returning('id')
+    .execute();
+  [doubleId, welcomeId] = campaigns.map((c) => c.id) as [string, string];
+  await sql`update point_lots set campaign_id = ${doubleId}
+    where merchant_id = ${merchantId} and purchase_id is not null and id % 5 = 0`.execute(t.db);
+  await sql`
+    with g as (
+      select merchant_id, id, now() - random() * interval '500 days' as at
+      from customers where merchant_id = ${merchantId}
+    )
+    insert into point_lots (merchant_id, customer_id, source, campaign_id, points, remaining, state,
+                            available_at, created_at)
+    select merchant_id, id, 'adjust', ${welcomeId}, 100, 100, 'active', at, at from g`.execute(t.db);
 }, 120_000);
 
 afterAll(async () => {
@@ -70,6 +111,7 @@ describe('dashboard rollups', () => {
     expect(result.days).toBeGreaterThan(400);
     expect((await readRollupState(t.db, merchantId))?.timeZone).toBe(TZ);
     await expectSameAsPurchases();
+    await expectCampaignFigures();
 
     // It reads the stored rows: a tampered one shows.
     const day = dayInZone(-50);
@@ -85,7 +127,7 @@ describe('dashboard rollups', () => {
     } finally {
       await bump(-1);
     }
-  });
+  }, 120_000);
 
   it('stays equal after purchases and refunds, before and after the job sees them, with two jobs at once', async () => {
     const rules = DEFAULT_RULES;
@@ -109,10 +151,21 @@ describe('dashboard rollups', () => {
         context: { deviceId: device.id },
       });
     }
-    // A partial refund of a purchase made weeks ago changes that day.
+    // One of today's purchases got campaign points, and a customer a grant outside purchases.
+    await sql`update point_lots set campaign_id = ${doubleId}
+      where id = (select max(id) from point_lots where merchant_id = ${merchantId} and purchase_id is not null)`.execute(
+      t.db,
+    );
+    await sql`
+      insert into point_lots (merchant_id, customer_id, source, campaign_id, points, remaining, state, available_at)
+      values (${merchantId}, ${buyers[0]?.id}, 'adjust', ${welcomeId}, 100, 100, 'active', now())`.execute(
+      t.db,
+    );
+    // A partial refund of a purchase made weeks ago, with campaign points, changes that day.
     const { rows: old } = await sql<{ id: string }>`
-      select id from purchases where merchant_id = ${merchantId} and refunded_amount = 0
+      select id from purchases p where merchant_id = ${merchantId} and refunded_amount = 0
         and created_at < now() - interval '20 days' and created_at > now() - interval '60 days'
+        and exists (select 1 from point_lots l where l.purchase_id = p.id and l.campaign_id is not null)
       order by created_at limit 1`.execute(t.db);
     const purchaseId = old[0]?.id;
     if (!purchaseId) throw new Error('no purchase to refund');
@@ -132,7 +185,7 @@ describe('dashboard rollups', () => {
     const again = await refreshDashboardRollups(t.db);
     expect(again.days).toBeLessThan(10);
     await expectSameAsPurchases();
-  });
+  }, 120_000);
 
   it('answers a request in another zone from purchases', async () => {
     const options = { merchantId, timeZone: 'Asia/Vladivostok', from: dayInZone(-30), to: dayInZone(0) };

@@ -2,7 +2,7 @@ import { type RawBuilder, sql } from 'kysely';
 import type { Database, Executor } from '../../db/database.js';
 import { getMerchantTimeZones } from '../merchants/time-zone.js';
 
-// Daily rollups of the dashboard (tables of migration 0013), kept by the dashboard:rollups job and
+// Daily rollups of the dashboard (tables of migrations 0013 and 0018), kept by the dashboard:rollups job and
 // read by getDashboard for requests in the merchant's own zone.
 //
 // The job recomputes whole days (delete + insert under a per-merchant lock), so running it twice,
@@ -140,6 +140,92 @@ function customerRowsOfHistory(merchantId: string, tz: string) {
     ${BUCKETS}`;
 }
 
+// A campaign lot's points net of what refunds revoked from it.
+const NET_LOT_POINTS = sql`l.points + coalesce((select sum(m.points) from lot_moves m
+      where m.lot_id = l.id and m.kind = 'refund_revoke'), 0)`;
+
+// Counts per day, campaign and bucket of the previous grant day the rows of `per` (day,
+// customer_id, campaign_id, purchases, points, revenue, prev): see migration 0018.
+const CAMPAIGN_BUCKETS = sql`
+    select day, campaign_id,
+      case when prev < day - 366 then '-infinity'::date else prev end as prev_day,
+      count(*)::int as customers, sum(purchases)::int as purchases, sum(points)::bigint as points,
+      sum(revenue)::bigint as revenue
+    from rows
+    group by 1, 2, 3`;
+
+/**
+ * Points, purchases, revenue and buyers (bucketed by their previous grant day of the campaign) per
+ * day and campaign of the given days, computed from the campaign lots: a purchase's lots on the
+ * purchase's day, grants outside purchases (welcome, birthday, referral) on their own day.
+ */
+export function campaignRows(merchantId: string, tz: string, days: readonly string[]) {
+  const start = (day: RawBuilder<unknown>) => dayStart(day, tz);
+  return sql`
+    with lots as (
+      select x.day, l.customer_id, l.campaign_id, p.id as purchase_id,
+             p.total - p.refunded_amount as revenue, ${NET_LOT_POINTS} as points
+      from unnest(${days}::date[]) as x(day)
+      join purchases p on p.merchant_id = ${merchantId}
+        and p.created_at >= ${start(sql`x.day`)} and p.created_at < ${start(sql`x.day + 1`)}
+      join point_lots l on l.purchase_id = p.id and l.campaign_id is not null
+      union all
+      select x.day, l.customer_id, l.campaign_id, null, 0, ${NET_LOT_POINTS}
+      from unnest(${days}::date[]) as x(day)
+      join point_lots l on l.merchant_id = ${merchantId} and l.campaign_id is not null
+        and l.purchase_id is null
+        and l.created_at >= ${start(sql`x.day`)} and l.created_at < ${start(sql`x.day + 1`)}
+    ),
+    per as (
+      select day, customer_id, campaign_id, count(distinct purchase_id)::int as purchases,
+        sum(points) as points, sum(revenue) as revenue
+      from lots group by 1, 2, 3
+    ),
+    rows as (
+      select per.*,
+        (select (max(coalesce(q.created_at, l.created_at)) at time zone ${tz})::date
+         from point_lots l left join purchases q on q.id = l.purchase_id
+         where l.customer_id = per.customer_id and l.campaign_id = per.campaign_id
+           and coalesce(q.created_at, l.created_at) < ${start(sql`per.day`)}) as prev
+      from per
+    )
+    ${CAMPAIGN_BUCKETS}`;
+}
+
+/** campaignRows for every day of a merchant's history at once (one sorted pass, window functions). */
+function campaignRowsOfHistory(merchantId: string, tz: string) {
+  return sql`
+    with lots as (
+      select (coalesce(p.created_at, l.created_at) at time zone ${tz})::date as day, l.customer_id,
+             l.campaign_id, l.purchase_id, coalesce(p.total - p.refunded_amount, 0) as revenue,
+             ${NET_LOT_POINTS} as points
+      from point_lots l left join purchases p on p.id = l.purchase_id
+      where l.merchant_id = ${merchantId} and l.campaign_id is not null
+    ),
+    per as (
+      select day, customer_id, campaign_id, count(distinct purchase_id)::int as purchases,
+        sum(points) as points, sum(revenue) as revenue
+      from lots group by 1, 2, 3
+    ),
+    rows as (
+      select per.*, lag(day) over (partition by customer_id, campaign_id order by day) as prev from per
+    )
+    ${CAMPAIGN_BUCKETS}`;
+}
+
+const INSERT_CAMPAIGN_ROWS = sql`
+    insert into dashboard_daily_campaigns
+      (merchant_id, day, campaign_id, prev_day, customers, purchases, points, revenue)`;
+
+/** The days from `from` to `to` (YYYY-MM-DD, inclusive). */
+export function daysOf(from: string, to: string): string[] {
+  const days: string[] = [];
+  for (let t = Date.parse(from); t <= Date.parse(to); t += 86_400_000) {
+    days.push(new Date(t).toISOString().slice(0, 10));
+  }
+  return days;
+}
+
 /** Serialises the job's work on one merchant (two workers, or the job and a rebuild). */
 async function lockMerchant(db: Executor, merchantId: string): Promise<void> {
   await sql`select pg_advisory_xact_lock(hashtextextended(${`dashboard_rollups:${merchantId}`}, 0))`.execute(
@@ -153,8 +239,8 @@ async function transactionStart(db: Executor): Promise<Date> {
 }
 
 /**
- * Days (YYYY-MM-DD in tz) whose figures may have changed since `since`: days of purchases made
- * since, and of the refunded purchases of customers refunded since (a refund changes its purchase
+ * Days (YYYY-MM-DD in tz) whose figures may have changed since `since`: days of purchases and of
+ * campaign grants outside purchases made since, and of the refunded purchases of customers refunded since (a refund changes its purchase
  * and may settle what another purchase of the same customer owed).
  */
 export async function findChangedDays(
@@ -166,6 +252,11 @@ export async function findChangedDays(
     select distinct to_char((t.created_at at time zone ${tz})::date, 'YYYY-MM-DD') as day
     from (
       select created_at from purchases where merchant_id = ${merchantId} and created_at >= ${since}
+      union all
+      -- Campaign grants outside purchases (welcome, birthday, referral).
+      select created_at from point_lots
+      where merchant_id = ${merchantId} and campaign_id is not null and purchase_id is null
+        and created_at >= ${since}
       union all
       select p.created_at
       from (select distinct customer_id from refunds
@@ -199,14 +290,14 @@ async function replaceDays(
     insert into dashboard_daily_customers (merchant_id, day, outlet_id, prev_day, prev_is_first, customers)
     select ${merchantId}, c.day, c.outlet_id, c.prev_day, c.prev_is_first, c.customers
     from (${customerRows(merchantId, tz, days)}) c`.execute(db);
-}
-
-function daysBetween(first: string, last: string): string[] {
-  const days: string[] = [];
-  for (let t = Date.parse(first); t <= Date.parse(last); t += 86_400_000) {
-    days.push(new Date(t).toISOString().slice(0, 10));
-  }
-  return days;
+  await sql`
+    delete from dashboard_daily_campaigns where merchant_id = ${merchantId} and day = any(${days}::date[])`.execute(
+    db,
+  );
+  await sql`
+    ${INSERT_CAMPAIGN_ROWS}
+    select ${merchantId}, c.day, c.campaign_id, c.prev_day, c.customers, c.purchases, c.points, c.revenue
+    from (${campaignRows(merchantId, tz, days)}) c`.execute(db);
 }
 
 /** Builds a merchant's rollups from its whole history, in one transaction. */
@@ -218,12 +309,18 @@ async function buildMerchant(db: Database, merchantId: string, tz: string): Prom
     const started = await transactionStart(trx);
     await trx.deleteFrom('dashboard_daily').where('merchant_id', '=', merchantId).execute();
     await trx.deleteFrom('dashboard_daily_customers').where('merchant_id', '=', merchantId).execute();
+    await trx.deleteFrom('dashboard_daily_campaigns').where('merchant_id', '=', merchantId).execute();
+    // Grants outside purchases may come before a merchant's first purchase.
+    await sql`
+      ${INSERT_CAMPAIGN_ROWS}
+      select ${merchantId}, c.day, c.campaign_id, c.prev_day, c.customers, c.purchases, c.points, c.revenue
+      from (${campaignRowsOfHistory(merchantId, tz)}) c`.execute(trx);
     const { rows } = await sql<{ first: string | null; today: string }>`
       select to_char((min(created_at) at time zone ${tz})::date, 'YYYY-MM-DD') as first,
              to_char((now() at time zone ${tz})::date, 'YYYY-MM-DD') as today
       from purchases where merchant_id = ${merchantId}`.execute(trx);
     const span = rows[0];
-    const days = span?.first ? daysBetween(span.first, span.today) : [];
+    const days = span?.first ? daysOf(span.first, span.today) : [];
     if (days.length > 0) {
       await sql`
         insert into dashboard_daily (merchant_id, day, outlet_id, purchases, revenue, points_earned, points_redeemed)

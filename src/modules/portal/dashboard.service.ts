@@ -1,8 +1,10 @@
 import { sql } from 'kysely';
 import type { Executor } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
+import { getMerchantTimeZone } from '../merchants/merchants.service.js';
+import { type DashboardCampaign, dashboardCampaigns } from './dashboard.campaigns.js';
 import { getDashboardFromRollups } from './dashboard.read.js';
-import { readRollupState } from './dashboard.rollups.js';
+import { campaignRows, daysOf, readRollupState } from './dashboard.rollups.js';
 
 // The merchant dashboard, from purchases alone (one scan of the range, by the merchant/created_at
 // index). Definitions, as the portal shows them:
@@ -36,6 +38,8 @@ export interface Dashboard {
   totals: DashboardFigures & { newCustomers: number; returningCustomers: number };
   byDay: Array<DashboardFigures & { date: string; newCustomers: number; returningCustomers: number }>;
   byOutlet: Array<DashboardFigures & { outletId: string | null; name: string | null }>;
+  /** Points and revenue by campaign, for the merchant as a whole (dashboard.campaigns.ts). */
+  campaigns: DashboardCampaign[];
 }
 
 /** Today's date (YYYY-MM-DD) in a time zone. */
@@ -77,14 +81,15 @@ export interface DashboardOptions {
 }
 
 /**
- * Computes the dashboard of a merchant for [from, to] (inclusive days in `timeZone`): from the daily
- * rollups when they are built and in that zone (the merchant's), else from purchases.
+ * Computes the dashboard of a merchant for [from, to] (inclusive days in `timeZone`, default the
+ * merchant's own zone): from the daily rollups when they are built and in that zone, else from purchases.
  */
-export async function getDashboard(db: Executor, options: DashboardOptions): Promise<Dashboard> {
+export async function getDashboard(db: Executor, request: DashboardOptions): Promise<Dashboard> {
+  const timeZone = request.timeZone ?? (await getMerchantTimeZone(db, request.merchantId));
+  const options = { ...request, timeZone };
   dashboardRange(options);
   const state = await readRollupState(db, options.merchantId);
-  if (state && state.timeZone === (options.timeZone ?? 'UTC'))
-    return getDashboardFromRollups(db, options, state);
+  if (state && state.timeZone === timeZone) return getDashboardFromRollups(db, options, state);
   return getDashboardFromPurchases(db, options);
 }
 
@@ -123,7 +128,7 @@ export async function getDashboardFromPurchases(db: Executor, options: Dashboard
     coalesce(sum(s.earned_points - s.revoked_points), 0)::bigint as "pointsEarned",
     coalesce(sum(s.redeemed_points - s.returned_points), 0)::bigint as "pointsRedeemed"`;
 
-  const [byDay, totals, byOutlet] = await Promise.all([
+  const [byDay, totals, byOutlet, campaigns] = await Promise.all([
     sql<DayRow>`
       with ${scope}
       select to_char(g.day, 'YYYY-MM-DD') as date, ${figures},
@@ -148,6 +153,11 @@ export async function getDashboardFromPurchases(db: Executor, options: Dashboard
       group by s.outlet_id, o.name
       order by revenue desc, o.name nulls last
     `.execute(db),
+    dashboardCampaigns(db, {
+      merchantId: options.merchantId,
+      from,
+      sources: [campaignRows(options.merchantId, tz, daysOf(from, to))],
+    }),
   ]);
   const total = totals.rows[0];
   return {
@@ -172,5 +182,6 @@ export async function getDashboardFromPurchases(db: Executor, options: Dashboard
       returningCustomers: r.returning_customers,
     })),
     byOutlet: byOutlet.rows,
+    campaigns,
   };
 }

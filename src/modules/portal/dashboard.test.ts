@@ -39,6 +39,13 @@ describe('GET /dashboard', () => {
 
   beforeAll(async () => {
     const { merchant } = team;
+    // Days below are UTC days: the dashboard counts in the merchant's zone unless asked for another.
+    const zone = await portalRequest(t.app, team.owner, {
+      method: 'PATCH',
+      url: '/merchant',
+      payload: { timeZone: 'UTC' },
+    });
+    expect(zone.statusCode).toBe(200);
     const x = await createTestCustomer(t.db, { merchant, name: 'Анна' });
     const y = await createTestCustomer(t.db, { merchant, name: 'Борис', points: 300 });
     // X bought two days ago (their first purchase) and again today: returning today.
@@ -173,6 +180,38 @@ describe('GET /dashboard', () => {
     const other = await createMerchantTeam(t.app, t.db);
     const res = await portalRequest(t.app, other.owner, { method: 'GET', url: '/dashboard' });
     expect(res.json().totals).toMatchObject({ purchases: 0, revenue: 0 });
+  });
+
+  it("counts days in the merchant's time zone unless a valid tz is given", async () => {
+    // UTC+14: its calendar day is ahead of UTC's for 14 hours of every UTC day.
+    const zone = 'Pacific/Kiritimati';
+    await portalRequest(t.app, team.owner, {
+      method: 'PATCH',
+      url: '/merchant',
+      payload: { timeZone: zone },
+    });
+    try {
+      const todayThere = new Intl.DateTimeFormat('en-CA', { timeZone: zone }).format(new Date());
+      const byDefault = (await dashboard()).json();
+      expect(byDefault).toMatchObject({ timeZone: zone, to: todayThere });
+      const raw = await t.db
+        .selectFrom('purchases')
+        .select('created_at')
+        .where('merchant_id', '=', team.merchant.merchantId)
+        .execute();
+      const inZone = (at: Date) => new Intl.DateTimeFormat('en-CA', { timeZone: zone }).format(at);
+      for (const row of byDefault.byDay as Array<{ date: string; purchases: number }>) {
+        expect(row.purchases, row.date).toBe(raw.filter((p) => inZone(p.created_at) === row.date).length);
+      }
+      const utc = (await dashboard('?tz=UTC')).json();
+      expect(utc).toMatchObject({ timeZone: 'UTC', to: day(0) });
+    } finally {
+      await portalRequest(t.app, team.owner, {
+        method: 'PATCH',
+        url: '/merchant',
+        payload: { timeZone: 'UTC' },
+      });
+    }
   });
 
   it('rejects bad ranges and time zones naming the field', async () => {

@@ -5,7 +5,7 @@ import type { Config } from '../../config.js';
 import type { Executor } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
 import { authenticateStaff, requirePermission, staffOf } from '../../http/session.js';
-import { isTimeZone } from '../../lib/time-zone.js';
+import { IanaTimeZone } from '../../lib/time-zone.js';
 import type { Actor } from '../audit/audit.service.js';
 import type { Permission } from '../auth/permissions.js';
 import { ErrorResponse } from '../integration/integration.schema.js';
@@ -48,11 +48,7 @@ export const IdParams = z.strictObject({ id: z.uuid() });
 export const Day = z.iso.date();
 
 /** IANA time zone the days of a report are counted in (default UTC). */
-export const TimeZone = z
-  .string()
-  .max(64)
-  .refine((tz) => isTimeZone(tz), 'expected an IANA time zone such as Europe/Moscow')
-  .default('UTC');
+export const TimeZone = IanaTimeZone.default('UTC');
 
 /**
  * onRequest hook of the portal plugin: a valid access token, and a user that still exists, is not

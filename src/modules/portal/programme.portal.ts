@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Database } from '../../db/database.js';
+import { DraftCampaign, EarnBreakdownItem } from '../campaigns/campaigns.schema.js';
 import { ErrorResponse } from '../integration/integration.schema.js';
 import { MAX_AMOUNT_MINOR, ProgrammeRules, Receipt, Tier } from '../programme/programme.schema.js';
 import { actorOf, allow, merchantIdOf, portalErrors, portalSecurity } from './portal.http.js';
@@ -20,6 +21,16 @@ const PreviewBody = z.strictObject({
     .optional()
     .describe("The sample customer's balance; default: enough for any redemption"),
   tierSpend: z.int().min(0).max(MAX_AMOUNT_MINOR).optional().describe('Spend in the tier window; default 0'),
+  at: z.iso
+    .datetime({ offset: true })
+    .optional()
+    .describe(
+      "The moment of the sample purchase (campaign periods and schedules, merchant's clocks); default now",
+    ),
+  outletId: z.uuid().optional().describe('The outlet of the sample purchase (campaign conditions)'),
+  campaign: DraftCampaign.optional().describe(
+    'A campaign being edited, applied as if active (in place of the stored one its id names); nothing is saved',
+  ),
 });
 const PreviewResponse = z.object({
   earnPoints: z.int(),
@@ -30,6 +41,9 @@ const PreviewResponse = z.object({
   eligibleAmount: z.int(),
   earnRateBp: z.int(),
   tier: Tier.nullable(),
+  earnBreakdown: z
+    .array(EarnBreakdownItem)
+    .describe('Why earnPoints: base, tier, one line per campaign (an unsaved draft: campaignId null)'),
 });
 
 /** GET/PUT /programme and POST /programme/preview. */

@@ -1,8 +1,15 @@
 import type { Executor } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
 import type { Actor } from '../audit/audit.service.js';
-import { updateMerchantRules } from '../merchants/merchants.service.js';
-import { type QuoteResult, quotePurchase, RuleViolation } from '../programme/programme.rules.js';
+import type { DraftCampaign } from '../campaigns/campaigns.schema.js';
+import {
+  CampaignCache,
+  getCampaign,
+  toDraftRuleCampaign,
+  UNSAVED_CAMPAIGN_ID,
+} from '../campaigns/campaigns.service.js';
+import { type ExplainedQuote, quoteForCustomer } from '../ledger/ledger.service.js';
+import { getMerchantTimeZone, updateMerchantRules } from '../merchants/merchants.service.js';
 import { MAX_AMOUNT_MINOR, ProgrammeRules, type Receipt } from '../programme/programme.schema.js';
 import { runAudited } from './portal.audit.js';
 
@@ -47,8 +54,11 @@ export async function saveProgrammeRules(
 
 /**
  * What a sample receipt earns and redeems under the given rules (or the merchant's current ones):
- * the very computation the integration quote and commit use. Without availablePoints the customer
- * is assumed to have enough points for any redemption the receipt allows.
+ * the very computation the integration quote and commit use, campaigns included: the merchant's
+ * purchase campaigns live at `at` (default now) on its clocks, at `outletId`, for a customer with
+ * no grants yet. A draft campaign is applied as if active (in place of the stored one it names),
+ * nothing is written. Without availablePoints the customer is assumed to have enough points for
+ * any redemption the receipt allows.
  */
 export async function previewQuote(
   db: Executor,
@@ -59,19 +69,34 @@ export async function previewQuote(
     redeemPoints?: number;
     availablePoints?: number;
     tierSpend?: number;
+    at?: string;
+    outletId?: string;
+    campaign?: DraftCampaign;
   },
-): Promise<QuoteResult> {
-  const rules = options.rules ?? (await getMerchantRules(db, options.merchantId));
-  try {
-    return quotePurchase({
-      rules,
-      receipt: options.receipt,
-      redeemPoints: options.redeemPoints ?? 0,
-      availablePoints: options.availablePoints ?? MAX_AMOUNT_MINOR,
-      tierSpend: options.tierSpend ?? 0,
-    });
-  } catch (error) {
-    if (error instanceof RuleViolation) throw new AppError(error.code, error.message, error.details);
-    throw error;
-  }
+): Promise<ExplainedQuote> {
+  const at = options.at ? new Date(options.at) : new Date();
+  const { merchantId, campaign: draft } = options;
+  const [rules, timeZone, stored, replaced] = await Promise.all([
+    options.rules ?? getMerchantRules(db, merchantId),
+    getMerchantTimeZone(db, merchantId),
+    // Read afresh (no time to live): the portal previews what is stored now.
+    new CampaignCache(db, 0).forPurchase({ merchantId, customerId: null, at }),
+    draft?.id ? getCampaign(db, { merchantId, id: draft.id }) : null,
+  ]);
+  const campaigns = stored.filter((c) => c.id !== draft?.id);
+  if (draft) campaigns.push(toDraftRuleCampaign(draft, replaced?.grantedPoints ?? 0));
+  const quote = quoteForCustomer({
+    rules,
+    customer: { available: options.availablePoints ?? MAX_AMOUNT_MINOR, spend: options.tierSpend ?? 0 },
+    receipt: options.receipt,
+    redeemPoints: options.redeemPoints ?? 0,
+    context: { outletId: options.outletId },
+    campaigns,
+    timeZone,
+    at,
+  });
+  const earnBreakdown = quote.earnBreakdown.map((line) =>
+    line.campaignId === UNSAVED_CAMPAIGN_ID ? { ...line, campaignId: null } : line,
+  );
+  return { ...quote, earnBreakdown };
 }

@@ -70,6 +70,10 @@ const CustomerPayloads = {
     redeemedPoints: points,
     pendingPoints: points.default(0),
     balance: Balance,
+    // Added at fan-out from the purchase (purchases.earn_breakdown).
+    earnBreakdown: z
+      .array(z.looseObject({ source: z.string(), name: z.string(), points: z.number().int() }))
+      .optional(),
   }),
   'purchase.refunded': z.looseObject({
     orderId: z.string().optional(),
@@ -147,6 +151,14 @@ export function formatCustomerNotification(
             ? `Начислено: ${formatPoints(p.earnedPoints, locale)}${later}`
             : `Earned: ${formatPoints(p.earnedPoints, locale)}${later}`,
         );
+        // With campaign points, where the points came from.
+        if (p.earnBreakdown?.some((line) => line.source === 'campaign')) {
+          for (const line of p.earnBreakdown) {
+            if (line.points === 0) continue;
+            const name = line.source === 'base' ? (ru ? 'базовые' : 'base') : line.name;
+            lines.push(`  · ${name}: +${formatPoints(line.points, locale)}`);
+          }
+        }
       }
       lines.push(balanceLine(p.balance, locale));
       return lines.join('\n');

@@ -604,6 +604,30 @@ describe('messages', () => {
     ).toBe(null);
   });
 
+  it('explains a purchase with campaign points line by line', () => {
+    const payload = {
+      total: 100_000,
+      earnedPoints: 80,
+      redeemedPoints: 0,
+      balance,
+      earnBreakdown: [
+        { source: 'base', campaignId: null, name: 'Base', points: 50 },
+        { source: 'campaign', campaignId: '00000000-0000-4000-8000-000000000001', name: 'Бонус', points: 30 },
+      ],
+    };
+    expect(plain(formatCustomerNotification('purchase.committed', payload, 'ru'))).toBe(
+      'Покупка на 1 000,00 ₽\nНачислено: 80 баллов\n  · базовые: +50 баллов\n  · Бонус: +30 баллов\nБаланс: 1 340 баллов',
+    );
+    expect(formatCustomerNotification('purchase.committed', payload, 'en')).toBe(
+      'Purchase of ₽1,000.00\nEarned: 80 points\n  · base: +50 points\n  · Бонус: +30 points\nBalance: 1,340 points',
+    );
+    // Without campaign points the message stays as it was.
+    const plainEarn = { ...payload, earnedPoints: 50, earnBreakdown: payload.earnBreakdown.slice(0, 1) };
+    expect(formatCustomerNotification('purchase.committed', plainEarn, 'en')).toBe(
+      'Purchase of ₽1,000.00\nEarned: 50 points\nBalance: 1,340 points',
+    );
+  });
+
   it('has a text for every customer event type in both languages', () => {
     const cases: Array<[string, Record<string, unknown>, string, string]> = [
       [

@@ -8,7 +8,14 @@ import { ProgressBar } from '../ui/charts';
 import { LanguageSwitch, useLabel } from '../ui/components';
 import { Icon } from '../ui/icons';
 import { QrImage } from '../ui/QrImage';
-import { type AuthProblem, authProblemOf, type ClientCode, type ClientMe, MiniAppClient } from './client';
+import {
+  type AuthProblem,
+  authProblemOf,
+  type ClientCode,
+  type ClientEntry,
+  type ClientMe,
+  MiniAppClient,
+} from './client';
 import { colorScheme, readInitData, readMerchantId, readTheme, themeVariables, webApp } from './telegram';
 
 const queryClient = createQueryClient();
@@ -159,6 +166,7 @@ function Home({ client }: { client: MiniAppClient }) {
         </button>
       )}
       {data.tier ? <TierCard tier={data.tier} /> : null}
+      <Offers client={client} />
       <History client={client} />
       <p className="ma-hint ma-small ma-footnote">
         {t('miniapp.rules', {
@@ -336,6 +344,74 @@ function CodeCard({ client, onClose }: { client: MiniAppClient; onClose: () => v
   );
 }
 
+/** The merchant's offers the customer can still get, running now first. */
+function Offers({ client }: { client: MiniAppClient }) {
+  const i18n = useI18n();
+  const { t } = i18n;
+  const offers = useQuery({
+    queryKey: ['miniapp', 'offers', i18n.locale],
+    queryFn: () => client.offers(i18n.locale),
+    refetchInterval: 60_000,
+  });
+  const items = offers.data?.offers ?? [];
+  if (offers.isPending || (offers.isSuccess && items.length === 0)) return null;
+  return (
+    <section className="ma-card ma-history" aria-label={t('miniapp.offers')}>
+      <div className="ma-title">{t('miniapp.offers')}</div>
+      {offers.isError ? (
+        <p className="ma-error">{offers.error.message}</p>
+      ) : (
+        <ul className="ma-list" data-testid="miniapp-offers">
+          {items.map((offer) => (
+            <li key={offer.id}>
+              <div className="ma-list-main">
+                <div>
+                  {offer.name}
+                  <span className="ma-badge">
+                    {offer.isLiveNow ? t('miniapp.offerNow') : t('miniapp.offerSoon')}
+                  </span>
+                </div>
+                <div className="ma-hint ma-small ma-wrap">
+                  {offer.description}
+                  {offer.endsAt ? ` · ${t('miniapp.offerUntil', { date: i18n.date(offer.endsAt) })}` : ''}
+                </div>
+              </div>
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
+  );
+}
+
+/** Why a purchase earned what it did: its lines (base, tier, campaigns), folded until asked for. */
+function Breakdown({ lines }: { lines: NonNullable<ClientEntry['earnBreakdown']> }) {
+  const i18n = useI18n();
+  const { t } = i18n;
+  const total = lines.reduce((sum, line) => sum + line.points, 0);
+  return (
+    <details className="ma-breakdown" data-testid="miniapp-breakdown">
+      <summary className="ma-small">{t('miniapp.breakdown', { points: i18n.points(total) })}</summary>
+      <ul>
+        {lines
+          .filter((line) => line.points !== 0)
+          .map((line) => (
+            <li key={`${line.source}-${line.campaignId ?? line.name}`}>
+              <span>
+                {line.source === 'base'
+                  ? t('miniapp.breakdownBase')
+                  : line.source === 'tier'
+                    ? t('miniapp.breakdownTier', { tier: line.name })
+                    : line.name}
+              </span>
+              <span className="ma-plus">+{i18n.num(line.points)}</span>
+            </li>
+          ))}
+      </ul>
+    </details>
+  );
+}
+
 function History({ client }: { client: MiniAppClient }) {
   const i18n = useI18n();
   const { t } = i18n;
@@ -346,6 +422,16 @@ function History({ client }: { client: MiniAppClient }) {
     refetchInterval: 30_000,
   });
   const items = history.data?.items ?? [];
+  // A purchase's breakdown shows once, on its newest earn entry with campaign or tier lines.
+  const breakdownOwners = new Set<number>();
+  const explained = new Set<string>();
+  for (const entry of items) {
+    const lines = entry.earnBreakdown;
+    if (entry.kind !== 'earn' || !entry.purchaseId || !lines || explained.has(entry.purchaseId)) continue;
+    if (!lines.some((line) => line.source !== 'base')) continue;
+    explained.add(entry.purchaseId);
+    breakdownOwners.add(entry.id);
+  }
   return (
     <section className="ma-card ma-history" aria-label={t('miniapp.history')}>
       <div className="ma-title">{t('miniapp.history')}</div>
@@ -360,7 +446,7 @@ function History({ client }: { client: MiniAppClient }) {
       ) : (
         <ul className="ma-list" data-testid="miniapp-history">
           {items.map((entry) => (
-            <li key={entry.id}>
+            <li key={entry.id} className={breakdownOwners.has(entry.id) ? 'ma-with-breakdown' : undefined}>
               <div className="ma-list-main">
                 <div>
                   {kindLabel(entry.kind)}
@@ -373,6 +459,9 @@ function History({ client }: { client: MiniAppClient }) {
                   {entry.orderId ? ` · ${t('miniapp.order', { id: entry.orderId })}` : ''}
                   {entry.reason && !entry.orderId ? ` · ${entry.reason}` : ''}
                 </div>
+                {breakdownOwners.has(entry.id) && entry.earnBreakdown ? (
+                  <Breakdown lines={entry.earnBreakdown} />
+                ) : null}
               </div>
               <div className={`ma-points ${entry.points > 0 ? 'ma-plus' : 'ma-minus'}`}>
                 {entry.points > 0 ? '+' : '−'}

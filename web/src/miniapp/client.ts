@@ -29,6 +29,24 @@ export interface ClientEntry {
   orderId: string | null;
   reason: string | null;
   createdAt: string;
+  /** On a purchase's earn and redeem entries: why it earned what it did. */
+  earnBreakdown?: Array<{
+    source: 'base' | 'tier' | 'campaign';
+    campaignId: string | null;
+    name: string;
+    points: number;
+  }> | null;
+}
+
+/** An offer as GET /offers shows it (description in the language asked for). */
+export interface ClientOffer {
+  id: string;
+  name: string;
+  kind: string;
+  description: string;
+  startsAt: string | null;
+  endsAt: string | null;
+  isLiveNow: boolean;
 }
 
 /**
@@ -86,6 +104,10 @@ export class MiniAppClient {
 
   code(): Promise<ClientCode> {
     return this.call<ClientCode>('POST', '/code');
+  }
+
+  offers(lang: 'ru' | 'en'): Promise<{ offers: ClientOffer[]; timeZone: string }> {
+    return this.call<{ offers: ClientOffer[]; timeZone: string }>('GET', `/offers?lang=${lang}`);
   }
 
   history(): Promise<{ items: ClientEntry[] }> {

@@ -13,10 +13,8 @@ import {
   type Campaign,
   type CampaignBody,
   type CampaignDraft,
-  campaignLine,
   type DraftErrors,
   EFFECT_FIELDS,
-  type SampleReceipt,
   toBody,
   toDraft,
 } from './campaignForm';
@@ -311,8 +309,9 @@ function Choices({
 }
 
 /**
- * The breakdown of a sample receipt's points: the programme's lines as the API computes them now
- * (/programme/preview), and this campaign's line estimated in the browser from the form.
+ * The breakdown of a sample receipt's points as the server computes it (/programme/preview, the
+ * quote's campaign engine): the campaign as the form stands is sent as a draft and applied as if
+ * active, at the chosen moment (now by default) and outlet; nothing is saved.
  */
 function SamplePreview({
   body,
@@ -333,10 +332,12 @@ function SamplePreview({
   const [category, setCategory] = useState('');
   const [tier, setTier] = useState('');
   const [outletId, setOutletId] = useState('');
+  const [moment, setMoment] = useState('');
   const totalMinor = parseMoney(total);
   const tierSpend = rules?.tiers.find((x) => x.name === tier)?.minSpend ?? 0;
+  const at = moment ? new Date(moment) : null;
   const request =
-    totalMinor === null
+    totalMinor === null || (at !== null && Number.isNaN(at.getTime()))
       ? null
       : JSON.stringify({
           receipt: {
@@ -344,12 +345,15 @@ function SamplePreview({
             ...(category.trim() ? { items: [{ category: category.trim(), amount: totalMinor }] } : {}),
           },
           tierSpend,
+          ...(outletId ? { outletId } : {}),
+          ...(at ? { at: at.toISOString() } : {}),
+          ...(body ? { campaign: campaignId ? { ...body, id: campaignId } : body } : {}),
         });
   const debounced = useDebounced(request, 300);
   const preview = useQuery({
     queryKey: ['campaign-preview', debounced],
     queryFn: ({ signal }) =>
-      portalApi.request<Preview & { earnBreakdown?: BreakdownLine[] }>('POST', '/programme/preview', {
+      portalApi.request<Preview>('POST', '/programme/preview', {
         body: JSON.parse(debounced ?? '{}'),
         signal,
       }),
@@ -357,19 +361,10 @@ function SamplePreview({
     placeholderData: (previous) => previous,
   });
   const result = preview.data;
-  // The API's lines without this campaign's own (an edited active campaign is already counted there).
-  const apiLines: BreakdownLine[] = result
-    ? (
-        result.earnBreakdown ?? [
-          { source: 'base', campaignId: null, name: t('campaigns.baseLine'), points: result.earnPoints },
-        ]
-      ).filter((line) => campaignId === null || line.campaignId !== campaignId)
-    : [];
-  const programmeEarn = apiLines.filter((l) => l.source !== 'campaign').reduce((sum, l) => sum + l.points, 0);
-  const receipt: SampleReceipt = { total: totalMinor ?? 0, category, tier, outletId };
-  const ownLine = body && result ? campaignLine(body, receipt, programmeEarn) : null;
-  const lines = ownLine ? [...apiLines, ownLine] : apiLines;
-  const sum = lines.reduce((acc, line) => acc + line.points, 0);
+  const lines = result?.earnBreakdown ?? [];
+  // This campaign's line: the draft (unsaved: no id) or the stored campaign it edits.
+  const isOwn = (line: BreakdownLine) =>
+    body !== null && line.source === 'campaign' && line.campaignId === campaignId;
   const isPurchaseKind = body === null || body.kind === 'multiplier' || body.kind === 'bonus_points';
   return (
     <aside className="campaign-preview stack" aria-label={t('campaigns.previewTitle')}>
@@ -401,6 +396,13 @@ function SamplePreview({
           options={[{ value: '', label: '—' }, ...outlets.map((o) => ({ value: o.id, label: o.name }))]}
         />
       ) : null}
+      <TextField
+        label={t('campaigns.sampleMoment')}
+        hint={t('campaigns.sampleMomentHint')}
+        type="datetime-local"
+        value={moment}
+        onChange={setMoment}
+      />
       {preview.isError ? (
         <Callout tone="danger">{preview.error.message}</Callout>
       ) : !result ? (
@@ -410,13 +412,15 @@ function SamplePreview({
           <table className="breakdown">
             <tbody>
               {lines.map((line) => {
-                const own = line === ownLine ? ' breakdown-own' : '';
+                const own = isOwn(line) ? ' breakdown-own' : '';
                 return (
                   <tr key={`${line.source}-${line.campaignId ?? line.name}`}>
                     <td className={`breakdown-cell${own}`}>
-                      {line.name}
+                      {line.source === 'base' ? t('campaigns.baseLine') : line.name}
                       <div className="small muted">
-                        {own ? t('campaigns.estimated') : t(`campaigns.source.${line.source}` as MessageKey)}
+                        {own
+                          ? t('campaigns.thisCampaign')
+                          : t(`campaigns.source.${line.source}` as MessageKey)}
                       </div>
                     </td>
                     <td className={`breakdown-cell breakdown-num${own}`}>+{i18n.num(line.points)}</td>
@@ -428,13 +432,17 @@ function SamplePreview({
               <tr>
                 <td className="breakdown-total">{t('campaigns.previewTotal')}</td>
                 <td className="breakdown-total breakdown-num" data-testid="campaign-preview-total">
-                  {i18n.points(sum)}
+                  {i18n.points(result.earnPoints)}
                 </td>
               </tr>
             </tfoot>
           </table>
           {!isPurchaseKind ? (
             <p className="small muted">{t(`campaigns.kindHint.${body.kind}` as MessageKey)}</p>
+          ) : body !== null && !lines.some(isOwn) ? (
+            <p className="small muted" data-testid="campaign-preview-none">
+              {t('campaigns.previewNotApplied')}
+            </p>
           ) : null}
           {body === null && Object.keys(errors).length > 0 ? (
             <p className="small muted">{t('preview.fixErrors')}</p>

@@ -1,7 +1,7 @@
 import { useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
-import { useI18n } from '../i18n';
-import { daysAgo, timeZone } from '../lib/dates';
+import { type MessageKey, useI18n } from '../i18n';
+import { daysAgoIn, timeZone } from '../lib/dates';
 import { TimeSeriesChart } from '../ui/charts';
 import {
   Card,
@@ -16,6 +16,7 @@ import {
 } from '../ui/components';
 import { type Column, DataTable } from '../ui/DataTable';
 import { type Dashboard, itemsOf, type Outlet, portalApi } from './api';
+import { useMerchantTimeZone } from './Campaigns';
 
 type Preset = '7' | '30' | '90' | 'custom';
 
@@ -23,19 +24,25 @@ type Preset = '7' | '30' | '90' | 'custom';
 export function DashboardPage() {
   const i18n = useI18n();
   const { t } = i18n;
+  const merchantZone = useMerchantTimeZone();
+  // Days are the merchant's unless the user picks another zone (the API's default is the merchant's).
+  const [zone, setZone] = useState('');
+  const daysAgo = (days: number) => daysAgoIn(days, zone || merchantZone);
   const [preset, setPreset] = useState<Preset>('30');
   const [from, setFrom] = useState(daysAgo(29));
   const [to, setTo] = useState(daysAgo(0));
   const [outletId, setOutletId] = useState('');
   const range = preset === 'custom' ? { from, to } : { from: daysAgo(Number(preset) - 1), to: daysAgo(0) };
+  const browserZone = timeZone();
   const isRangeValid = range.from <= range.to;
   const outlets = useQuery({
     queryKey: ['outlets'],
     queryFn: () => portalApi.get<{ items: Outlet[] }>('/outlets'),
   });
   const dashboard = useQuery({
-    queryKey: ['dashboard', range.from, range.to, outletId],
-    queryFn: () => portalApi.get<Dashboard>('/dashboard', { ...range, outletId, tz: timeZone() }),
+    queryKey: ['dashboard', range.from, range.to, outletId, zone],
+    queryFn: () =>
+      portalApi.get<Dashboard>('/dashboard', { ...range, outletId, ...(zone ? { tz: zone } : {}) }),
     enabled: isRangeValid,
     placeholderData: (previous) => previous,
   });
@@ -71,6 +78,40 @@ export function DashboardPage() {
       numeric: true,
       render: (r) => i18n.num(r.pointsRedeemed),
     },
+  ];
+
+  type CampaignRow = Dashboard['campaigns'][number];
+  const campaignColumns: Array<Column<CampaignRow>> = [
+    {
+      key: 'name',
+      header: t('dashboard.campaign'),
+      primary: true,
+      render: (r) => (
+        <>
+          {r.name ?? t('dashboard.deletedCampaign')}
+          {r.kind ? <div className="small muted">{t(`campaigns.kind.${r.kind}` as MessageKey)}</div> : null}
+        </>
+      ),
+    },
+    {
+      key: 'points',
+      header: t('dashboard.campaignPoints'),
+      numeric: true,
+      render: (r) => i18n.num(r.points),
+    },
+    {
+      key: 'purchases',
+      header: t('dashboard.purchases'),
+      numeric: true,
+      render: (r) => i18n.num(r.purchases),
+    },
+    {
+      key: 'customers',
+      header: t('dashboard.campaignCustomers'),
+      numeric: true,
+      render: (r) => i18n.num(r.customers),
+    },
+    { key: 'revenue', header: t('dashboard.revenue'), numeric: true, render: (r) => i18n.money(r.revenue) },
   ];
 
   return (
@@ -110,6 +151,18 @@ export function DashboardPage() {
           options={[
             { value: '', label: t('dashboard.allOutlets') },
             ...itemsOf(outlets.data).map((o) => ({ value: o.id, label: o.name })),
+          ]}
+        />
+        <SelectField
+          label={t('dashboard.timeZone')}
+          value={zone}
+          onChange={setZone}
+          options={[
+            { value: '', label: t('dashboard.merchantZone', { zone: merchantZone }) },
+            ...(browserZone !== merchantZone
+              ? [{ value: browserZone, label: t('dashboard.browserZone', { zone: browserZone }) }]
+              : []),
+            ...(browserZone !== 'UTC' && merchantZone !== 'UTC' ? [{ value: 'UTC', label: 'UTC' }] : []),
           ]}
         />
       </div>
@@ -201,6 +254,18 @@ export function DashboardPage() {
               />
             </Card>
           </div>
+          <Card title={t('dashboard.byCampaign')} subtitle={t('dashboard.byCampaignHint')} padded={false}>
+            {data.campaigns.length === 0 ? (
+              <EmptyState icon="dashboard" title={t('dashboard.noCampaignData')} />
+            ) : (
+              <DataTable
+                columns={campaignColumns}
+                rows={data.campaigns}
+                rowKey={(r) => r.campaignId}
+                caption={t('dashboard.byCampaign')}
+              />
+            )}
+          </Card>
           <Card title={t('dashboard.byOutlet')} padded={false}>
             {data.byOutlet.length === 0 ? (
               <EmptyState icon="outlets" title={t('dashboard.noOutletData')} />

@@ -1,4 +1,5 @@
 import { AuthClient } from '../lib/api';
+import type { BreakdownLine } from './campaignForm';
 
 /** The portal's API client (merchant staff session). */
 export const portalApi = new AuthClient('/api/v1/portal', 'loyalty.portal.session');
@@ -36,6 +37,18 @@ export interface Dashboard {
     pointsEarned: number;
     pointsRedeemed: number;
   }>;
+  /** The zone the days are counted in. */
+  timeZone: string;
+  /** Points and revenue by campaign (the whole merchant), most points first. */
+  campaigns: Array<{
+    campaignId: string;
+    name: string | null;
+    kind: string | null;
+    points: number;
+    purchases: number;
+    customers: number;
+    revenue: number;
+  }>;
 }
 
 export interface Tier {
@@ -64,6 +77,8 @@ export interface Preview {
   eligibleAmount: number;
   earnRateBp: number;
   tier: string | { name: string } | null;
+  /** Why earnPoints: base, tier and one line per campaign (an unsaved draft: campaignId null). */
+  earnBreakdown: BreakdownLine[];
 }
 
 export interface Outlet {

@@ -1,7 +1,7 @@
 import { formatMoneyInput, parseMoney } from '../lib/money.js';
 
-// The campaign form's text fields and the API's campaign, both ways, plus the sample receipt's
-// breakdown the form previews. Pure, so the rules can be tested without a browser.
+// The campaign form's text fields and the API's campaign, both ways. Pure, so the rules can be
+// tested without a browser. The sample receipt's breakdown comes from the server (/programme/preview).
 
 /** What a campaign does; each kind has its own effect fields. */
 export const CAMPAIGN_KINDS = ['multiplier', 'bonus_points', 'welcome', 'birthday', 'referral'] as const;
@@ -239,40 +239,4 @@ export function toBody(draft: CampaignDraft): { body: CampaignBody | null; error
       exclusive: draft.exclusive,
     },
   };
-}
-
-/** A sample receipt for the preview: one line of a category, bought by a customer of a tier. */
-export interface SampleReceipt {
-  total: number;
-  category: string;
-  tier: string;
-  outletId: string;
-}
-
-/**
- * What the campaign adds to a sample receipt's earn, as the form stands: the API's base lines plus
- * this campaign's line, estimated here (the campaign is not saved yet, so the API cannot count it).
- * The rules follow the contract: multiplier on the base earn of matching lines, bonus points once
- * per qualifying purchase; welcome, birthday and referral do not act on a purchase.
- */
-export function campaignLine(
-  body: CampaignBody,
-  receipt: SampleReceipt,
-  baseEarn: number,
-): BreakdownLine | null {
-  const { conditions } = body;
-  if (conditions.minTotal !== undefined && receipt.total < conditions.minTotal) return null;
-  if (conditions.outletIds && !conditions.outletIds.includes(receipt.outletId)) return null;
-  if (conditions.tiers && !conditions.tiers.includes(receipt.tier)) return null;
-  if (conditions.categories && !conditions.categories.includes(receipt.category.trim())) return null;
-  let points = 0;
-  if (body.kind === 'multiplier') {
-    points = Math.floor((baseEarn * (Number(body.effect.multiplierBp) - 10_000)) / 10_000);
-  } else if (body.kind === 'bonus_points') {
-    points = Number(body.effect.points);
-  } else {
-    return null;
-  }
-  if (body.limits.totalPoints !== undefined) points = Math.min(points, body.limits.totalPoints);
-  return { source: 'campaign', campaignId: null, name: body.name || '—', points };
 }
