@@ -5,8 +5,19 @@ import { AppError } from '../../http/errors.js';
 import { type FailureLimiter, type Reservation, rateLimitedError } from '../../http/rate-limit.js';
 import type { OutboxNotifier } from '../../jobs/outbox.notify.js';
 import { findPurchaseCampaigns } from '../campaigns/campaigns.service.js';
-import { type CustomerRef, type CustomerState, findCustomerState } from '../customers/customers.service.js';
-import { findConcurrentResult, requestHash, runIdempotent } from '../ledger/idempotency.service.js';
+import {
+  type CustomerRef,
+  type CustomerState,
+  createCustomer,
+  findCustomerState,
+  findReferrer,
+} from '../customers/customers.service.js';
+import {
+  findConcurrentResult,
+  requestHash,
+  runIdempotent,
+  runInIdempotentTransaction,
+} from '../ledger/idempotency.service.js';
 import type { CommitBatcher } from '../ledger/ledger.batcher.js';
 import {
   type CampaignMoment,
@@ -22,6 +33,8 @@ import { selectTier } from '../programme/programme.rules.js';
 import type { ProgrammeRules } from '../programme/programme.schema.js';
 import type {
   CommitPurchaseBody,
+  EnrollCustomerBody,
+  EnrollCustomerResponse,
   QuotePurchaseBody,
   RefundPurchaseBody,
   ResolveCustomerBody,
@@ -310,6 +323,67 @@ export async function refundForPos(
         idempotencyKey,
         requestHash: hash,
       });
+    },
+  );
+  if (!outcome.isReplay) deps.notifier?.poke();
+  return outcome;
+}
+
+/**
+ * POST /customers: idempotent enrollment at the till. The customer joins (welcome points, referrer,
+ * events) and the answer is stored with the Idempotency-Key in one transaction.
+ */
+export async function enrollForPos(
+  deps: IntegrationDeps,
+  auth: MerchantAuth,
+  body: EnrollCustomerBody,
+  idempotencyKey: string,
+): Promise<{ result: EnrollCustomerResponse; isReplay: boolean }> {
+  const hash = requestHash('customers.enroll', body);
+  const outcome = await runIdempotent(
+    deps.db,
+    { merchantId: auth.merchantId, key: idempotencyKey, hash },
+    async () => {
+      await assertContext(deps, auth, body);
+      return runInIdempotentTransaction(
+        deps.db,
+        { merchantId: auth.merchantId, key: idempotencyKey, hash },
+        async (trx): Promise<EnrollCustomerResponse> => {
+          let referredBy: string | null = null;
+          if (body.referralCode !== undefined) {
+            referredBy = await findReferrer(trx, {
+              merchantId: auth.merchantId,
+              referralCode: body.referralCode,
+            });
+            if (!referredBy) {
+              throw new AppError(
+                'referral_code_not_found',
+                'referralCode: no customer has this referral code',
+                {
+                  field: 'referralCode',
+                },
+              );
+            }
+          }
+          const customer = await createCustomer(trx, {
+            merchantId: auth.merchantId,
+            phone: body.phone,
+            name: body.name ?? null,
+            birthDate: body.birthDate ?? null,
+            referredBy,
+            source: 'pos',
+          });
+          return {
+            customer: {
+              id: customer.id,
+              phone: customer.phone,
+              name: customer.name,
+              referralCode: customer.referralCode,
+            },
+            balance: customer.balance,
+          };
+        },
+      );
     },
   );
   if (!outcome.isReplay) deps.notifier?.poke();
