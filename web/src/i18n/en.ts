@@ -257,6 +257,7 @@ export const en: Record<MessageKey, string> = {
   'ledger.kind.expire': 'Expired',
   'ledger.kind.activate': 'Became available',
   'ledger.kind.adjust': 'Adjustment',
+  'ledger.kind.bonus': 'Campaign bonus',
 
   'transactions.title': 'Transactions',
   'transactions.subtitle': 'Purchases and refunds through the programme',
@@ -552,6 +553,12 @@ export const en: Record<MessageKey, string> = {
   'miniapp.noBotText': 'This shop’s loyalty programme is not set up yet. Please try later.',
   'miniapp.networkTitle': 'No connection',
   'miniapp.networkText': 'Could not reach the server. Check your internet connection and try again.',
+  'miniapp.referral.title': 'Invite a friend',
+  'miniapp.referral.text':
+    'Share your link: once your friend joins and makes a first purchase, you both get the referral bonus when the shop runs one.',
+  'miniapp.referral.code': 'Your code:',
+  'miniapp.referral.share': 'Share the link',
+  'miniapp.referral.shareText': 'Join the loyalty programme with my link',
   'nav.campaigns': 'Campaigns',
   'campaigns.title': 'Campaigns',
   'campaigns.subtitle': 'Bonuses, multipliers, welcome, birthday and referral offers',

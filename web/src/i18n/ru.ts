@@ -256,6 +256,7 @@ export const ru = {
   'ledger.kind.expire': 'Сгорание',
   'ledger.kind.activate': 'Стали доступны',
   'ledger.kind.adjust': 'Корректировка',
+  'ledger.kind.bonus': 'Бонус по акции',
 
   'transactions.title': 'Операции',
   'transactions.subtitle': 'Покупки и возвраты через программу',
@@ -551,6 +552,12 @@ export const ru = {
   'miniapp.noBotText': 'Программа лояльности этого магазина пока не настроена. Попробуйте позже.',
   'miniapp.networkTitle': 'Нет связи',
   'miniapp.networkText': 'Не удалось связаться с сервером. Проверьте интернет и попробуйте снова.',
+  'miniapp.referral.title': 'Пригласите друга',
+  'miniapp.referral.text':
+    'Поделитесь ссылкой: когда друг присоединится и сделает первую покупку, вы оба получите бонус, если магазин проводит акцию «Приведи друга».',
+  'miniapp.referral.code': 'Ваш код:',
+  'miniapp.referral.share': 'Поделиться ссылкой',
+  'miniapp.referral.shareText': 'Присоединяйся к бонусной программе по моей ссылке',
   'nav.campaigns': 'Акции',
   'campaigns.title': 'Акции',
   'campaigns.subtitle': 'Бонусы, множители, приветственные, ко дню рождения и за друзей',

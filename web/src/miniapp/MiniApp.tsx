@@ -9,6 +9,7 @@ import { LanguageSwitch, useLabel } from '../ui/components';
 import { Icon } from '../ui/icons';
 import { QrImage } from '../ui/QrImage';
 import { type AuthProblem, authProblemOf, type ClientCode, type ClientMe, MiniAppClient } from './client';
+import { ReferralCard } from './ReferralCard';
 import { colorScheme, readInitData, readMerchantId, readTheme, themeVariables, webApp } from './telegram';
 
 const queryClient = createQueryClient();
@@ -160,6 +161,7 @@ function Home({ client }: { client: MiniAppClient }) {
       )}
       {data.tier ? <TierCard tier={data.tier} /> : null}
       <History client={client} />
+      <ReferralCard code={data.referralCode} link={data.referralLink} />
       <p className="ma-hint ma-small ma-footnote">
         {t('miniapp.rules', {
           rate: i18n.percentBp(data.programme.earnRateBp),
