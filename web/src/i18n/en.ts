@@ -222,6 +222,8 @@ export const en: Record<MessageKey, string> = {
   'customers.pending': 'Pending',
   'customers.pendingHint': 'Become available after the hold',
   'customers.lastPurchase': 'Last purchase',
+  'customers.referralCode': 'Referral code',
+  'customers.birthDate': 'Date of birth',
   'customers.joined': 'Member since',
   'customers.tier': 'Tier',
   'customers.nextTier': 'To “{tier}”: {amount}',

@@ -221,6 +221,8 @@ export const ru = {
   'customers.pending': 'В ожидании',
   'customers.pendingHint': 'Станут доступны после заморозки',
   'customers.lastPurchase': 'Последняя покупка',
+  'customers.referralCode': 'Код приглашения',
+  'customers.birthDate': 'Дата рождения',
   'customers.joined': 'В программе с',
   'customers.tier': 'Уровень',
   'customers.nextTier': 'До «{tier}»: {amount}',

@@ -121,6 +121,8 @@ export interface CustomerProfile {
     createdAt: string;
     lastPurchaseAt: string | null;
     hasTelegram?: boolean;
+    referralCode?: string;
+    birthDate?: string | null;
   };
   balance: { available: number; pending: number };
   tier: CustomerTier | null;
