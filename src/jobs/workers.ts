@@ -105,6 +105,11 @@ export function createJobs(deps: { db: Database; config: Config; send: AlertSend
         .deleteFrom('customer_codes')
         .where('expires_at', '<', sql<Date>`now() - interval '1 day'`)
         .execute();
+      // Referral links opened in the bot by users who never shared their phone.
+      await db
+        .deleteFrom('bot_referrals')
+        .where('created_at', '<', sql<Date>`now() - interval '30 days'`)
+        .execute();
       await db
         .deleteFrom('job_runs')
         .where('scheduled_at', '<', sql<Date>`now() - make_interval(days => ${JOB_RUNS_RETENTION_DAYS})`)

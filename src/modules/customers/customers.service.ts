@@ -92,13 +92,10 @@ export async function createCustomer(
     const { rows } = await sql<{ points: number }>`
       select loyalty_grant_occasion(${options.merchantId}, ${customer.id}, 'welcome', 'welcome', 'points', null)
                as points`.execute(trx);
-    // A statement of its own: a stable function in the granting statement would see its snapshot.
-    const { rows: balances } = await sql<{ balance: { available: number; pending: number } }>`
-      select loyalty_balance_json(${customer.id}) as balance`.execute(trx);
-    const granted = {
-      points: rows[0]?.points ?? 0,
-      balance: balances[0]?.balance ?? { available: 0, pending: 0 },
-    };
+    // The customer is new in this transaction, so the balance is exactly the welcome points (bonus
+    // lots are available at once); no other transaction can have changed it.
+    const points = Number(rows[0]?.points ?? 0);
+    const granted = { points, balance: { available: points, pending: 0 } };
     const enrolled: EnrolledCustomer = {
       id: customer.id,
       phone: customer.phone,
