@@ -8,7 +8,7 @@ import {
   nextPhone,
   type TestMerchant,
 } from '../../../test/helpers/factories.js';
-import { findLedgerViolations } from '../../../test/helpers/ledger.js';
+import { findLedgerViolations, findProvenanceViolations } from '../../../test/helpers/ledger.js';
 import { commitPayload, postCommit, postRefund } from '../../../test/helpers/pos.js';
 
 // POS enrollment (POST /api/v1/integration/customers), welcome and referral campaigns.
@@ -301,6 +301,40 @@ describe('referral campaigns', () => {
     expect(refund.statusCode).toBe(201);
     expect(refund.json().balance.available).toBe(earned + 200);
     expect(await findLedgerViolations(t.db)).toEqual([]);
+    expect(await findProvenanceViolations(t.db)).toEqual([]);
+  });
+
+  it('parallel first purchases of a referred customer grant the referral once', async () => {
+    const merchant = await createTestMerchant(t.db);
+    await createTestCampaign(t.db, merchant, {
+      kind: 'referral',
+      effect: { referrerPoints: 40, refereePoints: 60 },
+    });
+    const referrer = await createTestCustomer(t.db, { merchant });
+    const code = await referralCodeOf(referrer.customerId);
+    const refereeId = (await enroll(merchant, { phone: nextPhone(), referralCode: code })).json().customer.id;
+    const commits = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        postCommit(t.app, merchant, commitPayload(merchant, { customerId: refereeId, total: 1000 })),
+      ),
+    );
+    expect(commits.map((c) => c.statusCode)).toEqual(Array(8).fill(201));
+    const grants = (await eventsOf(merchant, 'bonus.granted')).map((e) => [e.customerId, e.points]);
+    expect(grants.sort()).toEqual(
+      [
+        [refereeId, 60],
+        [referrer.customerId, 40],
+      ].sort(),
+    );
+    expect(await findLedgerViolations(t.db)).toEqual([]);
+  });
+
+  it('a customer cannot be their own referrer', async () => {
+    const merchant = await createTestMerchant(t.db);
+    const { customerId } = await createTestCustomer(t.db, { merchant });
+    await expect(
+      t.db.updateTable('customers').set({ referred_by: customerId }).where('id', '=', customerId).execute(),
+    ).rejects.toThrow(/customers_referred_by_not_self/);
   });
 
   it('grants nothing when the first purchase happened before the campaign', async () => {
