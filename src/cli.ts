@@ -6,6 +6,7 @@ import { AppError } from './http/errors.js';
 import { normalizePhone } from './lib/phone.js';
 import { createPortalUser } from './modules/auth/auth.service.js';
 import type { StaffRole } from './modules/auth/permissions.js';
+import { grantBirthdayBonuses } from './modules/campaigns/birthday.service.js';
 import { createCustomer, issueCustomerToken } from './modules/customers/customers.service.js';
 import { seedDemo } from './modules/demo/demo.service.js';
 import { ensureAppKey, rotateSealedSecrets } from './modules/keys/keys.service.js';
@@ -256,7 +257,7 @@ const commands: Record<string, Command> = {
       if (!phone) throw new UsageError('--phone expects a phone number in E.164 format, e.g. +79991234567');
       const merchantId = required(flags, 'merchant');
       const name = typeof flags.name === 'string' ? flags.name : null;
-      const customer = await createCustomer(dbOf(rt), { merchantId, phone, name });
+      const customer = await createCustomer(dbOf(rt), { merchantId, phone, name, source: 'cli' });
       const token = await issueCustomerToken(dbOf(rt), { merchantId, customerId: customer.id });
       return { customerId: customer.id, token };
     },
@@ -330,6 +331,14 @@ const commands: Record<string, Command> = {
     needsDb: true,
     async run(flags, rt) {
       return { ...(await expirePoints(dbOf(rt), { now: at(flags) })) };
+    },
+  },
+  'campaigns:birthday': {
+    usage:
+      'campaigns:birthday [--at <iso time>] grant birthday campaigns due that day (default: the database now())',
+    needsDb: true,
+    async run(flags, rt) {
+      return { ...(await grantBirthdayBonuses(dbOf(rt), { now: at(flags) })) };
     },
   },
   'points:remind-expiring': {

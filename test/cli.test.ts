@@ -3,10 +3,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { SecretBox } from '../src/lib/crypto.js';
+import { CreateCampaignBody } from '../src/modules/campaigns/campaigns.schema.js';
+import { createCampaign } from '../src/modules/campaigns/campaigns.service.js';
 import {
   createWebhookEndpoint,
   getWebhookEndpointForDelivery,
@@ -238,6 +241,47 @@ describe.concurrent('cli', { timeout: 120_000 }, () => {
       headers: { authorization: `Bearer ${issued.token}` },
     });
     expect(res.statusCode, res.body).toBe(200);
+  });
+
+  it('customer:create joins with the welcome campaigns; campaigns:birthday runs and reports as JSON', async () => {
+    // A merchant of its own: the other tests' customers join while this campaign runs.
+    const { merchantId } = await createTestMerchant(database.db);
+    const welcome = await createCampaign(database.db, {
+      merchantId,
+      input: CreateCampaignBody.parse({
+        name: 'CLI welcome',
+        kind: 'welcome',
+        status: 'active',
+        effect: { points: 25 },
+      }),
+    });
+    try {
+      const joined = await runJson<{ customerId: string }>([
+        'customer:create',
+        '--merchant',
+        merchantId,
+        '--phone',
+        '+79991234509',
+      ]);
+      const event = await database.db
+        .selectFrom('outbox_events')
+        .select('payload')
+        .where('type', '=', 'customer.enrolled')
+        .where(sql<boolean>`payload->>'customerId' = ${joined.customerId}`)
+        .executeTakeFirstOrThrow();
+      expect(event.payload).toMatchObject({ source: 'cli', welcomePoints: 25 });
+    } finally {
+      await database.db
+        .updateTable('campaigns')
+        .set({ status: 'ended' })
+        .where('id', '=', welcome.id)
+        .execute();
+    }
+    expect(await runJson(['campaigns:birthday'])).toEqual({
+      campaigns: expect.any(Number),
+      customers: expect.any(Number),
+      points: expect.any(Number),
+    });
   });
 
   it('points:expire and points:activate run and report as JSON', async () => {

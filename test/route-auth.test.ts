@@ -30,3 +30,26 @@ describe('authentication comes before validation', () => {
     }
   });
 });
+
+describe('POS enrollment needs an API key', () => {
+  it('answers 401 without X-Api-Key or with a wrong one, and enrolls nobody', async () => {
+    const operations = documentedOperations(t.app).map((op) => `${op.method} ${op.path}`);
+    expect(operations).toContain('POST /api/v1/integration/customers');
+    for (const headers of [{}, { 'x-api-key': 'lk_not-a-key' }]) {
+      const res = await t.app.inject({
+        method: 'POST',
+        url: '/api/v1/integration/customers',
+        headers: { ...headers, 'idempotency-key': 'k-1' },
+        payload: { phone: '+79990002233' },
+      });
+      expect(res.statusCode, res.body).toBe(401);
+      expect(res.json().error.code).toBe('unauthorized');
+    }
+    const customers = await t.db
+      .selectFrom('customers')
+      .select('id')
+      .where('phone', '=', '+79990002233')
+      .execute();
+    expect(customers).toEqual([]);
+  });
+});

@@ -179,6 +179,30 @@ describe('tenancy, generated from the OpenAPI document', () => {
     expect(outlets.json<{ items: Array<{ id: string }> }>().items.map((o) => o.id)).toContain(idsOfB.outlets);
   });
 
+  it("POS enrollment never reaches merchant B: B's referral codes, outlets and phones are unknown to A", async () => {
+    const customerOfB = await t.db
+      .selectFrom('customers')
+      .select(['referral_code', 'phone'])
+      .where('id', '=', idsOfB.customers ?? '')
+      .executeTakeFirstOrThrow();
+    const enroll = (body: object) =>
+      t.app.inject({
+        method: 'POST',
+        url: '/api/v1/integration/customers',
+        headers: { 'x-api-key': a.merchant.apiKey, 'idempotency-key': randomUUID() },
+        payload: body,
+      });
+    const referred = await enroll({ phone: '+79990001122', referralCode: customerOfB.referral_code });
+    expect(referred.statusCode, referred.body).toBe(400);
+    expect(referred.json().error.code).toBe('referral_code_not_found');
+    const atOutletOfB = await enroll({ phone: '+79990001122', outletId: idsOfB.outlets });
+    expect(atOutletOfB.statusCode, atOutletOfB.body).toBe(404);
+    // Phones are per merchant: B's customer's phone is a new customer of A, not a 409 naming B's id.
+    const samePhone = await enroll({ phone: customerOfB.phone });
+    expect(samePhone.statusCode, samePhone.body).toBe(201);
+    expect(samePhone.json().customer.id).not.toBe(idsOfB.customers);
+  });
+
   it('cashiers get 403 on every portal route the permission table denies them', async () => {
     const operations = documentedOperations(t.app).filter(
       (op) => op.path.startsWith('/api/v1/portal/') && op.security?.length && op.path !== '/api/v1/portal/me',

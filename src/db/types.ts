@@ -82,11 +82,26 @@ export interface Balances {
   updated_at: Generated<Timestamp>;
 }
 
+export interface BotReferrals {
+  created_at: Generated<Timestamp>;
+  merchant_id: string;
+  referrer_id: string;
+  telegram_user_id: number;
+}
+
 export interface CampaignGrants {
   campaign_id: string;
   customer_id: string;
   grants: Generated<number>;
   points: Generated<number>;
+}
+
+export interface CampaignOccasions {
+  campaign_id: string;
+  created_at: Generated<Timestamp>;
+  customer_id: string;
+  occasion: string;
+  points: number;
 }
 
 export interface Campaigns {
@@ -134,11 +149,14 @@ export interface CustomerCodes {
 }
 
 export interface Customers {
+  birth_date: Timestamp | null;
   created_at: Generated<Timestamp>;
   id: Generated<string>;
   merchant_id: string;
   name: string | null;
   phone: string;
+  referral_code: Generated<string>;
+  referred_by: string | null;
   telegram_user_id: number | null;
 }
 
@@ -457,7 +475,9 @@ export interface DB {
   api_keys: ApiKeys;
   audit_log: AuditLog;
   balances: Balances;
+  bot_referrals: BotReferrals;
   campaign_grants: CampaignGrants;
+  campaign_occasions: CampaignOccasions;
   campaigns: Campaigns;
   counters: Counters;
   customer_balances: CustomerBalances;

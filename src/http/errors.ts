@@ -15,6 +15,7 @@ export const ERROR_STATUS = {
   forbidden: 403,
   not_found: 404,
   bad_url: 400,
+  referral_code_not_found: 400,
   uri_too_long: 414,
   customer_not_found: 404,
   code_not_found: 404,

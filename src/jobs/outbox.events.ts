@@ -59,6 +59,18 @@ export const EVENT_PAYLOADS = {
     occurredAt: z.string(),
   }),
   'customer.created': z.looseObject({ customerId: Id, phone: z.string(), occurredAt: z.string() }),
+  // Written by every way of joining (bot sign-up, POS enrollment, CLI), with the welcome points.
+  'customer.enrolled': z.looseObject({
+    customerId: Id,
+    phone: z.string(),
+    name: z.string().nullable(),
+    source: z.string(),
+    referredBy: Id.nullable(),
+    referralCode: z.string(),
+    welcomePoints: z.number().int(),
+    balance: Balance,
+    occurredAt: z.string(),
+  }),
   'bonus.granted': z.looseObject({
     customerId: Id,
     campaignId: Id,
@@ -93,6 +105,7 @@ export const WEBHOOK_EVENT_TYPES = [
   'points.adjusted',
   'points.expiring',
   'customer.created',
+  'customer.enrolled',
   'bonus.granted',
   'webhook.test',
 ] as const satisfies readonly EventType[];

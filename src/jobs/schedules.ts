@@ -9,6 +9,8 @@ export const DEFAULT_JOB_SCHEDULES = {
   'alerts:monitor': '5 * * * * *',
   retention: '17 3 * * *',
   'staff:daily-summary': '0 18 * * *',
+  // Hourly, so each merchant's new day (its own time zone) is served within the hour.
+  'campaigns:birthday': '23 * * * *',
 } as const;
 
 /** The name of a periodic job. */

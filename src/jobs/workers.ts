@@ -4,6 +4,7 @@ import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
 import type { NotificationListener } from '../db/listener.js';
 import type { Metrics } from '../http/metrics.js';
+import { grantBirthdayBonuses } from '../modules/campaigns/birthday.service.js';
 import { ensureAppKey, sealPlaintextWebhookSecrets } from '../modules/keys/keys.service.js';
 import { activatePoints, expirePoints, remindExpiringPoints } from '../modules/ledger/ledger.service.js';
 import { refreshDashboardRollups } from '../modules/portal/dashboard.rollups.js';
@@ -104,12 +105,21 @@ export function createJobs(deps: { db: Database; config: Config; send: AlertSend
         .deleteFrom('customer_codes')
         .where('expires_at', '<', sql<Date>`now() - interval '1 day'`)
         .execute();
+      // Referral links opened in the bot by users who never shared their phone.
+      await db
+        .deleteFrom('bot_referrals')
+        .where('created_at', '<', sql<Date>`now() - interval '30 days'`)
+        .execute();
       await db
         .deleteFrom('job_runs')
         .where('scheduled_at', '<', sql<Date>`now() - make_interval(days => ${JOB_RUNS_RETENTION_DAYS})`)
         .execute();
     },
     'staff:daily-summary': () => enqueueDailySummaries(db),
+    'campaigns:birthday': async () => {
+      const result = await grantBirthdayBonuses(db);
+      if (result.customers > 0) await wakeWorkers(db);
+    },
   };
   return (Object.keys(runs) as JobName[]).map((name) => ({
     name,

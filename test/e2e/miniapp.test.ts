@@ -124,6 +124,14 @@ describe.skipIf(!hasChromium)('Telegram Mini App (browser)', () => {
       await seeText(page.getByTestId('miniapp-balance'), '100');
       await see(page.getByText('Кофейня «Зерно»'));
       await seeText(page.getByTestId('miniapp-history'), 'M-1001');
+      // The referral card: the customer's code, and a share button for the bot link.
+      const { referral_code: referralCode } = await server.db
+        .selectFrom('customers')
+        .select('referral_code')
+        .where('id', '=', customerId)
+        .executeTakeFirstOrThrow();
+      await seeText(page.getByTestId('miniapp-referral-code'), referralCode);
+      await see(page.getByTestId('miniapp-referral-share'));
       // Tier progress: 2 000 ₽ spent of the 5 000 ₽ that reach «Серебро».
       await see(page.getByText(/Ещё 3\s000,00\s₽ покупок — и уровень «Серебро»/));
       // Telegram's theme drives the colours.

@@ -1,4 +1,6 @@
 import type { Database } from '../../src/db/database.js';
+import { CreateCampaignBody } from '../../src/modules/campaigns/campaigns.schema.js';
+import { createCampaign } from '../../src/modules/campaigns/campaigns.service.js';
 import { createCustomer, issueCustomerToken } from '../../src/modules/customers/customers.service.js';
 import { adjustPoints } from '../../src/modules/ledger/ledger.service.js';
 import {
@@ -75,4 +77,16 @@ export async function createTestCustomer(
   }
   const token = await issueCustomerToken(db, { merchantId: merchant.merchantId, customerId: customer.id });
   return { customerId: customer.id, phone: customer.phone, token, merchant };
+}
+
+/** Creates an active campaign of a merchant (CreateCampaignBody's defaults for what is not given). */
+export async function createTestCampaign(
+  db: Database,
+  merchant: TestMerchant,
+  input: { name?: string; kind: string; effect: object } & Record<string, unknown>,
+) {
+  return createCampaign(db, {
+    merchantId: merchant.merchantId,
+    input: CreateCampaignBody.parse({ name: `${input.kind} campaign`, status: 'active', ...input }),
+  });
 }

@@ -18,10 +18,11 @@ import {
 } from '../telegram/telegram.client.js';
 import { type Locale, normalizeLocale } from '../telegram/telegram.messages.js';
 import { BOT_TEXTS, MENU_LABELS, type MenuAction, menuActionOf, SHARE_PHONE_LABEL } from './bot.messages.js';
-import { listRecentHistory, miniAppUrl } from './bot.service.js';
+import { listRecentHistory, miniAppUrl, rememberBotReferral } from './bot.service.js';
 
 // The conversation of a merchant's customer bot: /start -> phone (Telegram's contact button) ->
-// menu (balance, code with QR, history, Mini App). Private chats only; groups are ignored.
+// menu (balance, code with QR, history, Mini App, referral link). /start ref_<code> (a customer's
+// referral link) names who brought the user; it is kept until they join. Private chats only; groups are ignored.
 // Every handler reads the customer afresh by Telegram user id: the database, not the bot, holds state.
 
 /** The merchant a bot speaks for; the route refreshes the name before each update. */
@@ -56,7 +57,7 @@ function menuKeyboard(locale: Locale, appUrl: string | null) {
   // The app opens from an inline button (sent on press): a reply-keyboard web_app button would
   // launch the Mini App without initData, so it could not sign in.
   if (appUrl) keyboard.text(labels.app);
-  return keyboard.resized().persistent();
+  return keyboard.row().text(labels.invite).resized().persistent();
 }
 
 /** The phone of a Telegram contact in E.164; Telegram sends international numbers, often without "+". */
@@ -164,6 +165,11 @@ export function createMerchantBot(options: {
         await showMenu(ctx, locale, BOT_TEXTS.offers(offers, locale, timeZone));
         return;
       }
+      case 'invite': {
+        const profile = await getCustomerProfile(db, ids);
+        await showMenu(ctx, locale, BOT_TEXTS.invite(profile, locale));
+        return;
+      }
       case 'app': {
         const url = appUrl();
         if (!url) {
@@ -185,6 +191,12 @@ export function createMerchantBot(options: {
     const customer = await findCustomer(ctx.from.id);
     const greeting = BOT_TEXTS.greeting(merchant.name, locale);
     if (!customer) {
+      // A referral link (start=ref_<code>): kept until this user shares their phone and joins.
+      await rememberBotReferral(db, {
+        merchantId: merchant.id,
+        telegramUserId: ctx.from.id,
+        startParameter: ctx.match,
+      });
       await ctx.reply(`${greeting}\n\n${BOT_TEXTS.askPhone(locale)}`, {
         reply_markup: contactKeyboard(locale),
       });
@@ -227,6 +239,7 @@ export function createMerchantBot(options: {
     history: 'history',
     offers: 'offers',
     app: 'app',
+    invite: 'invite',
   };
   for (const [command, action] of Object.entries(commands)) {
     chat.command(command, async (ctx) => {

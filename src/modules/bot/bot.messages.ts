@@ -10,8 +10,22 @@ export const HISTORY_TIME_ZONE = 'Europe/Moscow';
 
 /** Labels of the menu's reply-keyboard buttons; a press arrives as a message with this text. */
 export const MENU_LABELS = {
-  ru: { balance: 'Баланс', code: 'Мой код', history: 'История', offers: 'Акции', app: 'Открыть приложение' },
-  en: { balance: 'Balance', code: 'My code', history: 'History', offers: 'Offers', app: 'Open the app' },
+  ru: {
+    balance: 'Баланс',
+    code: 'Мой код',
+    history: 'История',
+    offers: 'Акции',
+    app: 'Открыть приложение',
+    invite: 'Пригласить друга',
+  },
+  en: {
+    balance: 'Balance',
+    code: 'My code',
+    history: 'History',
+    offers: 'Offers',
+    app: 'Open the app',
+    invite: 'Invite a friend',
+  },
 } as const;
 
 /** A menu action. */
@@ -77,6 +91,7 @@ const KIND_TEXT: Record<string, { ru: string; en: string }> = {
   expire: { ru: 'сгорели', en: 'expired' },
   activate: { ru: 'стали доступны', en: 'became available' },
   adjust: { ru: 'корректировка', en: 'adjustment' },
+  bonus: { ru: 'бонус по акции', en: 'campaign bonus' },
 };
 
 function historyLine(entry: HistoryEntry, locale: Locale): string {
@@ -218,6 +233,22 @@ export const BOT_TEXTS = {
     locale === 'ru'
       ? 'Баланс, уровень, код с QR и история — в приложении:'
       : 'Balance, tier, code with QR and history are in the app:',
+  invite: (view: { referralLink: string | null; referralCode: string }, locale: Locale) => {
+    const ru = locale === 'ru';
+    const lines = [
+      ru
+        ? 'Пригласите друга: отправьте ему ссылку ниже. Когда он присоединится и сделает первую покупку, баллы по акции «Приведи друга» получите вы оба (если она сейчас идёт).'
+        : 'Invite a friend: send them the link below. Once they join and make their first purchase, you both get the points of the referral offer (when one is running).',
+    ];
+    if (view.referralLink) lines.push(view.referralLink);
+    lines.push(ru ? `Ваш код приглашения: ${view.referralCode}` : `Your referral code: ${view.referralCode}`);
+    lines.push(
+      ru
+        ? 'На кассе друг может назвать этот код при регистрации.'
+        : 'At the till your friend can give this code when they sign up.',
+    );
+    return lines.join('\n');
+  },
   appUnavailable: (locale: Locale) =>
     locale === 'ru'
       ? 'Приложение пока недоступно. Баланс, код и история — в меню ниже.'

@@ -1,6 +1,10 @@
 import type { Executor } from '../../db/database.js';
 import type { SecretBox } from '../../lib/crypto.js';
-import { listCustomerTransactions } from '../customers/customers.service.js';
+import {
+  findReferrer,
+  listCustomerTransactions,
+  REFERRAL_START_PREFIX,
+} from '../customers/customers.service.js';
 import type { HistoryEntry } from './bot.messages.js';
 
 /** A merchant's connected customer bot, with its token unsealed. */
@@ -75,4 +79,35 @@ export async function listRecentHistory(
       reason: r.reason,
       createdAt: r.createdAt,
     }));
+}
+
+/**
+ * Keeps the customer whose referral link (start parameter ref_<code>) a Telegram user opened the
+ * merchant's bot with, until the user shares their phone and joins (registerTelegramCustomer). A
+ * later link replaces an earlier one; another start parameter or an unknown code is ignored.
+ */
+export async function rememberBotReferral(
+  db: Executor,
+  options: { merchantId: string; telegramUserId: number; startParameter: string },
+): Promise<void> {
+  const parameter = options.startParameter.trim();
+  if (!parameter.startsWith(REFERRAL_START_PREFIX)) return;
+  const referrerId = await findReferrer(db, {
+    merchantId: options.merchantId,
+    referralCode: parameter.slice(REFERRAL_START_PREFIX.length),
+  });
+  if (!referrerId) return;
+  await db
+    .insertInto('bot_referrals')
+    .values({
+      merchant_id: options.merchantId,
+      telegram_user_id: options.telegramUserId,
+      referrer_id: referrerId,
+    })
+    .onConflict((oc) =>
+      oc
+        .columns(['merchant_id', 'telegram_user_id'])
+        .doUpdateSet({ referrer_id: referrerId, created_at: new Date() }),
+    )
+    .execute();
 }

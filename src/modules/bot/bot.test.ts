@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type FakeTelegram,
@@ -7,7 +8,12 @@ import {
   startFakeTelegram,
 } from '../../../test/fakes/telegram-bot-api.js';
 import { createTestApp, type TestApp } from '../../../test/helpers/app.js';
-import { createTestMerchant, nextPhone, type TestMerchant } from '../../../test/helpers/factories.js';
+import {
+  createTestCampaign,
+  createTestMerchant,
+  nextPhone,
+  type TestMerchant,
+} from '../../../test/helpers/factories.js';
 import { commitPurchaseViaApi } from '../../../test/helpers/outbox.js';
 import { SecretBox } from '../../lib/crypto.js';
 import { createCustomer, registerTelegramCustomer } from '../customers/customers.service.js';
@@ -190,7 +196,7 @@ describe('merchant bot webhook', () => {
       keyboardOf(call)
         .flat()
         .map((b) => b.text),
-    ).toEqual(['Баланс', 'Мой код', 'История', 'Акции', 'Открыть приложение']);
+    ).toEqual(['Баланс', 'Мой код', 'История', 'Акции', 'Открыть приложение', 'Пригласить друга']);
     expect(await customersOfUser(user.id)).toEqual([
       expect.objectContaining({ phone, name: 'Анна Иванова', telegram_user_id: user.id }),
     ]);
@@ -421,5 +427,88 @@ describe('merchant bot webhook', () => {
       await updateMerchant(t.db, { merchantId: merchant.merchantId, status: 'active' });
     }
     expect((await send(textUpdate(user, 'Баланс'), user.id)).method).toBe('sendMessage');
+  });
+});
+
+describe('joining through the bot with campaigns', () => {
+  async function balanceOf(customerId: string) {
+    return t.db
+      .selectFrom('balances')
+      .select(['available', 'pending'])
+      .where('customer_id', '=', customerId)
+      .executeTakeFirstOrThrow();
+  }
+
+  async function endCampaign(id: string) {
+    await t.db.updateTable('campaigns').set({ status: 'ended' }).where('id', '=', id).execute();
+  }
+
+  it('grants the welcome bonus on sign-up, once, with a customer.enrolled event from the bot', async () => {
+    const welcome = await createTestCampaign(t.db, merchant, { kind: 'welcome', effect: { points: 250 } });
+    try {
+      const { user, customerId } = await registeredUser();
+      expect(await balanceOf(customerId)).toEqual({ available: 250, pending: 0 });
+      // Sharing the contact again changes nothing.
+      await send(contactUpdate(user, { phone: nextPhone().slice(1), userId: user.id }), user.id);
+      expect(await balanceOf(customerId)).toEqual({ available: 250, pending: 0 });
+      const events = await t.db
+        .selectFrom('outbox_events')
+        .select('payload')
+        .where('type', '=', 'customer.enrolled')
+        .where(sql<boolean>`payload->>'customerId' = ${customerId}`)
+        .execute();
+      expect(events.map((e) => e.payload)).toEqual([
+        expect.objectContaining({
+          source: 'bot',
+          welcomePoints: 250,
+          balance: { available: 250, pending: 0 },
+        }),
+      ]);
+    } finally {
+      await endCampaign(welcome.id);
+    }
+  });
+
+  it('shows the referral link, and a friend starting with it is referred on joining', async () => {
+    const referral = await createTestCampaign(t.db, merchant, {
+      kind: 'referral',
+      effect: { referrerPoints: 70, refereePoints: 30 },
+    });
+    try {
+      const { user, customerId } = await registeredUser();
+      const { referral_code: code } = await t.db
+        .selectFrom('customers')
+        .select('referral_code')
+        .where('id', '=', customerId)
+        .executeTakeFirstOrThrow();
+      const invite = await send(textUpdate(user, 'Пригласить друга'), user.id);
+      const link = `https://t.me/zerno_bot?start=ref_${code}`;
+      expect(String(invite.params.text)).toContain(link);
+      expect(String(invite.params.text)).toContain(code);
+      const english = await send(textUpdate({ ...user, language_code: 'en' }, '/invite'), user.id);
+      expect(String(english.params.text)).toContain('Invite a friend');
+
+      // The friend opens the link (/start ref_<code>), then shares their phone.
+      const friend = newUser({ first_name: 'Олег' });
+      await send(textUpdate(friend, `/start ref_${code}`), friend.id);
+      await send(contactUpdate(friend, { phone: nextPhone().slice(1), userId: friend.id }), friend.id);
+      const [joined] = await customersOfUser(friend.id);
+      if (!joined) throw new Error('the friend did not join');
+      const { referred_by } = await t.db
+        .selectFrom('customers')
+        .select('referred_by')
+        .where('id', '=', joined.id)
+        .executeTakeFirstOrThrow();
+      expect(referred_by).toBe(customerId);
+
+      // Their own link does not refer a registered user to themselves.
+      await send(textUpdate(user, `/start ref_${code}`), user.id);
+      expect(await t.db.selectFrom('bot_referrals').selectAll().execute()).toEqual([]);
+
+      await commitPurchaseViaApi(t.app, merchant, { customerId: joined.id, total: 1000 });
+      expect((await balanceOf(customerId)).available).toBe(70);
+    } finally {
+      await endCampaign(referral.id);
+    }
   });
 });

@@ -35,7 +35,7 @@ const TelegramAuthResponse = z.object({
 });
 
 const MeResponse = z.object({
-  customer: CustomerSummary,
+  customer: CustomerSummary.extend({ referralCode: z.string() }),
   merchant: z.object({ id: z.string(), name: z.string() }),
   balance: z.object({ available: z.int(), pending: z.int() }),
   tier: z
@@ -48,6 +48,13 @@ const MeResponse = z.object({
     .nullable()
     .describe('null when the programme has no tiers'),
   programme: z.object({ pointValueMinor: z.int(), earnRateBp: z.int() }),
+  referralCode: z
+    .string()
+    .describe("The customer's referral code, for friends joining at the till or in the bot"),
+  referralLink: z
+    .string()
+    .nullable()
+    .describe("The bot link that joins a friend as this customer's referral; null while no bot is connected"),
 });
 
 const OffersQuery = z.strictObject({

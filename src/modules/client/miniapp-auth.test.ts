@@ -193,7 +193,7 @@ describe('POST /api/v1/client/auth/telegram', () => {
     const me = await t.app.inject({ method: 'GET', url: '/api/v1/client/me', headers: auth });
     expect(me.statusCode).toBe(200);
     expect(me.json()).toEqual({
-      customer: { id: customer.id, name: 'Анна', phone },
+      customer: { id: customer.id, name: 'Анна', phone, referralCode: customer.referralCode },
       merchant: { id: merchant.merchantId, name: 'Кофейня «Зерно»' },
       // 5% of 1 500 ₽ at the base rate: the purchase itself lifted the customer into Silver.
       balance: { available: 75, pending: 0 },
@@ -204,6 +204,9 @@ describe('POST /api/v1/client/auth/telegram', () => {
         next: { name: 'Золото', minSpend: 500_000, remaining: 350_000 },
       },
       programme: { pointValueMinor: 100, earnRateBp: 500 },
+      // The link opens the merchant's bot with the code as its start parameter.
+      referralCode: customer.referralCode,
+      referralLink: `https://t.me/zerno_bot?start=ref_${customer.referralCode}`,
     });
 
     const code = await t.app.inject({ method: 'POST', url: '/api/v1/client/code', headers: auth });

@@ -19,12 +19,130 @@ export interface CustomerState {
   spend: number;
 }
 
-/** Creates a customer with an empty balance; the phone is unique per merchant. */
+/** How a customer joined: the customer.enrolled event's `source`. */
+export type EnrollmentSource = 'bot' | 'pos' | 'cli' | 'demo';
+
+/** A customer who just joined: the balance includes the welcome points granted on joining. */
+export interface EnrolledCustomer {
+  id: string;
+  phone: string;
+  name: string | null;
+  referralCode: string;
+  referredBy: string | null;
+  welcomePoints: number;
+  balance: { available: number; pending: number };
+}
+
+/** A referral code as customers type it: letters in upper case, spaces and dashes dropped. */
+export function normalizeReferralCode(code: string): string {
+  return code.replace(/[\s-]+/g, '').toUpperCase();
+}
+
+/**
+ * The link a customer shares to bring a friend: it opens the merchant's bot with the code as the start
+ * parameter (the bot keeps it until the friend joins). Null while the merchant has no bot connected.
+ */
+export function referralLink(botUsername: string | null, referralCode: string): string | null {
+  return botUsername ? `https://t.me/${botUsername}?start=${REFERRAL_START_PREFIX}${referralCode}` : null;
+}
+
+/** The bot's start parameter of a referral link: ref_<code>. */
+export const REFERRAL_START_PREFIX = 'ref_';
+
+/** The merchant's customer whose referral code this is; null when none. */
+export async function findReferrer(
+  db: Executor,
+  options: { merchantId: string; referralCode: string },
+): Promise<string | null> {
+  const row = await db
+    .selectFrom('customers')
+    .select('id')
+    .where('merchant_id', '=', options.merchantId)
+    .where('referral_code', '=', normalizeReferralCode(options.referralCode))
+    .executeTakeFirst();
+  return row?.id ?? null;
+}
+
+/**
+ * Creates (enrolls) a customer with an empty balance, in one transaction with everything joining
+ * does: a referral code (the column default), the referrer (a customer of the same merchant), the
+ * welcome campaigns' points (loyalty_grant_occasion, once per campaign) and the customer.created and
+ * customer.enrolled events. The phone is unique per merchant: an existing one is customer_exists
+ * with its id in details, also for the losers of parallel enrollments of one phone (the insert
+ * waits for the first one to commit).
+ */
 export async function createCustomer(
   db: Executor,
-  options: { merchantId: string; phone: string; name?: string | null; telegramUserId?: number | null },
-): Promise<{ id: string; phone: string; name: string | null }> {
-  const run = async (trx: Executor) => {
+  options: {
+    merchantId: string;
+    phone: string;
+    name?: string | null;
+    telegramUserId?: number | null;
+    birthDate?: string | null;
+    referredBy?: string | null;
+    /** How the customer joined (default cli: operator commands and scripts). */
+    source?: EnrollmentSource;
+  },
+): Promise<EnrolledCustomer> {
+  const run = async (trx: Executor): Promise<EnrolledCustomer> => {
+    const customer = await insertCustomer(trx, options);
+    await trx
+      .insertInto('balances')
+      .values({ customer_id: customer.id, merchant_id: options.merchantId })
+      .execute();
+    const { rows } = await sql<{ points: number }>`
+      select loyalty_grant_occasion(${options.merchantId}, ${customer.id}, 'welcome', 'welcome', 'points', null)
+               as points`.execute(trx);
+    // The customer is new in this transaction, so the balance is exactly the welcome points (bonus
+    // lots are available at once); no other transaction can have changed it.
+    const points = Number(rows[0]?.points ?? 0);
+    const granted = { points, balance: { available: points, pending: 0 } };
+    const enrolled: EnrolledCustomer = {
+      id: customer.id,
+      phone: customer.phone,
+      name: customer.name,
+      referralCode: customer.referral_code,
+      referredBy: customer.referred_by,
+      welcomePoints: Number(granted.points),
+      balance: granted.balance,
+    };
+    const occurredAt = new Date();
+    await trx
+      .insertInto('outbox_events')
+      .values([
+        {
+          merchant_id: options.merchantId,
+          type: 'customer.created',
+          payload: JSON.stringify({ customerId: customer.id, phone: customer.phone, occurredAt }),
+        },
+        {
+          merchant_id: options.merchantId,
+          type: 'customer.enrolled',
+          payload: JSON.stringify({
+            customerId: enrolled.id,
+            phone: enrolled.phone,
+            name: enrolled.name,
+            source: options.source ?? 'cli',
+            referredBy: enrolled.referredBy,
+            referralCode: enrolled.referralCode,
+            welcomePoints: enrolled.welcomePoints,
+            balance: enrolled.balance,
+            occurredAt,
+          }),
+        },
+      ])
+      .execute();
+    return enrolled;
+  };
+  return db.isTransaction ? run(db) : db.transaction().execute(run);
+}
+
+/**
+ * Inserts the customer row. Any unique conflict leaves it out: the phone's or the Telegram user's
+ * (customer_exists), or, about once in 10^11, the referral code the column default drew (drawn again).
+ */
+async function insertCustomer(trx: Executor, options: Parameters<typeof createCustomer>[1]) {
+  for (let attempt = 0; attempt < 5; attempt++) {
     const customer = await trx
       .insertInto('customers')
       .values({
@@ -32,27 +150,28 @@ export async function createCustomer(
         phone: options.phone,
         name: options.name ?? null,
         telegram_user_id: options.telegramUserId ?? null,
+        birth_date: options.birthDate ?? null,
+        referred_by: options.referredBy ?? null,
       })
-      .onConflict((oc) => oc.columns(['merchant_id', 'phone']).doNothing())
-      .returning(['id', 'phone', 'name'])
+      .onConflict((oc) => oc.doNothing())
+      .returning(['id', 'phone', 'name', 'referral_code', 'referred_by'])
       .executeTakeFirst();
-    if (!customer)
-      throw new AppError('customer_exists', `A customer with phone ${options.phone} already exists`);
-    await trx
-      .insertInto('balances')
-      .values({ customer_id: customer.id, merchant_id: options.merchantId })
-      .execute();
-    await trx
-      .insertInto('outbox_events')
-      .values({
-        merchant_id: options.merchantId,
-        type: 'customer.created',
-        payload: JSON.stringify({ customerId: customer.id, phone: customer.phone, occurredAt: new Date() }),
-      })
-      .execute();
-    return customer;
-  };
-  return db.isTransaction ? run(db) : db.transaction().execute(run);
+    if (customer) return customer;
+    const existing = await trx
+      .selectFrom('customers')
+      .select('id')
+      .where('merchant_id', '=', options.merchantId)
+      .where((eb) =>
+        eb.or([eb('phone', '=', options.phone), eb('telegram_user_id', '=', options.telegramUserId ?? null)]),
+      )
+      .executeTakeFirst();
+    if (existing) {
+      throw new AppError('customer_exists', `A customer with phone ${options.phone} already exists`, {
+        customerId: existing.id,
+      });
+    }
+  }
+  throw new AppError('unavailable', 'No free referral code right now, try again');
 }
 
 /** Issues a bearer token for a customer (client API); only its SHA-256 is stored. */
@@ -168,9 +287,11 @@ export async function getCustomerProfile(db: Executor, options: { merchantId: st
       'c.id',
       'c.name',
       'c.phone',
+      'c.referral_code as referralCode',
       'b.available',
       'b.pending',
       'm.id as merchantId',
+      'm.telegram_bot_username as botUsername',
       'm.name as merchantName',
       'm.rules',
       sql<number>`(select coalesce(sum(p.total - p.refunded_amount), 0) from purchases p
@@ -187,11 +308,13 @@ export async function getCustomerProfile(db: Executor, options: { merchantId: st
   if (!row) throw new AppError('customer_not_found', 'Customer not found');
   const rules = ProgrammeRules.parse(row.rules);
   return {
-    customer: { id: row.id, name: row.name, phone: row.phone },
+    customer: { id: row.id, name: row.name, phone: row.phone, referralCode: row.referralCode },
     merchant: { id: row.merchantId, name: row.merchantName },
     balance: { available: row.available, pending: row.pending },
     tier: describeTierProgress(rules, Number(row.spend)),
     programme: { pointValueMinor: rules.pointValueMinor, earnRateBp: rules.earnRateBp },
+    referralCode: row.referralCode,
+    referralLink: referralLink(row.botUsername, row.referralCode),
   };
 }
 
@@ -286,7 +409,20 @@ export async function registerTelegramCustomer(
         .executeTakeFirstOrThrow();
       return { customer, outcome: 'linked' };
     }
-    const customer = await createCustomer(trx, { ...options, name: options.name ?? null });
+    // The referral link this user started the bot with, if any (rememberBotReferral).
+    const referral = await trx
+      .deleteFrom('bot_referrals')
+      .where('merchant_id', '=', options.merchantId)
+      .where('telegram_user_id', '=', options.telegramUserId)
+      .returning('referrer_id')
+      .executeTakeFirst();
+    const created = await createCustomer(trx, {
+      ...options,
+      name: options.name ?? null,
+      referredBy: referral?.referrer_id ?? null,
+      source: 'bot',
+    });
+    const customer = { id: created.id, name: created.name, phone: created.phone };
     return { customer, outcome: 'created' };
   };
   for (let attempt = 1; ; attempt++) {

@@ -48,6 +48,7 @@ export async function seedDemo(db: Database, options: { name?: string } = {}): P
     merchantId: merchant.id,
     phone: DEMO_PHONE,
     name: 'Demo Customer',
+    source: 'demo',
   });
   await adjustPoints(db, {
     merchantId: merchant.id,

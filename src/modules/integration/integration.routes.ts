@@ -1,9 +1,12 @@
+import type { FastifyReply } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { type ApiKeyAuthenticator, merchantOf } from '../../http/auth.js';
 import { getPurchase } from '../ledger/ledger.service.js';
 import {
   CommitPurchaseBody,
   CommitResponse,
+  EnrollCustomerBody,
+  EnrollCustomerResponse,
   ErrorResponse,
   IdempotencyHeaders,
   PurchaseParams,
@@ -17,11 +20,18 @@ import {
 } from './integration.schema.js';
 import {
   commitForPos,
+  enrollForPos,
   type IntegrationDeps,
   quoteForPos,
   refundForPos,
   resolveForPos,
 } from './integration.service.js';
+
+/** A 201 of an idempotent call; a replay of a stored answer says so (Idempotent-Replayed: true). */
+function sendCreated(reply: FastifyReply, outcome: { result: unknown; isReplay: boolean }) {
+  if (outcome.isReplay) reply.header('Idempotent-Replayed', 'true');
+  return reply.status(201).send(outcome.result);
+}
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse, 422: ErrorResponse };
 const security = [{ apiKey: [] }];
@@ -48,6 +58,29 @@ export function integrationRoutes(
         },
       },
       async (request) => resolveForPos(deps, merchantOf(request), request.body),
+    );
+
+    app.post(
+      '/customers',
+      {
+        schema: {
+          tags: ['integration'],
+          summary: 'Enroll a customer at the till: welcome points, referral code (idempotent)',
+          security,
+          headers: IdempotencyHeaders,
+          body: EnrollCustomerBody,
+          response: { 201: EnrollCustomerResponse, ...errors, 409: ErrorResponse, 429: ErrorResponse },
+        },
+      },
+      async (request, reply) => {
+        const outcome = await enrollForPos(
+          deps,
+          merchantOf(request),
+          request.body,
+          request.headers['idempotency-key'],
+        );
+        return sendCreated(reply, outcome);
+      },
     );
 
     app.post(
@@ -83,14 +116,13 @@ export function integrationRoutes(
         },
       },
       async (request, reply) => {
-        const { result, isReplay } = await commitForPos(
+        const outcome = await commitForPos(
           deps,
           merchantOf(request),
           request.body,
           request.headers['idempotency-key'],
         );
-        if (isReplay) reply.header('Idempotent-Replayed', 'true');
-        return reply.status(201).send(result);
+        return sendCreated(reply, outcome);
       },
     );
 
@@ -127,15 +159,14 @@ export function integrationRoutes(
         },
       },
       async (request, reply) => {
-        const { result, isReplay } = await refundForPos(
+        const outcome = await refundForPos(
           deps,
           merchantOf(request),
           request.params.id,
           request.body,
           request.headers['idempotency-key'],
         );
-        if (isReplay) reply.header('Idempotent-Replayed', 'true');
-        return reply.status(201).send(result);
+        return sendCreated(reply, outcome);
       },
     );
   };

@@ -72,6 +72,35 @@ export const CommitPurchaseBody = z
   .superRefine(requireContext);
 export type CommitPurchaseBody = z.infer<typeof CommitPurchaseBody>;
 
+/** A date of birth: YYYY-MM-DD, a real calendar date, from 1900 to today. */
+export const BirthDate = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}$/, 'expected a date YYYY-MM-DD')
+  .refine((value) => {
+    // A value of another shape is reported by the regex alone.
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(value)) return true;
+    const date = new Date(`${value}T00:00:00Z`);
+    return (
+      !Number.isNaN(date.getTime()) &&
+      date.toISOString().startsWith(value) &&
+      value >= '1900-01-01' &&
+      date.getTime() <= Date.now()
+    );
+  }, 'expected a real date of birth YYYY-MM-DD, not in the future');
+
+/**
+ * POST /customers: enroll a customer at the till. The POS context (outletId, deviceId, managerId) is
+ * optional here: it is checked when given.
+ */
+export const EnrollCustomerBody = z.strictObject({
+  phone: Phone,
+  name: text(1, 200).optional().describe("The customer's name"),
+  birthDate: BirthDate.optional().describe('Date of birth (birthday campaigns)'),
+  referralCode: text(1, 32).optional().describe('The referral code of the customer who brought this one'),
+  ...contextShape,
+});
+export type EnrollCustomerBody = z.infer<typeof EnrollCustomerBody>;
+
 /** A receipt line given back: named by its position in the receipt (0-based) or its sku. */
 export const RefundItemBody = z
   .strictObject({
@@ -126,6 +155,18 @@ export const ResolveCustomerResponse = z.object({
   balance: BalanceBody,
   tier: TierBody,
 });
+
+/** Answer of enrollment (201, and its replays): the balance includes the welcome points. */
+export const EnrollCustomerResponse = z.object({
+  customer: z.object({
+    id: z.uuid(),
+    phone: z.string(),
+    name: z.string().nullable(),
+    referralCode: z.string(),
+  }),
+  balance: BalanceBody,
+});
+export type EnrollCustomerResponse = z.infer<typeof EnrollCustomerResponse>;
 
 /** Answer of quote. */
 export const QuoteResponse = z.object({

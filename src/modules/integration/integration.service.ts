@@ -9,14 +9,17 @@ import type { CampaignCache } from '../campaigns/campaigns.service.js';
 import {
   type CustomerRef,
   type CustomerState,
+  createCustomer,
   customerStateQuery,
   findCustomerState,
+  findReferrer,
 } from '../customers/customers.service.js';
 import {
   findConcurrentResult,
   outcomeOf,
   requestHash,
   runIdempotent,
+  runInIdempotentTransaction,
   storedResultOf,
 } from '../ledger/idempotency.service.js';
 import type { CommitBatcher } from '../ledger/ledger.batcher.js';
@@ -34,6 +37,8 @@ import { selectTier } from '../programme/programme.rules.js';
 import type { ProgrammeRules } from '../programme/programme.schema.js';
 import type {
   CommitPurchaseBody,
+  EnrollCustomerBody,
+  EnrollCustomerResponse,
   QuotePurchaseBody,
   RefundPurchaseBody,
   ResolveCustomerBody,
@@ -375,6 +380,67 @@ export async function refundForPos(
         idempotencyKey,
         requestHash: hash,
       });
+    },
+  );
+  if (!outcome.isReplay) deps.notifier?.poke();
+  return outcome;
+}
+
+/**
+ * POST /customers: idempotent enrollment at the till. The customer joins (welcome points, referrer,
+ * events) and the answer is stored with the Idempotency-Key in one transaction.
+ */
+export async function enrollForPos(
+  deps: IntegrationDeps,
+  auth: MerchantAuth,
+  body: EnrollCustomerBody,
+  idempotencyKey: string,
+): Promise<{ result: EnrollCustomerResponse; isReplay: boolean }> {
+  const hash = requestHash('customers.enroll', body);
+  const outcome = await runIdempotent(
+    deps.db,
+    { merchantId: auth.merchantId, key: idempotencyKey, hash },
+    async () => {
+      await assertContext(deps, auth, body);
+      return runInIdempotentTransaction(
+        deps.db,
+        { merchantId: auth.merchantId, key: idempotencyKey, hash },
+        async (trx): Promise<EnrollCustomerResponse> => {
+          let referredBy: string | null = null;
+          if (body.referralCode !== undefined) {
+            referredBy = await findReferrer(trx, {
+              merchantId: auth.merchantId,
+              referralCode: body.referralCode,
+            });
+            if (!referredBy) {
+              throw new AppError(
+                'referral_code_not_found',
+                'referralCode: no customer has this referral code',
+                {
+                  field: 'referralCode',
+                },
+              );
+            }
+          }
+          const customer = await createCustomer(trx, {
+            merchantId: auth.merchantId,
+            phone: body.phone,
+            name: body.name ?? null,
+            birthDate: body.birthDate ?? null,
+            referredBy,
+            source: 'pos',
+          });
+          return {
+            customer: {
+              id: customer.id,
+              phone: customer.phone,
+              name: customer.name,
+              referralCode: customer.referralCode,
+            },
+            balance: customer.balance,
+          };
+        },
+      );
     },
   );
   if (!outcome.isReplay) deps.notifier?.poke();

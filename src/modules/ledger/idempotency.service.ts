@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { stringify } from 'safe-stable-stringify';
-import type { Executor } from '../../db/database.js';
+import type { Database, Executor } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
 import { sha256Hex } from '../../lib/tokens.js';
 import { toAppError } from './ledger.errors.js';
@@ -99,4 +99,36 @@ export async function runIdempotent<T extends object>(
   const stored = await findStoredResult(db, options);
   if (stored) return { result: stored as T, isReplay: true };
   return outcomeOf(await operation());
+}
+
+/**
+ * Runs an idempotent operation written in TypeScript (not a ledger SQL function) in one transaction:
+ * loyalty_idempotency_begin claims the key (409 while a request with it runs; the stored answer,
+ * `replayed`, once one committed; 422 for another body), then the operation runs and its answer is
+ * stored with the key (idempotency_keys). A failed operation stores nothing, so its retry runs again.
+ */
+export async function runInIdempotentTransaction<T extends object>(
+  db: Database,
+  options: { merchantId: string; key: string; hash: string },
+  operation: (trx: Executor) => Promise<T>,
+): Promise<T & { replayed?: boolean }> {
+  try {
+    return await db.transaction().execute(async (trx) => {
+      const stored = await findConcurrentResult(trx, options);
+      if (stored) return stored as T & { replayed: true };
+      const result = await operation(trx);
+      await trx
+        .insertInto('idempotency_keys')
+        .values({
+          merchant_id: options.merchantId,
+          key: options.key,
+          request_hash: options.hash,
+          result: JSON.stringify(result),
+        })
+        .execute();
+      return result;
+    });
+  } catch (error) {
+    throw toAppError(error);
+  }
 }

@@ -3,7 +3,8 @@ import { fileURLToPath } from 'node:url';
 
 // The ledger's stored functions live as SQL source beside this module (./sql/<name>.sql, one
 // `create or replace function` each), so they are read and reviewed where they are used. The
-// migrations that change them install the current files (0006_ledger_provenance, 0011_campaigns, 0012_write_path, 0017_hot_path);
+// migrations that change them install the current files (0006_ledger_provenance, 0011_campaigns, 0012_write_path,
+// 0015_enrollment, 0017_hot_path);
 // ledger.sql.test.ts checks that the functions in the database equal these files.
 
 /** Every ledger function, in install order (helpers before their callers). */
@@ -23,7 +24,11 @@ export const LEDGER_FUNCTIONS = [
   'loyalty_expire_customer',
   'loyalty_land_points',
   'loyalty_settle_debts',
+  'loyalty_grant_campaign',
   'loyalty_grant_campaigns',
+  'loyalty_grant_bonus',
+  'loyalty_grant_occasion',
+  'loyalty_grant_referral',
   'loyalty_commit_purchase',
   'loyalty_commit_purchases',
   'loyalty_refund_purchase',

@@ -54,6 +54,9 @@ const CustomerResponse = z.object({
     createdAt: z.date(),
     lastPurchaseAt: z.date().nullable(),
     hasTelegram: z.boolean(),
+    referralCode: z.string().describe('The code friends give to join as this customer’s referrals'),
+    referredBy: z.uuid().nullable().describe('The customer who referred this one'),
+    birthDate: z.string().nullable().describe('YYYY-MM-DD (birthday campaigns)'),
   }),
   balance: Balance,
   tier: z

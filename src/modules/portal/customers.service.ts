@@ -94,6 +94,9 @@ export async function getCustomerDetail(db: Executor, options: { merchantId: str
       .select([
         'created_at as createdAt',
         'telegram_user_id as telegramUserId',
+        'referral_code as referralCode',
+        'referred_by as referredBy',
+        sql<string | null>`to_char(birth_date, 'YYYY-MM-DD')`.as('birthDate'),
         sql<Date | null>`(select max(p.created_at) from purchases p where p.customer_id = customers.id)`.as(
           'lastPurchaseAt',
         ),
@@ -124,6 +127,9 @@ export async function getCustomerDetail(db: Executor, options: { merchantId: str
       createdAt: row.createdAt,
       lastPurchaseAt: row.lastPurchaseAt,
       hasTelegram: row.telegramUserId !== null,
+      referralCode: row.referralCode,
+      referredBy: row.referredBy,
+      birthDate: row.birthDate,
     },
     balance: { available: state.available, pending: state.pending },
     tier,

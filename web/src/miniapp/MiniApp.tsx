@@ -16,6 +16,7 @@ import {
   type ClientMe,
   MiniAppClient,
 } from './client';
+import { ReferralCard } from './ReferralCard';
 import { colorScheme, readInitData, readMerchantId, readTheme, themeVariables, webApp } from './telegram';
 
 const queryClient = createQueryClient();
@@ -168,6 +169,7 @@ function Home({ client }: { client: MiniAppClient }) {
       {data.tier ? <TierCard tier={data.tier} /> : null}
       <Offers client={client} />
       <History client={client} />
+      <ReferralCard code={data.referralCode} link={data.referralLink} />
       <p className="ma-hint ma-small ma-footnote">
         {t('miniapp.rules', {
           rate: i18n.percentBp(data.programme.earnRateBp),

@@ -12,6 +12,8 @@ export interface ClientMe {
     next: { name: string; minSpend: number; remaining: number } | null;
   } | null;
   programme: { pointValueMinor: number; earnRateBp: number };
+  referralCode: string;
+  referralLink: string | null;
 }
 
 export interface ClientCode {

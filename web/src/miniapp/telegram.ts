@@ -24,6 +24,7 @@ interface WebApp {
   ready?: () => void;
   expand?: () => void;
   close?: () => void;
+  openTelegramLink?: (url: string) => void;
   onEvent?: (event: string, handler: () => void) => void;
   offEvent?: (event: string, handler: () => void) => void;
   HapticFeedback?: { impactOccurred?: (style: string) => void };

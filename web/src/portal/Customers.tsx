@@ -291,6 +291,12 @@ export function CustomerPage() {
               <dd>{i18n.dateTime(customer.createdAt)}</dd>
               <dt>{t('customers.lastPurchase')}</dt>
               <dd>{customer.lastPurchaseAt ? i18n.dateTime(customer.lastPurchaseAt) : '—'}</dd>
+              <dt>{t('customers.referralCode')}</dt>
+              <dd className="mono" data-testid="customer-referral-code">
+                {customer.referralCode ?? '—'}
+              </dd>
+              <dt>{t('customers.birthDate')}</dt>
+              <dd>{customer.birthDate ?? '—'}</dd>
             </dl>
           </Card>
         </div>

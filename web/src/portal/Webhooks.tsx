@@ -27,6 +27,7 @@ const EVENT_TYPES = [
   'points.expired',
   'points.activated',
   'customer.created',
+  'customer.enrolled',
 ];
 
 /** Webhook endpoints: add (secret shown once), enable, rotate the secret, test, delivery log, replay. */

@@ -136,6 +136,8 @@ export interface CustomerProfile {
     createdAt: string;
     lastPurchaseAt: string | null;
     hasTelegram?: boolean;
+    referralCode?: string;
+    birthDate?: string | null;
   };
   balance: { available: number; pending: number };
   tier: CustomerTier | null;

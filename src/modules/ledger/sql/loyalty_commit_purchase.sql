@@ -3,7 +3,8 @@
 --    managerId?, total, eligibleAmount, discount, earnPoints, redeemPoints, earnRateBp, tier?,
 --    receipt, lineEligible? (per receipt line: earns and may be paid with points), pendingDays,
 --    lifetimeDays?, earnBreakdown? (as the quote showed it; campaign points: loyalty_grant_campaigns)
--- Lock order: balance row -> that customer's lots -> code row -> campaign rows.
+-- Lock order: balance row -> that customer's lots -> code row -> the referrer's balance row (first
+-- purchase of a referred customer) -> campaign rows.
 -- What an earn-only purchase without campaign points writes, and nothing more: the balance row
 -- (locked by the update that changes it), the purchase (its id time-ordered; it also keeps the
 -- Idempotency-Key and the balance of the answer, so a replay needs no record of its own), the earned
@@ -109,6 +110,13 @@ begin
     -- The lot starts with its points; the earn entry names it.
     perform loyalty_entry(v_merchant, v_customer, 'earn', case when v_is_pending then 'pending' else 'available' end,
                           v_earn, v_purchase, null, v_lot, null);
+  end if;
+  -- Referral points of a referred customer's first purchase: bonus lots outside the purchase, granted
+  -- before the purchase's campaign rows are locked (the lock order in loyalty_grant_referral).
+  if loyalty_grant_referral(v_merchant, v_customer, v_purchase) > 0 then
+    select available, pending into v_available, v_pending from balances where customer_id = v_customer;
+    update purchases set balance_available = v_available, balance_pending = v_pending
+    where id = v_purchase returning * into v_row;
   end if;
   -- Campaign points: granted within their limits (possibly fewer than the quote showed, never more),
   -- then added to the balance and to the purchase with the breakdown as applied.
