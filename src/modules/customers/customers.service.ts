@@ -15,6 +15,7 @@ export interface CustomerState {
   phone: string;
   available: number;
   pending: number;
+  held: number;
   spend: number;
 }
 
@@ -120,7 +121,7 @@ export async function findCustomerState(
              where p.customer_id = c.id
                and p.created_at > now() - make_interval(days => ${options.tierWindowDays}))`;
   const result = await sql<CustomerState>`
-    select c.id, c.name, c.phone, b.available, b.pending, ${spend}::bigint as spend
+    select c.id, c.name, c.phone, b.available, b.pending, b.held, ${spend}::bigint as spend
     from customers c join customer_balances b on b.customer_id = c.id
     where c.merchant_id = ${merchantId} and ${match}
   `.execute(db);
@@ -173,6 +174,7 @@ export async function getCustomerProfile(db: Executor, options: { merchantId: st
       'c.phone',
       'b.available',
       'b.pending',
+      'b.held',
       'm.id as merchantId',
       'm.name as merchantName',
       'm.rules',
@@ -185,14 +187,14 @@ export async function getCustomerProfile(db: Executor, options: { merchantId: st
     .where('c.id', '=', options.customerId)
     .where('c.merchant_id', '=', options.merchantId)
     // customer_balances is a view: its columns are typed nullable, yet come from balances' non-null ones.
-    .$narrowType<{ available: number; pending: number }>()
+    .$narrowType<{ available: number; pending: number; held: number }>()
     .executeTakeFirst();
   if (!row) throw new AppError('customer_not_found', 'Customer not found');
   const rules = ProgrammeRules.parse(row.rules);
   return {
     customer: { id: row.id, name: row.name, phone: row.phone },
     merchant: { id: row.merchantId, name: row.merchantName },
-    balance: { available: row.available, pending: row.pending },
+    balance: { available: row.available, pending: row.pending, held: row.held },
     tier: describeTierProgress(rules, Number(row.spend)),
     programme: { pointValueMinor: rules.pointValueMinor, earnRateBp: rules.earnRateBp },
   };

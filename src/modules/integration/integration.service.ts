@@ -6,6 +6,7 @@ import { type FailureLimiter, type Reservation, rateLimitedError } from '../../h
 import type { OutboxNotifier } from '../../jobs/outbox.notify.js';
 import { findPurchaseCampaigns } from '../campaigns/campaigns.service.js';
 import { type CustomerRef, type CustomerState, findCustomerState } from '../customers/customers.service.js';
+import { findHoldForRedeem } from '../ledger/holds.service.js';
 import { findConcurrentResult, requestHash, runIdempotent } from '../ledger/idempotency.service.js';
 import type { CommitBatcher } from '../ledger/ledger.batcher.js';
 import {
@@ -68,7 +69,8 @@ export class ContextCache {
   }
 }
 
-function toRef(body: { code?: string; phone?: string; customerId?: string }): CustomerRef {
+/** The customer reference of a POS body as the customer lookup takes it. */
+export function toRef(body: { code?: string; phone?: string; customerId?: string }): CustomerRef {
   if (body.code !== undefined) return { code: body.code };
   if (body.phone !== undefined) return { phone: body.phone };
   if (body.customerId !== undefined) return { customerId: body.customerId };
@@ -81,7 +83,11 @@ function tierOf(rules: ProgrammeRules, spend: number) {
 }
 
 /** Checks that every context id given belongs to the merchant (404 otherwise, like any foreign id). */
-async function assertContext(deps: IntegrationDeps, auth: MerchantAuth, context: PosContext): Promise<void> {
+export async function assertContext(
+  deps: IntegrationDeps,
+  auth: MerchantAuth,
+  context: PosContext,
+): Promise<void> {
   if (!context.outletId && !context.deviceId && !context.managerId) return;
   const key = `${auth.merchantId}|${context.outletId ?? ''}|${context.deviceId ?? ''}|${context.managerId ?? ''}`;
   if (deps.contexts.has(key)) return;
@@ -142,7 +148,7 @@ async function reserveCodeLookup(
  * limit every code lookup of that key gets 429 until the window passes. `beforeCodeFailure` runs
  * before a miss is counted and may throw instead (a miss that is no guess).
  */
-async function resolveCustomer(
+export async function resolveCustomer(
   deps: IntegrationDeps,
   auth: MerchantAuth,
   ref: CustomerRef,
@@ -174,7 +180,7 @@ async function resolveCustomer(
 }
 
 /** The campaigns that may apply to a purchase of the customer now, on the merchant's clocks. */
-async function campaignMoment(
+export async function campaignMoment(
   deps: IntegrationDeps,
   auth: MerchantAuth,
   customerId: string,
@@ -192,8 +198,42 @@ export async function resolveForPos(deps: IntegrationDeps, auth: MerchantAuth, b
   ]);
   return {
     customer: { id: customer.id, name: customer.name, phone: customer.phone },
-    balance: { available: customer.available, pending: customer.pending },
+    balance: balanceOf(customer),
     tier: tierOf(auth.rules, customer.spend),
+  };
+}
+
+function balanceOf(customer: CustomerState) {
+  return { available: customer.available, pending: customer.pending, held: customer.held };
+}
+
+/**
+ * A purchase that names a hold (holdId) redeems the hold's points: for its quote they count as
+ * available (they are this purchase's), and redeemPoints is the hold's points (if given, it must
+ * equal them). The commit checks the hold again under lock.
+ */
+async function withHold(
+  deps: IntegrationDeps,
+  auth: MerchantAuth,
+  customer: CustomerState,
+  body: { holdId?: string; redeemPoints?: number },
+): Promise<{ customer: CustomerState; redeemPoints: number }> {
+  if (body.holdId === undefined) return { customer, redeemPoints: body.redeemPoints ?? 0 };
+  const hold = await findHoldForRedeem(deps.db, {
+    merchantId: auth.merchantId,
+    holdId: body.holdId,
+    customerId: customer.id,
+  });
+  if (body.redeemPoints !== undefined && body.redeemPoints !== hold.points) {
+    throw new AppError('hold_mismatch', `redeemPoints: the hold is for ${hold.points} points`, {
+      field: 'redeemPoints',
+      held: hold.points,
+      requested: body.redeemPoints,
+    });
+  }
+  return {
+    customer: { ...customer, available: customer.available + hold.points },
+    redeemPoints: hold.points,
   };
 }
 
@@ -203,11 +243,12 @@ export async function quoteForPos(deps: IntegrationDeps, auth: MerchantAuth, bod
     resolveCustomer(deps, auth, toRef(body.customer)),
     assertContext(deps, auth, body),
   ]);
+  const { customer: spender, redeemPoints } = await withHold(deps, auth, customer, body);
   const quote = quoteForCustomer({
     rules: auth.rules,
-    customer,
+    customer: spender,
     receipt: body.receipt,
-    redeemPoints: body.redeemPoints ?? 0,
+    redeemPoints,
     context: body,
     ...(await campaignMoment(deps, auth, customer.id)),
   });
@@ -221,7 +262,7 @@ export async function quoteForPos(deps: IntegrationDeps, auth: MerchantAuth, bod
     eligibleAmount: quote.eligibleAmount,
     earnRateBp: quote.earnRateBp,
     customer: { id: customer.id },
-    balance: { available: customer.available, pending: customer.pending },
+    balance: balanceOf(customer),
     tier: tierOf(auth.rules, customer.spend),
   };
 }
@@ -266,14 +307,16 @@ export async function commitForPos(
         if (error instanceof StoredAnswer) return error.result as CommitResult & { replayed: true };
         throw error;
       }
+      const { customer: spender, redeemPoints } = await withHold(deps, auth, customer, body);
       return commitPurchase(deps.db, {
         merchantId: auth.merchantId,
         rules: auth.rules,
-        customer,
+        customer: spender,
         code: 'code' in ref ? ref.code : undefined,
         orderId: body.orderId,
         receipt: body.receipt,
-        redeemPoints: body.redeemPoints ?? 0,
+        redeemPoints,
+        holdId: body.holdId,
         context: body,
         idempotencyKey,
         requestHash: hash,

@@ -27,6 +27,8 @@ const EVENT_TYPES = [
   'points.expired',
   'points.activated',
   'customer.created',
+  'hold.created',
+  'hold.released',
 ];
 
 /** Webhook endpoints: add (secret shown once), enable, rotate the secret, test, delivery log, replay. */
