@@ -120,9 +120,13 @@ export class LedgerModel {
     };
   }
 
-  /** The holds:release job. */
+  /** The holds:release job: for each customer with a hold past its expiry, due lots expire first. */
   runHoldRelease(): void {
-    for (let c = 0; c < this.balances.length; c++) this.releaseDueHolds(c);
+    for (let c = 0; c < this.balances.length; c++) {
+      if (!this.holds.some((h) => h.customer === c && this.isHoldDue(h))) continue;
+      this.expireCustomer(c);
+      this.releaseDueHolds(c);
+    }
   }
 
   /** A hold of `points` on a receipt of `total`, living `ttlHours`; returns its number. */
@@ -139,8 +143,15 @@ export class LedgerModel {
       if (error instanceof RuleViolation) return { error: error.code };
       throw error;
     }
+    const restore = this.snapshot();
     this.expireCustomer(customer);
     this.releaseDueHolds(customer);
+    // The balance shown may count released points that settle a refund's debt on landing: the
+    // ledger checks again after the release, and a refusal leaves nothing behind.
+    if (this.balanceOf(customer).available < points) {
+      restore();
+      return { error: 'insufficient_points' };
+    }
     const lots = this.takePoints(customer, points, 'hold', null);
     this.balanceOf(customer).held += points;
     this.holds.push({ customer, points, expiresAt: this.now + ttlHours, status: 'active', lots });
@@ -196,9 +207,14 @@ export class LedgerModel {
     // A refused operation changes nothing, not even the expiry it would have written first.
     if (points < 0 && this.shownBalance(customer).available < -points)
       return { error: 'insufficient_points' };
+    const restore = this.snapshot();
     this.expireCustomer(customer);
     this.releaseDueHolds(customer);
     const balance = this.balanceOf(customer);
+    if (points < 0 && balance.available < -points) {
+      restore();
+      return { error: 'insufficient_points' };
+    }
     if (points > 0) {
       const lot = this.addLot(points, {
         customer,
@@ -241,9 +257,14 @@ export class LedgerModel {
       if (error instanceof RuleViolation) return { error: error.code };
       throw error;
     }
+    const restore = this.snapshot();
     this.expireCustomer(customer);
     this.releaseDueHolds(customer);
     const balance = this.balanceOf(customer);
+    if (quote.redeemPoints > 0 && balance.available + (held?.points ?? 0) < quote.redeemPoints) {
+      restore();
+      return { error: 'insufficient_points' };
+    }
     const purchase = this.purchases.length;
     this.purchases.push({
       customer,
@@ -410,6 +431,23 @@ export class LedgerModel {
     return null;
   }
 
+  /** Where the model's own sums do not hold (active lots vs available, holds vs held), or null. */
+  findBrokenSums(): string | null {
+    for (let c = 0; c < this.balances.length; c++) {
+      const balance = this.balanceOf(c);
+      const lots = this.lots
+        .filter((l) => l.customer === c && l.state === 'active')
+        .reduce((sum, l) => sum + l.remaining, 0);
+      if (lots !== balance.available)
+        return `customer ${c}: active lots ${lots}, available ${balance.available}`;
+      const held = this.holds
+        .filter((h) => h.customer === c && h.status === 'active')
+        .reduce((sum, h) => sum + h.points, 0);
+      if (held !== balance.held) return `customer ${c}: active holds ${held}, held ${balance.held}`;
+    }
+    return null;
+  }
+
   /** The purchase's status as the API reports it. */
   statusOf(purchase: number): string {
     const p = this.purchaseOf(purchase);
@@ -424,6 +462,24 @@ export class LedgerModel {
     const balance = this.balances[customer];
     if (!balance) throw new Error(`model: no customer ${customer}`);
     return balance;
+  }
+
+  /** Copies the state; the function returned puts it back (an operation the ledger refuses). */
+  private snapshot(): () => void {
+    const copy = structuredClone({
+      lots: this.lots,
+      purchases: this.purchases,
+      balances: this.balances,
+      holds: this.holds,
+      moves: this.moves,
+    });
+    return () => {
+      this.lots.splice(0, this.lots.length, ...copy.lots);
+      this.purchases.splice(0, this.purchases.length, ...copy.purchases);
+      this.balances.splice(0, this.balances.length, ...copy.balances);
+      this.holds.splice(0, this.holds.length, ...copy.holds);
+      this.moves.splice(0, this.moves.length, ...copy.moves);
+    };
   }
 
   private holdOf(hold: number): ModelHold {

@@ -477,6 +477,25 @@ describe('holds and lots', () => {
     expect(await findProvenanceViolations(t.db)).toEqual([]);
   });
 
+  it('released by the job into a lot past its expiry, expire with the rest of that lot', async () => {
+    const merchant = await createTestMerchant(t.db);
+    const { customerId } = await createTestCustomer(t.db, { merchant });
+    await addLot(t.db, merchant, customerId, 100, 1);
+    await addLot(t.db, merchant, customerId, 50, null);
+    const { hold: h } = await hold(merchant, { customer: { customerId }, redeemPoints: 30 });
+    await expireHold(h.id);
+    await ageLots(customerId, 2);
+    // Neither the expiry job nor a write of the customer ran: the hold job finds both due.
+    await releaseExpiredHolds(t.db);
+    expect(await holdStatus(h.id)).toBe('expired');
+    expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 50, pending: 0, held: 0 });
+    expect((await lotsOf(customerId)).map((l) => [l.remaining, l.state])).toEqual([
+      [0, 'expired'],
+      [50, 'active'],
+    ]);
+    expect(await findLedgerViolations(t.db)).toEqual([]);
+  });
+
   it('give points of a lot that expired meanwhile back expired when cancelled', async () => {
     const merchant = await createTestMerchant(t.db);
     const { customerId } = await createTestCustomer(t.db, { merchant });

@@ -20,6 +20,9 @@ begin
   loop
     v_scanned := v_scanned + 1;
     perform 1 from balances where customer_id = c.customer_id for update;
+    -- Due lots expire first, as every write does before it releases: a hold's points landing in
+    -- a lot past its expiry expire with it (loyalty_land_points), never the lot's other points.
+    perform loyalty_expire_customer(c.merchant_id, c.customer_id, now());
     select count(*), coalesce(sum(points), 0) into v_released, v_sum from holds
     where customer_id = c.customer_id and status = 'active' and expires_at <= p_now;
     perform loyalty_release_holds(c.merchant_id, c.customer_id, p_now);
