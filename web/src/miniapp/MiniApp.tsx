@@ -186,6 +186,11 @@ function BalanceCard({ me }: { me: ClientMe }) {
       {me.balance.pending > 0 ? (
         <div className="ma-pending">{t('miniapp.pending', { points: i18n.points(me.balance.pending) })}</div>
       ) : null}
+      {me.balance.held > 0 ? (
+        <div className="ma-pending" data-testid="miniapp-held">
+          {t('miniapp.held', { points: i18n.points(me.balance.held) })}
+        </div>
+      ) : null}
     </section>
   );
 }
@@ -345,7 +350,8 @@ function History({ client }: { client: MiniAppClient }) {
     queryFn: () => client.history(),
     refetchInterval: 30_000,
   });
-  const items = history.data?.items ?? [];
+  // A hold's entries of the held bucket mirror its available ones: the customer sees one line.
+  const items = (history.data?.items ?? []).filter((entry) => entry.bucket !== 'held');
   return (
     <section className="ma-card ma-history" aria-label={t('miniapp.history')}>
       <div className="ma-title">{t('miniapp.history')}</div>

@@ -101,6 +101,7 @@ export interface CustomerRow {
   phone: string;
   available: number;
   pending: number;
+  held: number;
   createdAt: string;
   lastPurchaseAt: string | null;
 }
@@ -122,7 +123,7 @@ export interface CustomerProfile {
     lastPurchaseAt: string | null;
     hasTelegram?: boolean;
   };
-  balance: { available: number; pending: number };
+  balance: { available: number; pending: number; held: number };
   tier: CustomerTier | null;
 }
 
