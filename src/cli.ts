@@ -10,6 +10,7 @@ import { grantBirthdayBonuses } from './modules/campaigns/birthday.service.js';
 import { createCustomer, issueCustomerToken } from './modules/customers/customers.service.js';
 import { seedDemo } from './modules/demo/demo.service.js';
 import { ensureAppKey, rotateSealedSecrets } from './modules/keys/keys.service.js';
+import { releaseExpiredHolds } from './modules/ledger/holds.service.js';
 import { activatePoints, expirePoints, remindExpiringPoints } from './modules/ledger/ledger.service.js';
 import {
   createApiKey,
@@ -339,6 +340,13 @@ const commands: Record<string, Command> = {
     needsDb: true,
     async run(flags, rt) {
       return { ...(await grantBirthdayBonuses(dbOf(rt), { now: at(flags) })) };
+    },
+  },
+  'holds:release': {
+    usage: 'holds:release [--at <iso time>]    release holds past their expiry (default: the database now())',
+    needsDb: true,
+    async run(flags, rt) {
+      return { ...(await releaseExpiredHolds(dbOf(rt), { now: at(flags) })) };
     },
   },
   'points:remind-expiring': {

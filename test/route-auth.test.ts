@@ -1,5 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from './helpers/app.js';
+import { createTestCustomer } from './helpers/factories.js';
 import { documentedOperations, fillPath } from './helpers/openapi.js';
 
 // Generated from the OpenAPI document: every signed-in route of the portal and the admin API
@@ -51,5 +53,38 @@ describe('POS enrollment needs an API key', () => {
       .where('phone', '=', '+79990002233')
       .execute();
     expect(customers).toEqual([]);
+  });
+});
+
+describe('the POS API', () => {
+  it('answers 401 to the hold routes without an API key or with a wrong one, and changes nothing', async () => {
+    const { customerId, merchant } = await createTestCustomer(t.db, { points: 100 });
+    const hold = {
+      customer: { customerId },
+      receipt: { total: 10_000 },
+      redeemPoints: 10,
+      outletId: merchant.outletId,
+    };
+    const calls = [
+      { url: '/api/v1/integration/holds', payload: hold },
+      { url: `/api/v1/integration/holds/${randomUUID()}/cancel`, payload: { outletId: merchant.outletId } },
+    ];
+    for (const { url, payload } of calls) {
+      for (const headers of [{}, { 'x-api-key': `lk_live_${'0'.repeat(40)}` }]) {
+        const res = await t.app.inject({
+          method: 'POST',
+          url,
+          headers: { ...headers, 'idempotency-key': randomUUID() },
+          payload,
+        });
+        expect(res.statusCode, `${url}: ${res.body}`).toBe(401);
+        expect(res.json().error.code).toBe('unauthorized');
+      }
+    }
+    const { count } = await t.db
+      .selectFrom('holds')
+      .select((eb) => eb.fn.countAll<number>().as('count'))
+      .executeTakeFirstOrThrow();
+    expect(Number(count)).toBe(0);
   });
 });

@@ -9,7 +9,7 @@ import { createTestApp, type TestApp } from './helpers/app.js';
 import { createTestCustomer } from './helpers/factories.js';
 import { type DocumentedOperation, documentedOperations, fillPath } from './helpers/openapi.js';
 import { createMerchantTeam, type MerchantTeam } from './helpers/portal.js';
-import { commitPayload, postCommit } from './helpers/pos.js';
+import { commitPayload, postCommit, postHold } from './helpers/pos.js';
 
 // Generated from the OpenAPI document, so a new route is covered by being documented:
 // - every route taking an id, called with merchant A's credentials and merchant B's id of the
@@ -31,13 +31,19 @@ beforeAll(async () => {
     createMerchantTeam(t.app, t.db, { name: 'A' }),
     createMerchantTeam(t.app, t.db, { name: 'B' }),
   ]);
-  const customer = await createTestCustomer(t.db, { merchant: b.merchant });
+  const customer = await createTestCustomer(t.db, { merchant: b.merchant, points: 100 });
   const purchase = await postCommit(
     t.app,
     b.merchant,
     commitPayload(b.merchant, { customerId: customer.customerId, total: 10_000 }),
   );
   expect(purchase.statusCode, purchase.body).toBe(201);
+  const hold = await postHold(t.app, b.merchant, {
+    customer: { customerId: customer.customerId },
+    receipt: { total: 10_000 },
+    redeemPoints: 10,
+  });
+  expect(hold.statusCode, hold.body).toBe(201);
   const endpoint = await createWebhookEndpoint(t.db, {
     box: new SecretBox(randomBytes(32).toString('hex')),
     merchantId: b.merchant.merchantId,
@@ -65,6 +71,7 @@ beforeAll(async () => {
     'api-keys': b.merchant.apiKeyId,
     customers: customer.customerId,
     purchases: purchase.json<{ purchase: { id: string } }>().purchase.id,
+    holds: hold.json<{ hold: { id: string } }>().hold.id,
     webhooks: endpoint.id,
     campaigns: campaign.id,
     'staff-chats': staffChat.id,
@@ -170,6 +177,13 @@ describe('tenancy, generated from the OpenAPI document', () => {
       const res = await callAs(op, headers, url);
       expect([403, 404], `${op.method} ${url}: ${res.statusCode} ${res.body}`).toContain(res.statusCode);
     }
+    // B's hold is untouched by A's cancel.
+    const held = await t.db
+      .selectFrom('holds')
+      .select('status')
+      .where('id', '=', idsOfB.holds ?? '')
+      .executeTakeFirst();
+    expect(held?.status).toBe('active');
     // B's objects are untouched: the owner of B still sees them all.
     const outlets = await t.app.inject({
       method: 'GET',

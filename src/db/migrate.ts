@@ -21,6 +21,7 @@ import * as m0012 from './migrations/0012_write_path.js';
 import * as m0013 from './migrations/0013_dashboard_rollups.js';
 import * as m0014 from './migrations/0014_job_runs_trace_context.js';
 import * as m0015 from './migrations/0015_enrollment.js';
+import * as m0016 from './migrations/0016_holds.js';
 import * as m0017 from './migrations/0017_hot_path.js';
 import * as m0018 from './migrations/0018_dashboard_campaigns.js';
 
@@ -49,6 +50,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0013_dashboard_rollups': m0013,
   '0014_job_runs_trace_context': m0014,
   '0015_enrollment': m0015,
+  '0016_holds': m0016,
   '0017_hot_path': m0017,
   '0018_dashboard_campaigns': m0018,
 };

@@ -77,6 +77,7 @@ export interface AuditLog {
 export interface Balances {
   available: Generated<number>;
   customer_id: string;
+  held: Generated<number>;
   merchant_id: string;
   pending: Generated<number>;
   updated_at: Generated<Timestamp>;
@@ -133,6 +134,7 @@ export interface Counters {
 export interface CustomerBalances {
   available: number | null;
   customer_id: string | null;
+  held: number | null;
   merchant_id: string | null;
   pending: number | null;
   updated_at: Timestamp | null;
@@ -212,6 +214,23 @@ export interface Devices {
   merchant_id: string;
   name: string;
   outlet_id: string | null;
+}
+
+export interface Holds {
+  created_at: Generated<Timestamp>;
+  customer_id: string;
+  device_id: string | null;
+  entry_id: number;
+  expires_at: Timestamp;
+  id: Generated<string>;
+  manager_id: string | null;
+  merchant_id: string;
+  outlet_id: string | null;
+  points: number;
+  purchase_id: string | null;
+  receipt: Json;
+  released_at: Timestamp | null;
+  status: Generated<string>;
 }
 
 export interface HttpMinuteStats {
@@ -370,6 +389,7 @@ export interface PortalUsers {
 
 export interface Purchases {
   balance_available: number | null;
+  balance_held: number | null;
   balance_pending: number | null;
   created_at: Generated<Timestamp>;
   customer_id: string;
@@ -489,6 +509,7 @@ export interface DB {
   dashboard_daily_customers: DashboardDailyCustomers;
   dashboard_rollup_state: DashboardRollupState;
   devices: Devices;
+  holds: Holds;
   http_minute_stats: HttpMinuteStats;
   idempotency_keys: IdempotencyKeys;
   installation_settings: InstallationSettings;

@@ -3,7 +3,12 @@ import { z } from 'zod';
 // Versioned outbox payloads. Rows outlive deploys, so the worker re-validates every payload it
 // reads against these schemas; unknown extra fields are kept (added fields are not breaking).
 
-const Balance = z.looseObject({ available: z.number().int(), pending: z.number().int() });
+// held: points reserved by holds; events written before holds have none.
+const Balance = z.looseObject({
+  available: z.number().int(),
+  pending: z.number().int(),
+  held: z.number().int().optional(),
+});
 const Id = z.string().min(1);
 
 /** Payload schemas by event type (version 1). */
@@ -81,6 +86,26 @@ export const EVENT_PAYLOADS = {
     expiresAt: z.string().nullable(),
     occurredAt: z.string(),
   }),
+  'hold.created': z.looseObject({
+    holdId: Id,
+    customerId: Id,
+    points: z.number().int(),
+    expiresAt: z.string(),
+    balance: Balance,
+    outletId: z.string().nullable().optional(),
+    occurredAt: z.string(),
+  }),
+  // reason: cancelled (POST /holds/{id}/cancel), expired (past its expiry), committed (a purchase
+  // redeemed the points: purchaseId).
+  'hold.released': z.looseObject({
+    holdId: Id,
+    customerId: Id,
+    points: z.number().int(),
+    reason: z.enum(['cancelled', 'expired', 'committed']),
+    purchaseId: Id.nullable().optional(),
+    balance: Balance,
+    occurredAt: z.string(),
+  }),
   'webhook.test': z.looseObject({ message: z.string(), occurredAt: z.string() }),
   'staff.large_purchase': z.looseObject({ purchaseId: Id, orderId: z.string(), total: z.number().int() }),
   'staff.daily_summary': z.looseObject({
@@ -107,6 +132,8 @@ export const WEBHOOK_EVENT_TYPES = [
   'customer.created',
   'customer.enrolled',
   'bonus.granted',
+  'hold.created',
+  'hold.released',
   'webhook.test',
 ] as const satisfies readonly EventType[];
 

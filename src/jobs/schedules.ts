@@ -4,6 +4,8 @@ import { Cron } from 'croner';
 export const DEFAULT_JOB_SCHEDULES = {
   'points:activate': '*/5 * * * *',
   'points:expire': '7,37 * * * *',
+  // Holds past their expiry give their points back within a minute (writes release them at once).
+  'holds:release': '*/20 * * * * *',
   'dashboard:rollups': '45 * * * * *',
   'points:remind-expiring': '0 9 * * *',
   'alerts:monitor': '5 * * * * *',

@@ -6,6 +6,7 @@ import type { NotificationListener } from '../db/listener.js';
 import type { Metrics } from '../http/metrics.js';
 import { grantBirthdayBonuses } from '../modules/campaigns/birthday.service.js';
 import { ensureAppKey, sealPlaintextWebhookSecrets } from '../modules/keys/keys.service.js';
+import { releaseExpiredHolds } from '../modules/ledger/holds.service.js';
 import { activatePoints, expirePoints, remindExpiringPoints } from '../modules/ledger/ledger.service.js';
 import { refreshDashboardRollups } from '../modules/portal/dashboard.rollups.js';
 import { observeTelegramCalls, sendTelegramMessage } from '../modules/telegram/telegram.client.js';
@@ -84,6 +85,10 @@ export function createJobs(deps: { db: Database; config: Config; send: AlertSend
   const runs: Record<JobName, () => Promise<unknown>> = {
     'points:activate': () => activatePoints(db),
     'points:expire': () => expirePoints(db),
+    'holds:release': async () => {
+      const result = await releaseExpiredHolds(db);
+      if (result.customers > 0) await wakeWorkers(db);
+    },
     // Daily figures of the portal dashboard, kept up to date every minute (dashboard.rollups.ts).
     'dashboard:rollups': () => refreshDashboardRollups(db),
     'points:remind-expiring': async () => {

@@ -10,7 +10,15 @@ import type { ProgrammeRules, Receipt } from '../../src/modules/programme/progra
 // they were created, which is the order of their ids in the database.
 
 type LotState = 'pending' | 'active' | 'expired';
-type MoveKind = 'earn' | 'redeem' | 'refund_return' | 'refund_revoke' | 'expire' | 'adjust';
+type MoveKind =
+  | 'earn'
+  | 'redeem'
+  | 'refund_return'
+  | 'refund_revoke'
+  | 'expire'
+  | 'adjust'
+  | 'hold'
+  | 'release';
 
 /** A lot of points, as point_lots holds it (times in virtual hours). */
 export interface ModelLot {
@@ -48,6 +56,15 @@ export interface ModelPurchase {
   unrecovered: number;
 }
 
+/** A hold: points taken from lots (its reservation, per lot) into held until it is released. */
+export interface ModelHold {
+  customer: number;
+  points: number;
+  expiresAt: number;
+  status: 'active' | 'committed' | 'cancelled' | 'expired';
+  lots: { lot: number; points: number }[];
+}
+
 /** What a refund asks for: an amount, receipt lines, or (neither) all that is left. */
 export type RefundRequest = { amount?: number; items?: { index: number; amount: number }[] };
 
@@ -65,24 +82,98 @@ export class LedgerModel {
   now = 0;
   readonly lots: ModelLot[] = [];
   readonly purchases: ModelPurchase[] = [];
-  readonly balances: { available: number; pending: number }[] = [];
+  readonly balances: { available: number; pending: number; held: number }[] = [];
+  readonly holds: ModelHold[] = [];
   private readonly moves: Move[] = [];
 
   constructor(readonly rules: ProgrammeRules) {}
 
   /** Adds a customer with an empty balance; returns its number. */
   addCustomer(): number {
-    this.balances.push({ available: 0, pending: 0 });
+    this.balances.push({ available: 0, pending: 0, held: 0 });
     return this.balances.length - 1;
   }
 
-  /** The balance the API shows: points past their expiry are gone before the job writes it. */
-  shownBalance(customer: number): { available: number; pending: number } {
+  /**
+   * The balance the API shows: points past their expiry are gone, and holds past theirs released
+   * (their points back in the lots that are still alive), before the jobs write it.
+   */
+  shownBalance(customer: number): { available: number; pending: number; held: number } {
     const stored = this.balanceOf(customer);
     const due = this.lots
       .filter((l) => l.customer === customer && this.isDue(l))
       .reduce((sum, l) => sum + l.remaining, 0);
-    return { available: stored.available - due, pending: stored.pending };
+    let back = 0;
+    let released = 0;
+    for (const h of this.holds) {
+      if (h.customer !== customer || !this.isHoldDue(h)) continue;
+      released += h.points;
+      for (const { lot, points } of h.lots) {
+        const l = this.lotOf(lot);
+        if (l.state === 'active' && (l.expiresAt === null || l.expiresAt > this.now)) back += points;
+      }
+    }
+    return {
+      available: stored.available - due + back,
+      pending: stored.pending,
+      held: stored.held - released,
+    };
+  }
+
+  /** The holds:release job: for each customer with a hold past its expiry, due lots expire first. */
+  runHoldRelease(): void {
+    for (let c = 0; c < this.balances.length; c++) {
+      if (!this.holds.some((h) => h.customer === c && this.isHoldDue(h))) continue;
+      this.expireCustomer(c);
+      this.releaseDueHolds(c);
+    }
+  }
+
+  /** A hold of `points` on a receipt of `total`, living `ttlHours`; returns its number. */
+  hold(customer: number, total: number, points: number, ttlHours: number): Outcome<{ hold: number }> {
+    try {
+      quotePurchase({
+        rules: this.rules,
+        receipt: { total },
+        redeemPoints: points,
+        availablePoints: this.shownBalance(customer).available,
+        tierSpend: 0,
+      });
+    } catch (error) {
+      if (error instanceof RuleViolation) return { error: error.code };
+      throw error;
+    }
+    const restore = this.snapshot();
+    this.expireCustomer(customer);
+    this.releaseDueHolds(customer);
+    // The balance shown may count released points that settle a refund's debt on landing: the
+    // ledger checks again after the release, and a refusal leaves nothing behind.
+    if (this.balanceOf(customer).available < points) {
+      restore();
+      return { error: 'insufficient_points' };
+    }
+    const lots = this.takePoints(customer, points, 'hold', null);
+    this.balanceOf(customer).held += points;
+    this.holds.push({ customer, points, expiresAt: this.now + ttlHours, status: 'active', lots });
+    return { ok: { hold: this.holds.length - 1 } };
+  }
+
+  /** Cancels a hold: a committed one is refused, a cancelled or expired one stays as it is. */
+  cancelHold(hold: number): Outcome<{ status: string }> {
+    const h = this.holdOf(hold);
+    // A refused operation changes nothing, not even the expiry it would have written first.
+    if (h.status === 'committed') return { error: 'hold_not_active' };
+    this.expireCustomer(h.customer);
+    this.releaseDueHolds(h.customer);
+    if (h.status === 'active') this.releaseHold(h, 'cancelled');
+    return { ok: { status: h.status } };
+  }
+
+  /** Why a purchase cannot redeem the hold now, or null. */
+  holdRefusal(hold: number): string | null {
+    const h = this.holdOf(hold);
+    if (h.status === 'expired' || this.isHoldDue(h)) return 'hold_expired';
+    return h.status === 'active' ? null : 'hold_not_active';
   }
 
   /** Moves the clock forward. */
@@ -116,8 +207,14 @@ export class LedgerModel {
     // A refused operation changes nothing, not even the expiry it would have written first.
     if (points < 0 && this.shownBalance(customer).available < -points)
       return { error: 'insufficient_points' };
+    const restore = this.snapshot();
     this.expireCustomer(customer);
+    this.releaseDueHolds(customer);
     const balance = this.balanceOf(customer);
+    if (points < 0 && balance.available < -points) {
+      restore();
+      return { error: 'insufficient_points' };
+    }
     if (points > 0) {
       const lot = this.addLot(points, {
         customer,
@@ -140,22 +237,34 @@ export class LedgerModel {
     customer: number,
     receipt: Receipt,
     redeemPoints: number,
+    holdNumber: number | null = null,
   ): Outcome<{ purchase: number; earned: number; redeemed: number }> {
     let quote: ReturnType<typeof quotePurchase>;
+    const held = holdNumber === null ? null : this.holdOf(holdNumber);
+    if (holdNumber !== null) {
+      const refusal = this.holdRefusal(holdNumber);
+      if (refusal) return { error: refusal };
+    }
     try {
       quote = quotePurchase({
         rules: this.rules,
         receipt,
-        redeemPoints,
-        availablePoints: this.shownBalance(customer).available,
+        redeemPoints: held ? held.points : redeemPoints,
+        availablePoints: this.shownBalance(customer).available + (held?.points ?? 0),
         tierSpend: 0,
       });
     } catch (error) {
       if (error instanceof RuleViolation) return { error: error.code };
       throw error;
     }
+    const restore = this.snapshot();
     this.expireCustomer(customer);
+    this.releaseDueHolds(customer);
     const balance = this.balanceOf(customer);
+    if (quote.redeemPoints > 0 && balance.available + (held?.points ?? 0) < quote.redeemPoints) {
+      restore();
+      return { error: 'insufficient_points' };
+    }
     const purchase = this.purchases.length;
     this.purchases.push({
       customer,
@@ -172,7 +281,17 @@ export class LedgerModel {
       revoked: 0,
       unrecovered: 0,
     });
-    this.takePoints(customer, quote.redeemPoints, 'redeem', purchase);
+    if (held) {
+      // The hold's points go back to their lots and out again as the purchase's redeem.
+      for (const { lot, points } of held.lots) {
+        this.move(lot, points, 'release', null);
+        this.move(lot, -points, 'redeem', purchase);
+      }
+      balance.held -= held.points;
+      held.status = 'committed';
+    } else {
+      this.takePoints(customer, quote.redeemPoints, 'redeem', purchase);
+    }
     if (quote.earnPoints > 0) {
       const isPending = this.rules.pendingDays > 0;
       const availableAt = this.now + this.rules.pendingDays * HOURS_PER_DAY;
@@ -232,6 +351,7 @@ export class LedgerModel {
     }
     // Checked: from here the refund goes through (a refused one changes nothing).
     this.expireCustomer(customer);
+    this.releaseDueHolds(customer);
     const after = p.refunded + amount;
     const eligibleAfter = byItems ? p.refundedEligible + eligiblePart : proRata(p.eligible, after, p.total);
     const share = (points: number) =>
@@ -305,7 +425,25 @@ export class LedgerModel {
         if (share > p.revoked + p.unrecovered + expired) return `purchase ${n} kept refunded points`;
         entitled += p.earned - share - (p.redeemed - p.returned) + p.unrecovered;
       }
-      if (balance.available + balance.pending > entitled) return `customer ${c} holds more than entitled`;
+      if (balance.available + balance.pending + balance.held > entitled)
+        return `customer ${c} holds more than entitled`;
+    }
+    return null;
+  }
+
+  /** Where the model's own sums do not hold (active lots vs available, holds vs held), or null. */
+  findBrokenSums(): string | null {
+    for (let c = 0; c < this.balances.length; c++) {
+      const balance = this.balanceOf(c);
+      const lots = this.lots
+        .filter((l) => l.customer === c && l.state === 'active')
+        .reduce((sum, l) => sum + l.remaining, 0);
+      if (lots !== balance.available)
+        return `customer ${c}: active lots ${lots}, available ${balance.available}`;
+      const held = this.holds
+        .filter((h) => h.customer === c && h.status === 'active')
+        .reduce((sum, h) => sum + h.points, 0);
+      if (held !== balance.held) return `customer ${c}: active holds ${held}, held ${balance.held}`;
     }
     return null;
   }
@@ -324,6 +462,47 @@ export class LedgerModel {
     const balance = this.balances[customer];
     if (!balance) throw new Error(`model: no customer ${customer}`);
     return balance;
+  }
+
+  /** Copies the state; the function returned puts it back (an operation the ledger refuses). */
+  private snapshot(): () => void {
+    const copy = structuredClone({
+      lots: this.lots,
+      purchases: this.purchases,
+      balances: this.balances,
+      holds: this.holds,
+      moves: this.moves,
+    });
+    return () => {
+      this.lots.splice(0, this.lots.length, ...copy.lots);
+      this.purchases.splice(0, this.purchases.length, ...copy.purchases);
+      this.balances.splice(0, this.balances.length, ...copy.balances);
+      this.holds.splice(0, this.holds.length, ...copy.holds);
+      this.moves.splice(0, this.moves.length, ...copy.moves);
+    };
+  }
+
+  private holdOf(hold: number): ModelHold {
+    const h = this.holds[hold];
+    if (!h) throw new Error(`model: no hold ${hold}`);
+    return h;
+  }
+
+  private isHoldDue(h: ModelHold): boolean {
+    return h.status === 'active' && h.expiresAt <= this.now;
+  }
+
+  /** Holds past their expiry give their points back (every write does it first). */
+  private releaseDueHolds(customer: number): void {
+    for (const h of this.holds)
+      if (h.customer === customer && this.isHoldDue(h)) this.releaseHold(h, 'expired');
+  }
+
+  /** A hold's points land back in their lots, keeping those lots' expiry and settling their debts. */
+  private releaseHold(h: ModelHold, status: 'cancelled' | 'expired'): void {
+    this.balanceOf(h.customer).held -= h.points;
+    for (const { lot, points } of h.lots) this.landPoints(h.customer, lot, points, 'release', null);
+    h.status = status;
   }
 
   private purchaseOf(purchase: number): ModelPurchase {
@@ -407,8 +586,14 @@ export class LedgerModel {
     return sum;
   }
 
-  private takePoints(customer: number, points: number, kind: MoveKind, purchase: number | null): void {
-    if (points <= 0) return;
+  private takePoints(
+    customer: number,
+    points: number,
+    kind: MoveKind,
+    purchase: number | null,
+  ): { lot: number; points: number }[] {
+    const taken: { lot: number; points: number }[] = [];
+    if (points <= 0) return taken;
     const order = this.lots
       .map((lot, i) => ({ lot, i }))
       .filter(({ lot }) => lot.customer === customer && lot.state === 'active' && lot.remaining > 0)
@@ -421,14 +606,22 @@ export class LedgerModel {
     for (const { lot, i } of order) {
       const take = Math.min(lot.remaining, left);
       this.move(i, -take, kind, purchase);
+      taken.push({ lot: i, points: take });
       left -= take;
       if (left === 0) break;
     }
     if (left > 0) throw new Error('model: lots hold less than the available balance');
     this.balanceOf(customer).available -= points;
+    return taken;
   }
 
-  private landPoints(customer: number, lotNumber: number, points: number, kind: MoveKind, purchase: number) {
+  private landPoints(
+    customer: number,
+    lotNumber: number,
+    points: number,
+    kind: MoveKind,
+    purchase: number | null,
+  ) {
     if (points <= 0) return;
     const lot = this.lotOf(lotNumber);
     const wasExpired = lot.state === 'expired' || (lot.expiresAt !== null && lot.expiresAt <= this.now);

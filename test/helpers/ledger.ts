@@ -3,7 +3,10 @@ import type { Database } from '../../src/db/database.js';
 import { adjustPoints } from '../../src/modules/ledger/ledger.service.js';
 import type { TestMerchant } from './factories.js';
 
-/** Customers whose ledger does not add up: entries vs stored balance vs lots. Empty when all hold. */
+/**
+ * Customers whose ledger does not add up: entries vs stored balance vs lots (held: vs the points of
+ * active holds). Empty when all hold.
+ */
 export async function findLedgerViolations(db: Database) {
   const { rows } = await sql<{
     customer_id: string;
@@ -13,8 +16,13 @@ export async function findLedgerViolations(db: Database) {
     entries_pending: number;
     lots_available: number;
     lots_pending: number;
+    held: number;
+    entries_held: number;
+    holds_held: number;
   }>`
-    select b.customer_id, b.available, b.pending,
+    select b.customer_id, b.available, b.pending, b.held,
+      coalesce((select sum(points) from ledger_entries e where e.customer_id = b.customer_id and bucket = 'held'), 0)::bigint as entries_held,
+      coalesce((select sum(points) from holds h where h.customer_id = b.customer_id and status = 'active'), 0)::bigint as holds_held,
       coalesce((select sum(points) from ledger_entries e where e.customer_id = b.customer_id and bucket = 'available'), 0)::bigint as entries_available,
       coalesce((select sum(points) from ledger_entries e where e.customer_id = b.customer_id and bucket = 'pending'), 0)::bigint as entries_pending,
       coalesce((select sum(remaining) from point_lots l where l.customer_id = b.customer_id and state = 'active'), 0)::bigint as lots_available,
@@ -28,14 +36,18 @@ export async function findLedgerViolations(db: Database) {
       r.available !== r.entries_available ||
       r.pending !== r.entries_pending ||
       r.available !== r.lots_available ||
-      r.pending !== r.lots_pending,
+      r.pending !== r.lots_pending ||
+      r.held < 0 ||
+      r.held !== r.entries_held ||
+      r.held !== r.holds_held,
   );
 }
 
 /**
  * Lots and entries whose provenance does not add up: a lot's remaining must be its points plus the
  * sum of its moves, and every entry that changes a lot after creating it (all but activations and
- * the first entry of each lot) must be the sum of its moves. Empty when all hold.
+ * the first entry of each lot; entries of the held bucket touch no lot) must be the sum of its
+ * moves. Empty when all hold.
  */
 export async function findProvenanceViolations(db: Database) {
   const { rows } = await sql<{ what: string; id: number; expected: number; moved: number }>`
@@ -47,7 +59,7 @@ export async function findProvenanceViolations(db: Database) {
     from ledger_entries e
     left join (select entry_id, sum(points) as moved from lot_moves group by entry_id) m on m.entry_id = e.id
     left join (select min(id) as id from ledger_entries where lot_id is not null group by lot_id) f on f.id = e.id
-    where e.kind <> 'activate' and f.id is null
+    where e.kind <> 'activate' and e.bucket <> 'held' and f.id is null
   `.execute(db);
   return rows.filter((r) => r.expected !== r.moved);
 }

@@ -114,3 +114,28 @@ export async function quoteMaxRedeem(
   expect(res.statusCode).toBe(200);
   return res.json<{ maxRedeemPoints: number }>().maxRedeemPoints;
 }
+
+/** POST /holds with the merchant's key at its outlet and an Idempotency-Key (a fresh one unless given). */
+export function postHold(
+  app: FastifyInstance,
+  merchant: TestMerchant,
+  payload: Record<string, unknown>,
+  key: string = randomUUID(),
+) {
+  return app.inject({
+    method: 'POST',
+    url: '/api/v1/integration/holds',
+    headers: { 'x-api-key': merchant.apiKey, 'idempotency-key': key },
+    payload: { outletId: merchant.outletId, ...payload },
+  });
+}
+
+/** POST /holds/:id/cancel with the merchant's key at its outlet. */
+export function postCancelHold(app: FastifyInstance, merchant: TestMerchant, holdId: string) {
+  return app.inject({
+    method: 'POST',
+    url: `/api/v1/integration/holds/${holdId}/cancel`,
+    headers: { 'x-api-key': merchant.apiKey },
+    payload: { outletId: merchant.outletId },
+  });
+}

@@ -37,7 +37,7 @@ const TelegramAuthResponse = z.object({
 const MeResponse = z.object({
   customer: CustomerSummary.extend({ referralCode: z.string() }),
   merchant: z.object({ id: z.string(), name: z.string() }),
-  balance: z.object({ available: z.int(), pending: z.int() }),
+  balance: z.object({ available: z.int(), pending: z.int(), held: z.int() }),
   tier: z
     .object({
       name: z.string().nullable().describe('null below the first tier'),

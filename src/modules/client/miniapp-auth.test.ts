@@ -196,7 +196,7 @@ describe('POST /api/v1/client/auth/telegram', () => {
       customer: { id: customer.id, name: 'Анна', phone, referralCode: customer.referralCode },
       merchant: { id: merchant.merchantId, name: 'Кофейня «Зерно»' },
       // 5% of 1 500 ₽ at the base rate: the purchase itself lifted the customer into Silver.
-      balance: { available: 75, pending: 0 },
+      balance: { available: 75, pending: 0, held: 0 },
       tier: {
         name: 'Серебро',
         earnRateBp: 700,

@@ -16,6 +16,7 @@ export interface CustomerState {
   phone: string;
   available: number;
   pending: number;
+  held: number;
   spend: number;
 }
 
@@ -30,7 +31,7 @@ export interface EnrolledCustomer {
   referralCode: string;
   referredBy: string | null;
   welcomePoints: number;
-  balance: { available: number; pending: number };
+  balance: { available: number; pending: number; held: number };
 }
 
 /** A referral code as customers type it: letters in upper case, spaces and dashes dropped. */
@@ -96,7 +97,7 @@ export async function createCustomer(
     // The customer is new in this transaction, so the balance is exactly the welcome points (bonus
     // lots are available at once); no other transaction can have changed it.
     const points = Number(rows[0]?.points ?? 0);
-    const granted = { points, balance: { available: points, pending: 0 } };
+    const granted = { points, balance: { available: points, pending: 0, held: 0 } };
     const enrolled: EnrolledCustomer = {
       id: customer.id,
       phone: customer.phone,
@@ -290,6 +291,7 @@ export async function getCustomerProfile(db: Executor, options: { merchantId: st
       'c.referral_code as referralCode',
       'b.available',
       'b.pending',
+      'b.held',
       'm.id as merchantId',
       'm.telegram_bot_username as botUsername',
       'm.name as merchantName',
@@ -303,14 +305,14 @@ export async function getCustomerProfile(db: Executor, options: { merchantId: st
     .where('c.id', '=', options.customerId)
     .where('c.merchant_id', '=', options.merchantId)
     // customer_balances is a view: its columns are typed nullable, yet come from balances' non-null ones.
-    .$narrowType<{ available: number; pending: number }>()
+    .$narrowType<{ available: number; pending: number; held: number }>()
     .executeTakeFirst();
   if (!row) throw new AppError('customer_not_found', 'Customer not found');
   const rules = ProgrammeRules.parse(row.rules);
   return {
     customer: { id: row.id, name: row.name, phone: row.phone, referralCode: row.referralCode },
     merchant: { id: row.merchantId, name: row.merchantName },
-    balance: { available: row.available, pending: row.pending },
+    balance: { available: row.available, pending: row.pending, held: row.held },
     tier: describeTierProgress(rules, Number(row.spend)),
     programme: { pointValueMinor: rules.pointValueMinor, earnRateBp: rules.earnRateBp },
     referralCode: row.referralCode,

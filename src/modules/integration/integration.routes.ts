@@ -2,6 +2,8 @@ import type { FastifyReply } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { type ApiKeyAuthenticator, merchantOf } from '../../http/auth.js';
 import { getPurchase } from '../ledger/ledger.service.js';
+import { cancelHoldForPos, holdForPos } from './holds.integration.js';
+import { CancelHoldBody, CreateHoldBody, HoldParams, HoldResponse } from './holds.schema.js';
 import {
   CommitPurchaseBody,
   CommitResponse,
@@ -27,8 +29,8 @@ import {
   resolveForPos,
 } from './integration.service.js';
 
-/** A 201 of an idempotent call; a replay of a stored answer says so (Idempotent-Replayed: true). */
-function sendCreated(reply: FastifyReply, outcome: { result: unknown; isReplay: boolean }) {
+/** Answers an idempotent create: 201, with `Idempotent-Replayed: true` when it replays a finished one. */
+function created<T>(reply: FastifyReply, outcome: { result: T; isReplay: boolean }): FastifyReply {
   if (outcome.isReplay) reply.header('Idempotent-Replayed', 'true');
   return reply.status(201).send(outcome.result);
 }
@@ -79,7 +81,7 @@ export function integrationRoutes(
           request.body,
           request.headers['idempotency-key'],
         );
-        return sendCreated(reply, outcome);
+        return created(reply, outcome);
       },
     );
 
@@ -115,15 +117,11 @@ export function integrationRoutes(
           },
         },
       },
-      async (request, reply) => {
-        const outcome = await commitForPos(
-          deps,
-          merchantOf(request),
-          request.body,
-          request.headers['idempotency-key'],
-        );
-        return sendCreated(reply, outcome);
-      },
+      async (request, reply) =>
+        created(
+          reply,
+          await commitForPos(deps, merchantOf(request), request.body, request.headers['idempotency-key']),
+        ),
     );
 
     app.get(
@@ -158,16 +156,51 @@ export function integrationRoutes(
           response: { 201: RefundResponse, ...errors, 409: ErrorResponse },
         },
       },
-      async (request, reply) => {
-        const outcome = await refundForPos(
-          deps,
-          merchantOf(request),
-          request.params.id,
-          request.body,
-          request.headers['idempotency-key'],
-        );
-        return sendCreated(reply, outcome);
+      async (request, reply) =>
+        created(
+          reply,
+          await refundForPos(
+            deps,
+            merchantOf(request),
+            request.params.id,
+            request.body,
+            request.headers['idempotency-key'],
+          ),
+        ),
+    );
+
+    app.post(
+      '/holds',
+      {
+        schema: {
+          tags: ['integration'],
+          summary: 'Reserve points before payment; a purchase with holdId redeems them (idempotent)',
+          security,
+          headers: IdempotencyHeaders,
+          body: CreateHoldBody,
+          response: { 201: HoldResponse, ...errors, 409: ErrorResponse, 429: ErrorResponse },
+        },
       },
+      async (request, reply) =>
+        created(
+          reply,
+          await holdForPos(deps, merchantOf(request), request.body, request.headers['idempotency-key']),
+        ),
+    );
+
+    app.post(
+      '/holds/:id/cancel',
+      {
+        schema: {
+          tags: ['integration'],
+          summary: 'Cancel a hold: its points become available again (repeatable)',
+          security,
+          params: HoldParams,
+          body: CancelHoldBody,
+          response: { 200: HoldResponse, ...errors, 409: ErrorResponse },
+        },
+      },
+      async (request) => cancelHoldForPos(deps, merchantOf(request), request.params.id, request.body),
     );
   };
 }

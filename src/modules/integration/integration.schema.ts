@@ -55,7 +55,18 @@ export type ResolveCustomerBody = z.infer<typeof ResolveCustomerBody>;
 const quoteShape = {
   customer: CustomerRefBody,
   receipt: Receipt,
-  redeemPoints: z.int().min(0).max(MAX_AMOUNT_MINOR).optional().describe('Points to pay with (default 0)'),
+  redeemPoints: z
+    .int()
+    .min(0)
+    .max(MAX_AMOUNT_MINOR)
+    .optional()
+    .describe(
+      "Points to pay with (default 0; with holdId, the hold's points, and if given it must equal them)",
+    ),
+  holdId: z
+    .uuid()
+    .optional()
+    .describe('A hold of this customer (POST /holds) whose points the purchase redeems'),
   ...contextShape,
 };
 
@@ -143,10 +154,14 @@ export const IdempotencyHeaders = z.object({
     .describe('Unique per operation; a retry with the same key and body replays the first answer'),
 });
 
+/** Shared by the hold schemas (holds.schema.ts). */
+export { contextShape, requireContext };
+
 /** Path parameters naming a purchase. */
 export const PurchaseParams = z.strictObject({ id: z.uuid() });
 
-const BalanceBody = z.object({ available: z.int(), pending: z.int() });
+/** A balance: available excludes the points held for purchases (held) and those not yet active (pending). */
+export const BalanceBody = z.object({ available: z.int(), pending: z.int(), held: z.int() });
 const TierBody = z.object({ name: z.string(), earnRateBp: z.int(), spend: z.int() }).nullable();
 
 /** Answer of resolve. */

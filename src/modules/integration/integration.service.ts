@@ -14,6 +14,7 @@ import {
   findCustomerState,
   findReferrer,
 } from '../customers/customers.service.js';
+import { findHoldForRedeem } from '../ledger/holds.service.js';
 import {
   findConcurrentResult,
   outcomeOf,
@@ -87,7 +88,8 @@ export class ContextCache {
   }
 }
 
-function toRef(body: { code?: string; phone?: string; customerId?: string }): CustomerRef {
+/** The customer reference of a POS body as the customer lookup takes it. */
+export function toRef(body: { code?: string; phone?: string; customerId?: string }): CustomerRef {
   if (body.code !== undefined) return { code: body.code };
   if (body.phone !== undefined) return { phone: body.phone };
   if (body.customerId !== undefined) return { customerId: body.customerId };
@@ -100,7 +102,11 @@ function tierOf(rules: ProgrammeRules, spend: number) {
 }
 
 /** Checks that every context id given belongs to the merchant (404 otherwise, like any foreign id). */
-async function assertContext(deps: IntegrationDeps, auth: MerchantAuth, context: PosContext): Promise<void> {
+export async function assertContext(
+  deps: IntegrationDeps,
+  auth: MerchantAuth,
+  context: PosContext,
+): Promise<void> {
   if (!context.outletId && !context.deviceId && !context.managerId) return;
   const key = `${auth.merchantId}|${context.outletId ?? ''}|${context.deviceId ?? ''}|${context.managerId ?? ''}`;
   if (deps.contexts.has(key)) return;
@@ -161,7 +167,7 @@ async function reserveCodeLookup(
  * limit every code lookup of that key gets 429 until the window passes. `beforeCodeFailure` runs
  * before a miss is counted and may throw instead (a miss that is no guess).
  */
-async function resolveCustomer(
+export async function resolveCustomer(
   deps: IntegrationDeps,
   auth: MerchantAuth,
   ref: CustomerRef,
@@ -193,7 +199,7 @@ async function resolveCustomer(
 }
 
 /** The campaigns that may apply to a purchase of the customer now, on the merchant's clocks. */
-async function campaignMoment(
+export async function campaignMoment(
   deps: IntegrationDeps,
   auth: MerchantAuth,
   customerId: string,
@@ -211,8 +217,42 @@ export async function resolveForPos(deps: IntegrationDeps, auth: MerchantAuth, b
   ]);
   return {
     customer: { id: customer.id, name: customer.name, phone: customer.phone },
-    balance: { available: customer.available, pending: customer.pending },
+    balance: balanceOf(customer),
     tier: tierOf(auth.rules, customer.spend),
+  };
+}
+
+function balanceOf(customer: CustomerState) {
+  return { available: customer.available, pending: customer.pending, held: customer.held };
+}
+
+/**
+ * A purchase that names a hold (holdId) redeems the hold's points: for its quote they count as
+ * available (they are this purchase's), and redeemPoints is the hold's points (if given, it must
+ * equal them). The commit checks the hold again under lock.
+ */
+async function withHold(
+  deps: IntegrationDeps,
+  auth: MerchantAuth,
+  customer: CustomerState,
+  body: { holdId?: string; redeemPoints?: number },
+): Promise<{ customer: CustomerState; redeemPoints: number }> {
+  if (body.holdId === undefined) return { customer, redeemPoints: body.redeemPoints ?? 0 };
+  const hold = await findHoldForRedeem(deps.db, {
+    merchantId: auth.merchantId,
+    holdId: body.holdId,
+    customerId: customer.id,
+  });
+  if (body.redeemPoints !== undefined && body.redeemPoints !== hold.points) {
+    throw new AppError('hold_mismatch', `redeemPoints: the hold is for ${hold.points} points`, {
+      field: 'redeemPoints',
+      held: hold.points,
+      requested: body.redeemPoints,
+    });
+  }
+  return {
+    customer: { ...customer, available: customer.available + hold.points },
+    redeemPoints: hold.points,
   };
 }
 
@@ -222,11 +262,12 @@ export async function quoteForPos(deps: IntegrationDeps, auth: MerchantAuth, bod
     resolveCustomer(deps, auth, toRef(body.customer)),
     assertContext(deps, auth, body),
   ]);
+  const { customer: spender, redeemPoints } = await withHold(deps, auth, customer, body);
   const quote = quoteForCustomer({
     rules: auth.rules,
-    customer,
+    customer: spender,
     receipt: body.receipt,
-    redeemPoints: body.redeemPoints ?? 0,
+    redeemPoints,
     context: body,
     ...(await campaignMoment(deps, auth, customer.id)),
   });
@@ -240,7 +281,7 @@ export async function quoteForPos(deps: IntegrationDeps, auth: MerchantAuth, bod
     eligibleAmount: quote.eligibleAmount,
     earnRateBp: quote.earnRateBp,
     customer: { id: customer.id },
-    balance: { available: customer.available, pending: customer.pending },
+    balance: balanceOf(customer),
     tier: tierOf(auth.rules, customer.spend),
   };
 }
@@ -290,21 +331,25 @@ export async function commitForPos(
 ): Promise<{ result: CommitResult; isReplay: boolean }> {
   const hash = requestHash('purchases.commit', body);
   const ref = toRef(body.customer);
-  const commit = async (customer: CustomerState) =>
-    commitPurchase(deps.db, {
+  const commit = async (customer: CustomerState) => {
+    // With holdId, the hold's points are the redeem (withHold checks the hold and redeemPoints).
+    const { customer: spender, redeemPoints } = await withHold(deps, auth, customer, body);
+    return commitPurchase(deps.db, {
       merchantId: auth.merchantId,
       rules: auth.rules,
-      customer,
+      customer: spender,
       code: 'code' in ref ? ref.code : undefined,
       orderId: body.orderId,
       receipt: body.receipt,
-      redeemPoints: body.redeemPoints ?? 0,
+      redeemPoints,
+      holdId: body.holdId,
       context: body,
       idempotencyKey,
       requestHash: hash,
       batcher: deps.commits,
       ...(await campaignMoment(deps, auth, customer.id)),
     });
+  };
   const call: CommitCall = { deps, auth, body, ref, idempotency: { key: idempotencyKey, hash }, commit };
   const outcome = 'code' in ref ? await commitByCode(call) : await commitByIdOrPhone(call);
   if (!outcome.isReplay) deps.notifier?.poke();

@@ -69,7 +69,7 @@ describe('a till serving a customer with a one-time code', () => {
     expect(resolved.statusCode).toBe(200);
     expect(resolved.json()).toEqual({
       customer: { id: customer.customerId, name: 'Test customer', phone: customer.phone },
-      balance: { available: 300, pending: 0 },
+      balance: { available: 300, pending: 0, held: 0 },
       tier: null,
     });
 
@@ -93,7 +93,7 @@ describe('a till serving a customer with a one-time code', () => {
       redeemedPoints: 200,
       status: 'committed',
     });
-    expect(body.balance).toEqual({ available: 140, pending: 0 });
+    expect(body.balance).toEqual({ available: 140, pending: 0, held: 0 });
 
     // The quote wrote nothing, the commit consumed the code.
     const again = await commit(merchant, quoteBody);
@@ -391,7 +391,7 @@ describe('client API', () => {
     expect(me.statusCode).toBe(200);
     expect(me.json()).toMatchObject({
       customer: { id: customer.customerId },
-      balance: { available: 50, pending: 0 },
+      balance: { available: 50, pending: 0, held: 0 },
     });
     const history = await t.app.inject({ method: 'GET', url: '/api/v1/client/transactions', headers: auth });
     expect(history.json().items).toMatchObject([{ kind: 'adjust', points: 50, reason: 'test' }]);

@@ -364,6 +364,7 @@ describe('parallel redeems on one customer', () => {
     expect(await balanceOf(t.app, merchant, customerId)).toEqual({
       available: 1000 - 14 * 70 + earned,
       pending: 0,
+      held: 0,
     });
     const purchases = await t.db
       .selectFrom('purchases')
@@ -425,6 +426,7 @@ describe('one Idempotency-Key sent many times at once', () => {
     expect(await balanceOf(t.app, merchant, customerId)).toEqual({
       available: 500 - 50 + body.purchase.earnedPoints,
       pending: 0,
+      held: 0,
     });
 
     const again = await postCommit(t.app, merchant, payload, key);
@@ -478,6 +480,7 @@ describe('one Idempotency-Key sent many times at once', () => {
     expect(await balanceOf(t.app, merchant, customerId)).toEqual({
       available: 500 - 300 + 35 + 120 - 14,
       pending: 0,
+      held: 0,
     });
 
     const again = await postRefund(t.app, merchant, purchase.id, 40_000, key);
@@ -527,7 +530,7 @@ describe('parallel partial refunds of one purchase', () => {
       purchase.earnedPoints,
     );
     // Everything redeemed came back, everything earned was taken back: the customer is where they began.
-    expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 1000, pending: 0 });
+    expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 1000, pending: 0, held: 0 });
     expect(await findLedgerViolations(t.db)).toEqual([]);
   });
 });
@@ -585,6 +588,7 @@ describe('expiry and activation runs at the same time', () => {
       expect(await balanceOf(t.app, merchant, customerId)).toEqual({
         available: 100 + 101 + 102 + 103 + 104 - 40 - duePerCustomer,
         pending: 0,
+        held: 0,
       });
     }
     const stillDue = await t.db
@@ -612,7 +616,11 @@ describe('expiry and activation runs at the same time', () => {
       return { customerId, earned: earned.reduce((a, b) => a + b, 0) };
     });
     for (const c of customers) {
-      expect(await balanceOf(t.app, merchant, c.customerId)).toEqual({ available: 0, pending: c.earned });
+      expect(await balanceOf(t.app, merchant, c.customerId)).toEqual({
+        available: 0,
+        pending: c.earned,
+        held: 0,
+      });
     }
     const before = await lastLedgerId();
 
@@ -636,7 +644,11 @@ describe('expiry and activation runs at the same time', () => {
     for (const c of customers) {
       const mine = intoAvailable.filter((e) => e.customer_id === c.customerId);
       expect(mine.length).toBe(2);
-      expect(await balanceOf(t.app, merchant, c.customerId)).toEqual({ available: c.earned, pending: 0 });
+      expect(await balanceOf(t.app, merchant, c.customerId)).toEqual({
+        available: c.earned,
+        pending: 0,
+        held: 0,
+      });
     }
     expect(await findLedgerViolations(t.db)).toEqual([]);
   });

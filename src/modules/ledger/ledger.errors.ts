@@ -13,6 +13,11 @@ const MESSAGES: Partial<Record<ErrorCode, string>> = {
   refund_mode_conflict:
     'A purchase refunded by amount cannot be refunded by line, nor one refunded by line by part of an amount',
   duplicate_order_id: 'A purchase with this orderId already exists',
+  hold_not_found: 'Hold not found',
+  hold_not_active: 'The hold is not active: its points were already redeemed, or it was cancelled',
+  hold_expired: 'The hold has expired and its points were released',
+  hold_customer_mismatch: 'The hold belongs to another customer',
+  hold_mismatch: 'redeemPoints must equal the points of the hold',
 };
 
 interface PgError {

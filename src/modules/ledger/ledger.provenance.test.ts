@@ -83,11 +83,11 @@ describe('1. a refund after the earned lot expired', () => {
     // P1 was earned earlier: its lot expires tomorrow; `points:expire --at` the day after.
     await setLotExpiry({ purchaseId: p1.id }, daysFromNow(1));
     expect(await expirePoints(t.db, { now: daysFromNow(2) })).toEqual({ customers: 1, points: 50 });
-    expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 500, pending: 0 });
+    expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 500, pending: 0, held: 0 });
 
     const { refund: r, balance } = await refund(merchant, p1.id);
     expect(r).toMatchObject({ returnedPoints: 0, revokedPoints: 0, unrecoveredPoints: 0 });
-    expect(balance).toEqual({ available: 500, pending: 0 });
+    expect(balance).toEqual({ available: 500, pending: 0, held: 0 });
     await expectBooksBalanced();
   });
 
@@ -100,7 +100,7 @@ describe('1. a refund after the earned lot expired', () => {
 
     const { refund: r, balance } = await refund(merchant, p1.id);
     expect(r).toMatchObject({ revokedPoints: 0, unrecoveredPoints: 0 });
-    expect(balance).toEqual({ available: 0, pending: 0 });
+    expect(balance).toEqual({ available: 0, pending: 0, held: 0 });
     expect(await purchaseFigures(merchant, p1.id)).toMatchObject({ revokedPoints: 0, unrecoveredPoints: 0 });
   });
 });
@@ -121,11 +121,11 @@ describe('2. returned redeemed points', () => {
     const q = await commit(merchant, { customerId, total: 20_000, redeemPoints: 100 });
     const { refund: r, balance } = await refund(merchant, q.id);
     expect(r.returnedPoints).toBe(100);
-    expect(balance).toEqual({ available: 100, pending: 0 });
+    expect(balance).toEqual({ available: 100, pending: 0, held: 0 });
     // No new lot with a fresh lifetime: the same lot, the same expiry.
     expect(await lots()).toEqual([{ ...before, remaining: 100 }]);
     await expirePoints(t.db, { now: daysFromNow(6) });
-    expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 0, pending: 0 });
+    expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 0, pending: 0, held: 0 });
     await expectBooksBalanced();
   });
 
@@ -138,7 +138,7 @@ describe('2. returned redeemed points', () => {
 
     const { refund: r, balance } = await refund(merchant, q.id);
     expect(r.returnedPoints).toBe(100);
-    expect(balance).toEqual({ available: 0, pending: 0 });
+    expect(balance).toEqual({ available: 0, pending: 0, held: 0 });
     const expired = await t.db
       .selectFrom('ledger_entries')
       .select((eb) => eb.fn.sum<number>('points').as('points'))
@@ -171,8 +171,8 @@ describe('3. the order of refunds', () => {
     await refund(merchant, b.p2.id);
     await refund(merchant, b.p1.id);
 
-    expect(await balanceOf(t.app, merchant, a.customerId)).toEqual({ available: 0, pending: 0 });
-    expect(await balanceOf(t.app, merchant, b.customerId)).toEqual({ available: 0, pending: 0 });
+    expect(await balanceOf(t.app, merchant, a.customerId)).toEqual({ available: 0, pending: 0, held: 0 });
+    expect(await balanceOf(t.app, merchant, b.customerId)).toEqual({ available: 0, pending: 0, held: 0 });
     for (const { p1, p2 } of [a, b]) {
       expect(await purchaseFigures(merchant, p1.id)).toMatchObject({
         status: 'refunded',
@@ -201,13 +201,13 @@ describe('4. points past their expiry', () => {
       .where('expires_at', 'is not', null)
       .execute();
 
-    expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 30, pending: 0 });
+    expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 30, pending: 0, held: 0 });
     const me = await t.app.inject({
       method: 'GET',
       url: '/api/v1/client/me',
       headers: { authorization: `Bearer ${token}` },
     });
-    expect(me.json<{ balance: unknown }>().balance).toEqual({ available: 30, pending: 0 });
+    expect(me.json<{ balance: unknown }>().balance).toEqual({ available: 30, pending: 0, held: 0 });
     expect(await quoteMaxRedeem(t.app, merchant, customerId, 100_000)).toBe(30);
     const tooMuch = await postCommit(
       t.app,
@@ -354,7 +354,7 @@ describe('7. refunds by receipt line', () => {
       returnedPoints: 100,
       revokedPoints: 20,
     });
-    expect(rest.json<RefundResult>().balance).toEqual({ available: 300, pending: 0 });
+    expect(rest.json<RefundResult>().balance).toEqual({ available: 300, pending: 0, held: 0 });
     await expectBooksBalanced();
   });
 

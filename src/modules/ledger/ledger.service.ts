@@ -25,10 +25,11 @@ export interface PosContext {
 /** Where a purchase stands after its refunds. */
 export type PurchaseStatus = 'committed' | 'partially_refunded' | 'refunded';
 
-/** The balance as clients see it. */
+/** The balance as clients see it; available excludes the points held for a purchase (held). */
 export interface Balance {
   available: number;
   pending: number;
+  held: number;
 }
 
 /** What a committed purchase returns (and what its Idempotency-Key replays). */
@@ -121,7 +122,7 @@ export function quoteForCustomer(
 /** Calls a ledger function that takes and returns one jsonb; its errors become AppErrors. */
 export async function callLedger<T>(
   db: Executor,
-  fn: 'loyalty_commit_purchase' | 'loyalty_refund_purchase',
+  fn: 'loyalty_commit_purchase' | 'loyalty_refund_purchase' | 'loyalty_create_hold' | 'loyalty_cancel_hold',
   p: object,
 ) {
   return withSpan(`ledger ${fn}`, { attributes: { 'db.system': 'postgresql' } }, async () => {
@@ -165,6 +166,8 @@ export async function commitPurchase(
     requestHash?: string;
     /** Group commit: runs the call together with concurrent ones (GROUP_COMMIT). */
     batcher?: CommitBatcher;
+    /** The hold whose points this purchase redeems (redeemPoints must equal them). */
+    holdId?: string;
   } & Partial<CampaignMoment>,
 ): Promise<CommitResult & { replayed?: boolean }> {
   const { rules, receipt } = options;
@@ -197,6 +200,7 @@ export async function commitPurchase(
     lineEligible: receipt.items?.map((item) => !isExcludedItem(rules, item)) ?? null,
     pendingDays: rules.pendingDays,
     lifetimeDays: rules.pointsLifetimeDays,
+    holdId: options.holdId ?? null,
   };
   if (options.batcher) return options.batcher.commit<CommitResult>(payload);
   return callLedger<CommitResult>(db, 'loyalty_commit_purchase', payload);
@@ -306,9 +310,10 @@ export interface BatchResult {
   points: number;
 }
 
-async function runInBatches(
+/** Runs a batch job's ledger function until a batch comes back short. */
+export async function runInBatches(
   db: Executor,
-  fn: 'loyalty_expire_points' | 'loyalty_activate_points',
+  fn: 'loyalty_expire_points' | 'loyalty_activate_points' | 'loyalty_release_expired_holds',
   options: { now?: Date; batchSize?: number },
 ): Promise<BatchResult> {
   // Without an explicit time, PostgreSQL's now() decides: the database is the single clock of record,

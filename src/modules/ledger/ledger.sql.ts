@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 // The ledger's stored functions live as SQL source beside this module (./sql/<name>.sql, one
 // `create or replace function` each), so they are read and reviewed where they are used. The
 // migrations that change them install the current files (0006_ledger_provenance, 0011_campaigns, 0012_write_path,
-// 0015_enrollment, 0017_hot_path);
+// 0015_enrollment, 0016_holds, 0017_hot_path);
 // ledger.sql.test.ts checks that the functions in the database equal these files.
 
 /** Every ledger function, in install order (helpers before their callers). */
@@ -24,6 +24,11 @@ export const LEDGER_FUNCTIONS = [
   'loyalty_expire_customer',
   'loyalty_land_points',
   'loyalty_settle_debts',
+  'loyalty_hold_answer',
+  'loyalty_release_hold',
+  'loyalty_release_holds',
+  'loyalty_use_hold',
+  'loyalty_take_hold_points',
   'loyalty_grant_campaign',
   'loyalty_grant_campaigns',
   'loyalty_grant_bonus',
@@ -35,6 +40,9 @@ export const LEDGER_FUNCTIONS = [
   'loyalty_adjust_points',
   'loyalty_expire_points',
   'loyalty_activate_points',
+  'loyalty_create_hold',
+  'loyalty_cancel_hold',
+  'loyalty_release_expired_holds',
 ] as const;
 
 /** One of the ledger's stored functions. */

@@ -145,7 +145,7 @@ describe('Idempotency-Key and orderId', () => {
     expect(retried.headers['idempotent-replayed']).toBeUndefined();
     const body = retried.json<CommitResult>();
     expect(body.purchase.redeemedPoints).toBe(80);
-    expect(body.balance).toEqual({ available: 130 - 80 + body.purchase.earnedPoints, pending: 0 });
+    expect(body.balance).toEqual({ available: 130 - 80 + body.purchase.earnedPoints, pending: 0, held: 0 });
 
     const replayed = await postCommit(t.app, merchant, payload, key);
     expect(replayed.statusCode).toBe(201);
@@ -208,6 +208,7 @@ describe('Idempotency-Key and orderId', () => {
     expect(await balanceOf(t.app, merchantB, b.customerId)).toEqual({
       available: 100 + purchaseB.earnedPoints,
       pending: 0,
+      held: 0,
     });
   });
 });
@@ -219,7 +220,7 @@ describe('refunds', () => {
     // 1000 roubles, 333 paid with points; the 667 roubles paid earn 5% = 33 points.
     const { purchase } = await commit(merchant, { customerId, total: 100_000, redeemPoints: 333 });
     expect(purchase).toMatchObject({ redeemedPoints: 333, earnedPoints: 33 });
-    expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 700, pending: 0 });
+    expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 700, pending: 0, held: 0 });
 
     let refunded = 0;
     let available = 700;
@@ -237,7 +238,7 @@ describe('refunds', () => {
         unrecoveredPoints: 0,
       });
       available += returned - revoked;
-      expect(balance).toEqual({ available, pending: 0 });
+      expect(balance).toEqual({ available, pending: 0, held: 0 });
       refunded = after;
       const stored = (await getPurchase(merchant, purchase.id)).json<PurchaseBody>().purchase;
       expect(stored.status).toBe(refunded === 100_000 ? 'refunded' : 'partially_refunded');
@@ -253,7 +254,7 @@ describe('refunds', () => {
     ]);
     expect(stored).toMatchObject({ returnedPoints: 333, revokedPoints: 33, unrecoveredPoints: 0 });
     // All that was paid with points came back and all that was earned went: where the customer began.
-    expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 1000, pending: 0 });
+    expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 1000, pending: 0, held: 0 });
     expect(await findLedgerViolations(t.db)).toEqual([]);
   });
 
@@ -298,7 +299,7 @@ describe('refunds', () => {
       revokedPoints: purchase.earnedPoints,
       unrecoveredPoints: 0,
     });
-    expect(res.json<RefundResult>().balance).toEqual({ available: 300, pending: 0 });
+    expect(res.json<RefundResult>().balance).toEqual({ available: 300, pending: 0, held: 0 });
     const stored = (await getPurchase(merchant, purchase.id)).json<PurchaseBody>().purchase;
     expect(stored).toMatchObject({ status: 'refunded', refundedAmount: 55_555 });
   });
@@ -312,7 +313,7 @@ describe('refunds', () => {
     // ...spent on a 10-rouble purchase (which earns nothing itself).
     const spent = await commit(merchant, { customerId, total: 1_000, redeemPoints: 5 });
     expect(spent.purchase.earnedPoints).toBe(0);
-    expect(spent.balance).toEqual({ available: 0, pending: 0 });
+    expect(spent.balance).toEqual({ available: 0, pending: 0, held: 0 });
     await adjustPoints(t.db, {
       merchantId: merchant.merchantId,
       customerId,
@@ -326,7 +327,7 @@ describe('refunds', () => {
     const { refund, balance } = res.json<RefundResult>();
     // What is there is taken back, the rest is recorded as unrecovered.
     expect(refund).toMatchObject({ returnedPoints: 0, revokedPoints: 3, unrecoveredPoints: 2 });
-    expect(balance).toEqual({ available: 0, pending: 0 });
+    expect(balance).toEqual({ available: 0, pending: 0, held: 0 });
     const stored = (await getPurchase(merchant, earned.purchase.id)).json<PurchaseBody>().purchase;
     expect(stored).toMatchObject({ status: 'refunded', revokedPoints: 3, unrecoveredPoints: 2 });
     expect(await findLedgerViolations(t.db)).toEqual([]);
@@ -337,17 +338,17 @@ describe('refunds', () => {
     const { customerId } = await createTestCustomer(t.db, { merchant, points: 100 });
     const { purchase, balance } = await commit(merchant, { customerId, total: 20_000 });
     expect(purchase.earnedPoints).toBe(10);
-    expect(balance).toEqual({ available: 100, pending: 10 });
+    expect(balance).toEqual({ available: 100, pending: 10, held: 0 });
 
     const part = await postRefund(t.app, merchant, purchase.id, 5_000);
     expect(part.statusCode).toBe(201);
     expect(part.json<RefundResult>().refund).toMatchObject({ revokedPoints: 2, unrecoveredPoints: 0 });
-    expect(part.json<RefundResult>().balance).toEqual({ available: 100, pending: 8 });
+    expect(part.json<RefundResult>().balance).toEqual({ available: 100, pending: 8, held: 0 });
 
     const rest = await postRefund(t.app, merchant, purchase.id, undefined);
     expect(rest.statusCode).toBe(201);
     expect(rest.json<RefundResult>().refund).toMatchObject({ revokedPoints: 8, unrecoveredPoints: 0 });
-    expect(rest.json<RefundResult>().balance).toEqual({ available: 100, pending: 0 });
+    expect(rest.json<RefundResult>().balance).toEqual({ available: 100, pending: 0, held: 0 });
     const revokes = await t.db
       .selectFrom('ledger_entries')
       .select(['bucket', 'points'])
@@ -362,7 +363,7 @@ describe('refunds', () => {
 
     // Nothing is left to become available once the pending period ends.
     await activatePoints(t.db, { now: daysFromNow(8) });
-    expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 100, pending: 0 });
+    expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 100, pending: 0, held: 0 });
     expect(await findLedgerViolations(t.db)).toEqual([]);
   });
 });
@@ -404,12 +405,12 @@ describe('expiry and pending points', () => {
     // At day 7 only the 5-day lot is due, and nothing of it is left.
     await expirePoints(t.db, { now: daysFromNow(7) });
     expect(await expiredEntries()).toEqual([]);
-    expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 157, pending: 0 });
+    expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 157, pending: 0, held: 0 });
 
     // At day 11 the 10-day lot is due: its 50 remaining points go, nothing else.
     await expirePoints(t.db, { now: daysFromNow(11) });
     expect(await expiredEntries()).toEqual([{ points: -50 }]);
-    expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 107, pending: 0 });
+    expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 107, pending: 0, held: 0 });
     expect((await lotsOf())[0]).toEqual({ source: 'adjust', remaining: 0, state: 'expired' });
     await expirePoints(t.db, { now: daysFromNow(11) });
     expect(await expiredEntries()).toEqual([{ points: -50 }]);
@@ -423,22 +424,26 @@ describe('expiry and pending points', () => {
     expect(await balanceOf(t.app, merchant, customerId)).toEqual({
       available: 0,
       pending: purchase.earnedPoints,
+      held: 0,
     });
 
     await activatePoints(t.db, { now: daysFromNow(1) });
     expect(await balanceOf(t.app, merchant, customerId)).toEqual({
       available: 0,
       pending: purchase.earnedPoints,
+      held: 0,
     });
     await activatePoints(t.db, { now: daysFromNow(3.5) });
     expect(await balanceOf(t.app, merchant, customerId)).toEqual({
       available: purchase.earnedPoints,
       pending: 0,
+      held: 0,
     });
     await activatePoints(t.db, { now: daysFromNow(4) });
     expect(await balanceOf(t.app, merchant, customerId)).toEqual({
       available: purchase.earnedPoints,
       pending: 0,
+      held: 0,
     });
     const entries = await t.db
       .selectFrom('ledger_entries')
@@ -470,7 +475,11 @@ describe('expiry and pending points', () => {
     await activatePoints(t.db, { now: daysFromNow(3), batchSize: 2 });
 
     for (const { customerId, earned } of earners) {
-      expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: earned, pending: 0 });
+      expect(await balanceOf(t.app, merchant, customerId)).toEqual({
+        available: earned,
+        pending: 0,
+        held: 0,
+      });
     }
     expect(await findLedgerViolations(t.db)).toEqual([]);
   });
@@ -479,7 +488,7 @@ describe('expiry and pending points', () => {
     const merchant = await createTestMerchant(t.db, { rules: { pendingDays: 3 } });
     const { customerId } = await createTestCustomer(t.db, { merchant, points: 10 });
     await commit(merchant, { customerId, total: 20_000 });
-    expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 10, pending: 10 });
+    expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 10, pending: 10, held: 0 });
 
     expect(await quoteMaxRedeem(t.app, merchant, customerId, 100_000)).toBe(10);
 
@@ -515,7 +524,11 @@ describe('expiry reminders', () => {
     const first = await remindExpiringPoints(t.db, { withinDays: 7 });
     expect(first).toEqual({ customers: 1, points: 50 });
     const [event] = await events();
-    expect(event?.payload).toMatchObject({ customerId, points: 50, balance: { available: 90, pending: 0 } });
+    expect(event?.payload).toMatchObject({
+      customerId,
+      points: 50,
+      balance: { available: 90, pending: 0, held: 0 },
+    });
     const payload = (event?.payload ?? {}) as { expiresAt?: string };
     const expiresAt = new Date(String(payload.expiresAt)).getTime();
     expect(Math.abs(expiresAt - daysFromNow(3).getTime())).toBeLessThan(60_000);
@@ -588,6 +601,7 @@ describe('tenancy', () => {
     expect(await balanceOf(t.app, merchantA, a.customerId)).toEqual({
       available: 50 + purchase.earnedPoints,
       pending: 0,
+      held: 0,
     });
   });
 });

@@ -67,7 +67,7 @@ describe('GET /customers/:id', () => {
     const plain = await get(`/customers/${anna}`);
     expect(plain.json()).toMatchObject({
       customer: { id: anna, name: 'Анна Петрова', phone: '+79161234567', hasTelegram: false },
-      balance: { available: 0, pending: 0 },
+      balance: { available: 0, pending: 0, held: 0 },
       tier: null,
     });
 
@@ -97,7 +97,7 @@ describe('GET /customers/:id', () => {
       next: { name: 'Gold', minSpend: 100_000 },
     });
     // The purchase itself earned at the base rate: tiers apply to spend before the receipt.
-    expect(silver.json().balance).toEqual({ available: 10, pending: 0 });
+    expect(silver.json().balance).toEqual({ available: 10, pending: 0, held: 0 });
     expect(silver.json().customer.lastPurchaseAt).not.toBeNull();
   });
 });
@@ -112,7 +112,7 @@ describe('POST /customers/:id/adjustments', () => {
       payload: { points: 50, reason: 'Компенсация за ожидание' },
     });
     expect(add.statusCode).toBe(200);
-    expect(add.json()).toEqual({ balance: { available: 150, pending: 0 } });
+    expect(add.json()).toEqual({ balance: { available: 150, pending: 0, held: 0 } });
     const take = await portalRequest(t.app, team.manager, {
       method: 'POST',
       url,
@@ -136,8 +136,8 @@ describe('POST /customers/:id/adjustments', () => {
       action: 'customer.adjust_points',
       actor: team.manager.email,
       actorUserId: team.manager.userId,
-      before: { balance: { available: 150, pending: 0 } },
-      after: { balance: { available: 120, pending: 0 }, points: -30, reason: 'Ошибка кассира' },
+      before: { balance: { available: 150, pending: 0, held: 0 } },
+      after: { balance: { available: 120, pending: 0, held: 0 }, points: -30, reason: 'Ошибка кассира' },
     });
   });
 

@@ -12,7 +12,7 @@ import {
 import { actorOf, allow, IdParams, merchantIdOf, portalErrors, portalSecurity } from './portal.http.js';
 
 const tags = ['portal: customers'];
-const Balance = z.object({ available: z.int(), pending: z.int() });
+const Balance = z.object({ available: z.int(), pending: z.int(), held: z.int() });
 const ListQuery = z.strictObject({
   q: z.string().max(100).optional().describe('Phone digits or part of the name (case-insensitive)'),
   limit: z.coerce.number().int().min(1).max(200).default(50),
@@ -40,6 +40,7 @@ const CustomerListResponse = z.object({
       phone: z.string(),
       available: z.int(),
       pending: z.int(),
+      held: z.int(),
       createdAt: z.date(),
       lastPurchaseAt: z.date().nullable(),
     }),

@@ -19,6 +19,7 @@ export interface CustomerListItem {
   phone: string;
   available: number;
   pending: number;
+  held: number;
   createdAt: Date;
   lastPurchaseAt: Date | null;
 }
@@ -54,6 +55,7 @@ export async function searchCustomers(
         'c.phone',
         'b.available',
         'b.pending',
+        'b.held',
         'c.created_at as createdAt',
         sql<Date | null>`(select max(p.created_at) from purchases p where p.customer_id = c.id)`.as(
           'lastPurchaseAt',
@@ -64,7 +66,7 @@ export async function searchCustomers(
       .limit(options.limit)
       .offset(options.offset)
       // customer_balances is a view: its columns are typed nullable, yet come from balances' non-null ones.
-      .$narrowType<{ available: number; pending: number }>()
+      .$narrowType<{ available: number; pending: number; held: number }>()
       .execute(),
     query.select((eb) => eb.fn.countAll<number>().as('total')).executeTakeFirst(),
   ]);
@@ -131,7 +133,7 @@ export async function getCustomerDetail(db: Executor, options: { merchantId: str
       referredBy: row.referredBy,
       birthDate: row.birthDate,
     },
-    balance: { available: state.available, pending: state.pending },
+    balance: { available: state.available, pending: state.pending, held: state.held },
     tier,
   };
 }
@@ -168,7 +170,7 @@ export async function adjustCustomerPoints(
     async (trx) => {
       const before = await trx
         .selectFrom('balances')
-        .select(['available', 'pending'])
+        .select(['available', 'pending', 'held'])
         .where('customer_id', '=', options.customerId)
         .where('merchant_id', '=', options.merchantId)
         .forUpdate()

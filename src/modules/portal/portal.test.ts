@@ -196,7 +196,7 @@ describe('tenancy: another merchant’s ids are 404', () => {
       expect(errorCode(res)).toBe('customer_not_found');
     }
     const own = await call(b.owner, 'GET', `/customers/${customerB}`);
-    expect(own.json().balance).toEqual({ available: 100, pending: 0 });
+    expect(own.json().balance).toEqual({ available: 100, pending: 0, held: 0 });
     const list = await call(a.owner, 'GET', '/customers');
     expect(list.json().items.map((c: { id: string }) => c.id)).not.toContain(customerB);
   });

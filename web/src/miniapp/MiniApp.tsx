@@ -196,6 +196,11 @@ function BalanceCard({ me }: { me: ClientMe }) {
       {me.balance.pending > 0 ? (
         <div className="ma-pending">{t('miniapp.pending', { points: i18n.points(me.balance.pending) })}</div>
       ) : null}
+      {me.balance.held > 0 ? (
+        <div className="ma-pending" data-testid="miniapp-held">
+          {t('miniapp.held', { points: i18n.points(me.balance.held) })}
+        </div>
+      ) : null}
     </section>
   );
 }
@@ -423,7 +428,8 @@ function History({ client }: { client: MiniAppClient }) {
     queryFn: () => client.history(),
     refetchInterval: 30_000,
   });
-  const items = history.data?.items ?? [];
+  // A hold's entries of the held bucket mirror its available ones: the customer sees one line.
+  const items = (history.data?.items ?? []).filter((entry) => entry.bucket !== 'held');
   // A purchase's breakdown shows once, on its newest earn entry with campaign or tier lines.
   const breakdownOwners = new Set<number>();
   const explained = new Set<string>();

@@ -4,7 +4,7 @@ import { ApiError, errorFrom, send } from '../lib/api';
 export interface ClientMe {
   customer: { id: string; name: string | null; phone: string };
   merchant: { id: string; name: string };
-  balance: { available: number; pending: number };
+  balance: { available: number; pending: number; held: number };
   tier: {
     name: string | null;
     earnRateBp: number;

@@ -66,6 +66,7 @@ export function CustomersPage() {
       render: (c) => i18n.num(c.available),
     },
     { key: 'pending', header: t('customers.pending'), numeric: true, render: (c) => i18n.num(c.pending) },
+    { key: 'held', header: t('customers.held'), numeric: true, render: (c) => i18n.num(c.held) },
     {
       key: 'last',
       header: t('customers.lastPurchase'),
@@ -181,6 +182,7 @@ export function CustomerPage() {
         <span className="row" style={{ gap: 8 }}>
           {kindLabel(e.kind)}
           {e.bucket === 'pending' ? <Badge tone="warning">{t('ledger.pending')}</Badge> : null}
+          {e.bucket === 'held' ? <Badge>{t('ledger.held')}</Badge> : null}
         </span>
       ),
     },
@@ -241,6 +243,11 @@ export function CustomerPage() {
           label={t('customers.pending')}
           value={i18n.num(balance.pending)}
           hint={t('customers.pendingHint')}
+        />
+        <Kpi
+          label={t('customers.held')}
+          value={<span data-testid="customer-held">{i18n.num(balance.held)}</span>}
+          hint={t('customers.heldHint')}
         />
         <Kpi
           label={t('customers.tier')}

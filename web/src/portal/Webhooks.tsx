@@ -28,6 +28,8 @@ const EVENT_TYPES = [
   'points.activated',
   'customer.created',
   'customer.enrolled',
+  'hold.created',
+  'hold.released',
 ];
 
 /** Webhook endpoints: add (secret shown once), enable, rotate the secret, test, delivery log, replay. */

@@ -116,6 +116,7 @@ export interface CustomerRow {
   phone: string;
   available: number;
   pending: number;
+  held: number;
   createdAt: string;
   lastPurchaseAt: string | null;
 }
@@ -139,7 +140,7 @@ export interface CustomerProfile {
     referralCode?: string;
     birthDate?: string | null;
   };
-  balance: { available: number; pending: number };
+  balance: { available: number; pending: number; held: number };
   tier: CustomerTier | null;
 }
 

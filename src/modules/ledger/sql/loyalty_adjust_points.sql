@@ -10,6 +10,7 @@ begin
     raise exception 'customer_not_found' using detail = '{}';
   end if;
   perform loyalty_expire_customer(p_merchant, p_customer, now());
+  perform loyalty_release_holds(p_merchant, p_customer, now());
   if p_points > 0 then
     perform loyalty_add_points(p_merchant, p_customer, p_points, 'adjust', 'adjust', p_lifetime_days,
                                null, null, p_reason);

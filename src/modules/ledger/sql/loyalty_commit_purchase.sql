@@ -2,9 +2,10 @@
 -- p: merchantId, customerId, orderId, code?, idempotencyKey?, requestHash?, outletId?, deviceId?,
 --    managerId?, total, eligibleAmount, discount, earnPoints, redeemPoints, earnRateBp, tier?,
 --    receipt, lineEligible? (per receipt line: earns and may be paid with points), pendingDays,
---    lifetimeDays?, earnBreakdown? (as the quote showed it; campaign points: loyalty_grant_campaigns)
--- Lock order: balance row -> that customer's lots -> code row -> the referrer's balance row (first
--- purchase of a referred customer) -> campaign rows.
+--    lifetimeDays?, earnBreakdown? (as the quote showed it; campaign points: loyalty_grant_campaigns),
+--    holdId? (the redeemed points are the hold's: loyalty_use_hold, loyalty_take_hold_points)
+-- Lock order: balance row -> that customer's lots -> holds -> code row -> the referrer's balance row
+-- (first purchase of a referred customer) -> campaign rows.
 -- What an earn-only purchase without campaign points writes, and nothing more: the balance row
 -- (locked by the update that changes it), the purchase (its id time-ordered; it also keeps the
 -- Idempotency-Key and the balance of the answer, so a replay needs no record of its own), the earned
@@ -47,8 +48,10 @@ begin
     end if;
     -- Points past their expiry are not spendable, whether or not the expiry job ran.
     if exists (select 1 from point_lots where customer_id = v_customer and state = 'active' and remaining > 0
-               and expires_at <= now()) then
+               and expires_at <= now())
+       or exists (select 1 from holds where customer_id = v_customer and status = 'active' and expires_at <= now()) then
       perform loyalty_expire_customer(v_merchant, v_customer, now());
+      perform loyalty_release_holds(v_merchant, v_customer, now());
       select available, pending into v_available, v_pending from balances where customer_id = v_customer;
     end if;
   else
@@ -60,6 +63,12 @@ begin
     if exists (select 1 from point_lots where customer_id = v_customer and state = 'active' and remaining > 0
                and expires_at <= now()) then
       v_available := v_available - loyalty_expire_customer(v_merchant, v_customer, now());
+    end if;
+    -- Holds past their expiry give their points back; the purchase's own hold lends it its points.
+    if p->>'holdId' is not null
+       or exists (select 1 from holds where customer_id = v_customer and status = 'active' and expires_at <= now()) then
+      v_available := v_available + loyalty_release_holds(v_merchant, v_customer, now())
+                     + loyalty_use_hold(v_merchant, v_customer, p);
     end if;
     if v_available < v_redeem then
       raise exception 'insufficient_points'
@@ -85,7 +94,7 @@ begin
   insert into purchases (id, merchant_id, customer_id, order_id, outlet_id, device_id, manager_id, total,
                          eligible_amount, discount, earned_points, redeemed_points, earn_rate_bp, tier, receipt,
                          line_eligible, idempotency_key, request_hash, balance_available, balance_pending,
-                         earn_breakdown)
+                         earn_breakdown, balance_held)
   values (v_purchase, v_merchant, v_customer, p->>'orderId', (p->>'outletId')::uuid, (p->>'deviceId')::uuid,
           (p->>'managerId')::uuid, (p->>'total')::bigint, (p->>'eligibleAmount')::bigint,
           (p->>'discount')::bigint, v_earn, v_redeem, (p->>'earnRateBp')::integer, p->>'tier', p->'receipt',
@@ -93,11 +102,16 @@ begin
                then array(select jsonb_array_elements_text(p->'lineEligible')::boolean) end,
           p->>'idempotencyKey', case when p->>'idempotencyKey' is not null then p->>'requestHash' end,
           v_available, v_pending,
-          case when jsonb_typeof(p->'earnBreakdown') = 'array' then p->'earnBreakdown' end)
+          case when jsonb_typeof(p->'earnBreakdown') = 'array' then p->'earnBreakdown' end,
+          (select held from balances where customer_id = v_customer))
   returning * into v_row;
 
   -- One redeem entry, with a move per lot it took from: a refund returns the points to those lots.
-  perform loyalty_take_points(v_merchant, v_customer, v_redeem, 'redeem', v_purchase, null, null);
+  if p->>'holdId' is not null then
+    perform loyalty_take_hold_points(v_merchant, v_customer, (p->>'holdId')::uuid, v_purchase);
+  else
+    perform loyalty_take_points(v_merchant, v_customer, v_redeem, 'redeem', v_purchase, null, null);
+  end if;
 
   if v_earn > 0 then
     v_available_at := now() + make_interval(days => v_pending_days);

@@ -5,7 +5,7 @@
 -- of planned for every request.
 create or replace function loyalty_customer_state(p_merchant uuid, p_customer uuid, p_phone text, p_code text,
   p_tier_days integer)
-returns table (id uuid, name text, phone text, available bigint, pending bigint, spend bigint)
+returns table (id uuid, name text, phone text, available bigint, pending bigint, held bigint, spend bigint)
 language plpgsql stable as $fn$
 declare
   v_customer uuid := p_customer;
@@ -18,7 +18,7 @@ begin
   end if;
   if v_customer is null then return; end if;
   return query
-  select c.id, c.name, c.phone, b.available, b.pending,
+  select c.id, c.name, c.phone, b.available, b.pending, b.held,
     case when p_tier_days is null then 0::bigint
          else (select coalesce(sum(p.total - p.refunded_amount), 0)::bigint from purchases p
                where p.customer_id = c.id and p.created_at > now() - make_interval(days => p_tier_days)) end

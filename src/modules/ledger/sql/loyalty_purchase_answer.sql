@@ -14,5 +14,7 @@ begin
       -- Purchases committed before campaigns have no breakdown: all of their earn was the base.
       'earnBreakdown', coalesce(p.earn_breakdown, jsonb_build_array(jsonb_build_object(
         'source', 'base', 'campaignId', null, 'name', 'Base', 'points', p.earned_points)))),
-    'balance', jsonb_build_object('available', p.balance_available, 'pending', p.balance_pending));
+    -- Purchases committed before holds have no held figure: nothing could be held then.
+    'balance', jsonb_build_object('available', p.balance_available, 'pending', p.balance_pending,
+                                  'held', coalesce(p.balance_held, 0)));
 end $fn$;

@@ -59,6 +59,7 @@ begin
   perform 1 from balances where customer_id = v_customer for update;
   select * into v_purchase from purchases where id = (p->>'purchaseId')::uuid for update;
   perform loyalty_expire_customer(v_merchant, v_customer, now());
+  perform loyalty_release_holds(v_merchant, v_customer, now());
 
   v_rest := v_purchase.total - v_purchase.refunded_amount;
   if v_rest <= 0 then
