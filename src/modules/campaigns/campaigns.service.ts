@@ -284,7 +284,11 @@ export class CampaignCache {
    * a quote for nobody in particular, customerId null).
    * Schedules and conditions are the rules' business.
    */
-  async forPurchase(options: { merchantId: string; customerId: string | null; at: Date }): Promise<RuleCampaign[]> {
+  async forPurchase(options: {
+    merchantId: string;
+    customerId: string | null;
+    at: Date;
+  }): Promise<RuleCampaign[]> {
     const campaigns = (await this.active(options.merchantId)).filter((c) => inPeriod(c, options.at));
     const limited = campaigns.filter((c) => c.limits.perCustomer !== undefined).map((c) => c.id);
     const grants = await findCustomerGrants(this.db, options.customerId, limited);
