@@ -47,6 +47,10 @@ async function main(): Promise<void> {
     console.log(
       `loaded ${total} rows in ${(summary.ms / 1000).toFixed(1)} s: ${Math.round(total / (summary.ms / 1000))} rows/s`,
     );
+    const { loadMs, keysMs, analyzeMs } = summary.phases;
+    console.log(
+      `  copy ${(loadMs / 1000).toFixed(1)} s, indexes and keys ${(keysMs / 1000).toFixed(1)} s, analyze ${(analyzeMs / 1000).toFixed(1)} s`,
+    );
     for (const m of summary.merchants) console.log(`merchant ${m.id} ${m.name}`);
     const rollupStarted = performance.now();
     const rollups = await refreshDashboardRollups(db);
