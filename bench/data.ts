@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { createDatabase } from '../src/db/database.js';
 import { migrateToLatest } from '../src/db/migrate.js';
 import { refreshDashboardRollups } from '../src/modules/portal/dashboard.rollups.js';
@@ -54,6 +55,7 @@ async function main(): Promise<void> {
     for (const m of summary.merchants) console.log(`merchant ${m.id} ${m.name}`);
     const rollupStarted = performance.now();
     const rollups = await refreshDashboardRollups(db);
+    await sql`analyze dashboard_daily, dashboard_daily_customers`.execute(db);
     console.log(
       `dashboard rollups built for ${rollups.days} merchant days in ${((performance.now() - rollupStarted) / 1000).toFixed(1)} s`,
     );
