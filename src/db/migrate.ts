@@ -20,6 +20,7 @@ import * as m0011 from './migrations/0011_campaigns.js';
 import * as m0012 from './migrations/0012_write_path.js';
 import * as m0013 from './migrations/0013_dashboard_rollups.js';
 import * as m0014 from './migrations/0014_job_runs_trace_context.js';
+import * as m0019 from './migrations/0019_expiry_batches.js';
 
 // Migrations are listed here explicitly (append-only), so they work the same from source, from a
 // build and inside the image, with no directory scanning.
@@ -45,6 +46,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0012_write_path': m0012,
   '0013_dashboard_rollups': m0013,
   '0014_job_runs_trace_context': m0014,
+  '0019_expiry_batches': m0019,
 };
 
 /** Kysely's bookkeeping table (its default name). */
