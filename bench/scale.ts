@@ -208,7 +208,7 @@ async function main(): Promise<void> {
       },
       {
         name: 'transactions CSV, one month',
-        runs: 5,
+        runs: 1,
         explain: true,
         fn: async () => {
           let bytes = 0;
