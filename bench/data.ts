@@ -50,12 +50,12 @@ async function main(): Promise<void> {
     );
     const { loadMs, keysMs, analyzeMs } = summary.phases;
     console.log(
-      `  copy ${(loadMs / 1000).toFixed(1)} s, indexes and keys ${(keysMs / 1000).toFixed(1)} s, analyze ${(analyzeMs / 1000).toFixed(1)} s`,
+      `  copy ${(loadMs / 1000).toFixed(1)} s, indexes and keys ${(keysMs / 1000).toFixed(1)} s, vacuum and analyze ${(analyzeMs / 1000).toFixed(1)} s`,
     );
     for (const m of summary.merchants) console.log(`merchant ${m.id} ${m.name}`);
     const rollupStarted = performance.now();
     const rollups = await refreshDashboardRollups(db);
-    await sql`analyze dashboard_daily, dashboard_daily_customers`.execute(db);
+    await sql`vacuum (analyze) dashboard_daily, dashboard_daily_customers`.execute(db);
     console.log(
       `dashboard rollups built for ${rollups.days} merchant days in ${((performance.now() - rollupStarted) / 1000).toFixed(1)} s`,
     );
