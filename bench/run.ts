@@ -25,7 +25,7 @@ import {
 import { CommitBatcher } from '../src/modules/ledger/ledger.batcher.js';
 import { findApiKey } from '../src/modules/merchants/merchants.service.js';
 import { createWebhookEndpoint } from '../src/modules/webhooks/webhooks.service.js';
-import { type ApiProcess, startApi } from './lib/api-process.js';
+import { type ApiProcess, apiEnv, startApi } from './lib/api-process.js';
 import { cpuBetween, cpuSnapshot } from './lib/cpu.js';
 import { type Operation, runClosedLoop, runOpenLoop } from './lib/drivers.js';
 import { HttpClient, keepAliveAgent } from './lib/http.js';
@@ -72,6 +72,7 @@ import { Workload } from './lib/workload.js';
 //   BENCH_OUTBOX          0 skips the outbox phase (default 1)
 //   BENCH_SOAK_SECONDS    length of the soak phase (default 20; 600 for the 10-minute memory run; 0 skips)
 //   BENCH_SOAK_RATE       commits/s during the soak (default 200)
+//   BENCH_SOAK_ONLY       1 runs the soak phase alone (the 10-minute memory run) and prints its RSS
 //   GROUP_COMMIT          passed to the API (src/config.ts); the SQL path phase batches the same way
 //   BENCH_REPLICAS        0 skips the replicas phase (default 1; skipped without pgbouncer)
 //
@@ -129,6 +130,7 @@ function readSettings() {
     outbox: intFromEnv('BENCH_OUTBOX', 1, 0, 1) === 1,
     soakSeconds: intFromEnv('BENCH_SOAK_SECONDS', 20, 0, 86_400),
     soakRate: intFromEnv('BENCH_SOAK_RATE', 200, 1, 100_000),
+    soakOnly: intFromEnv('BENCH_SOAK_ONLY', 0, 0, 1) === 1,
     poolMax: config.DATABASE_POOL_MAX,
     groupCommit: config.GROUP_COMMIT
       ? { maxBatch: config.GROUP_COMMIT_MAX_BATCH, inFlight: config.GROUP_COMMIT_IN_FLIGHT }
@@ -233,14 +235,7 @@ async function main(): Promise<void> {
       port,
       nodeFlags: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profileDir)}`] : [],
       env: {
-        DATABASE_URL: scratchUrl,
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        LOG_LEVEL: 'warn',
-        SEED_DEMO: '0',
-        NODE_ENV: 'development',
-        WORKERS_ENABLED: '0',
-        APP_ENCRYPTION_KEY: encryptionKey,
+        ...apiEnv({ databaseUrl: scratchUrl, port, encryptionKey }),
         DATABASE_POOL_MAX: String(settings.poolMax),
         GROUP_COMMIT: settings.groupCommit ? '1' : '0',
       },
@@ -330,6 +325,78 @@ async function main(): Promise<void> {
       return phaseResult({ ...base, elapsedMs, cpu, postgresWaits, wal }, recorder);
     };
     const closedMode = `closed, ${settings.concurrency} clients`;
+
+    const workerEnv = {
+      DATABASE_URL: scratchUrl,
+      WORKERS_ENABLED: '1',
+      WORKER_PORT: '0',
+      WEBHOOK_ALLOW_PRIVATE_NETWORKS: '1',
+      LOG_LEVEL: 'warn',
+      OUTBOX_POLL_INTERVAL_MS: '50',
+      NODE_ENV: 'development',
+      APP_ENCRYPTION_KEY: encryptionKey,
+      DATABASE_POOL_MAX: String(settings.poolMax),
+    };
+
+    // (f) soak: constant load with a worker delivering, RSS of both sampled
+    const runSoak = async () => {
+      const worker = startWorker({ cwd: repoRoot, env: workerEnv });
+      cleanups.push({ name: 'soak worker', run: () => worker.stop() });
+      // Its heartbeat says it has started (start-up is not part of the phase).
+      const startedBy = Date.now() + 60_000;
+      for (;;) {
+        const { rows } = await sql<{ n: number }>`select count(*)::int as n from worker_heartbeats`.execute(
+          db,
+        );
+        if ((rows[0]?.n ?? 0) > 0) break;
+        const reason = worker.exitReason();
+        if (reason) throw new Error(`the soak worker exited: ${reason}`);
+        if (Date.now() > startedBy) throw new Error('the soak worker did not start within 60 s');
+        await sleep(250);
+      }
+      worker.markReady();
+      say(
+        `· soak (open, ${settings.soakRate}/s, with a worker), ${settings.soakSeconds} s, RSS sampled every 1 s ...`,
+      );
+      const rss = new RssSampler([
+        { name: 'api', pid: api.pid },
+        { name: 'worker', pid: worker.pid },
+      ]);
+      const recorder = new PhaseRecorder();
+      const finish = await observe(api.pid);
+      rss.start();
+      const result = await runOpenLoop(
+        { rate: settings.soakRate, durationMs: settings.soakSeconds * 1000, maxInFlight: 1_000, shouldStop },
+        commitOp(openClient, 's'),
+        recorder,
+      );
+      const figures = rss.stop();
+      const { cpu, postgresWaits } = await finish();
+      await worker.stop();
+      const mode = `open, ${settings.soakRate}/s + worker`;
+      const phase = phaseResult(
+        { key: 'soak', name: 'soak', mode, elapsedMs: result.elapsedMs, cpu, postgresWaits },
+        recorder,
+      );
+      return { phase, rss: figures };
+    };
+    const soakLines = (soak: Awaited<ReturnType<typeof runSoak>>) => {
+      const mib = (v: number | null) => (v === null ? 'n/a' : `${v.toFixed(1)} MiB`);
+      return soak.rss.map(
+        (r) =>
+          `RSS       ${r.name.padEnd(6)} start ${mib(r.startMiB)}, end ${mib(r.endMiB)}, max ${mib(r.maxMiB)} ` +
+          `(${r.samples} samples over ${soak.phase.elapsedSeconds.toFixed(0)} s at ${settings.soakRate} commits/s)`,
+      );
+    };
+    if (settings.soakOnly) {
+      // BENCH_SOAK_ONLY=1: the memory run alone, without the phases that would load the machine first.
+      const soak = await runSoak();
+      say(phaseTable([soak.phase]));
+      for (const line of soakLines(soak)) say(line);
+      const ledger = await checkLedger(db, merchant.merchantId);
+      say(`ledger    ${JSON.stringify(ledger)}`);
+      return;
+    }
 
     // (a) commits, closed loop
     await warmup(commitOp(client, 'wa'));
@@ -449,17 +516,6 @@ async function main(): Promise<void> {
 
     checkInterrupted();
 
-    const workerEnv = {
-      DATABASE_URL: scratchUrl,
-      WORKERS_ENABLED: '1',
-      WORKER_PORT: '0',
-      WEBHOOK_ALLOW_PRIVATE_NETWORKS: '1',
-      LOG_LEVEL: 'warn',
-      OUTBOX_POLL_INTERVAL_MS: '50',
-      NODE_ENV: 'development',
-      APP_ENCRYPTION_KEY: encryptionKey,
-      DATABASE_POOL_MAX: String(settings.poolMax),
-    };
     // (e) the outbox: one worker delivers the pending events of (a)-(d) to a fast local receiver
     const runOutbox = async () => {
       const backlog = await outboxBacklog(db, merchant.merchantId);
@@ -594,48 +650,7 @@ async function main(): Promise<void> {
     });
     checkInterrupted();
 
-    // (f) soak: constant load with a worker delivering, RSS of both sampled
-    const runSoak = async () => {
-      const worker = startWorker({ cwd: repoRoot, env: workerEnv });
-      cleanups.push({ name: 'soak worker', run: () => worker.stop() });
-      // Its heartbeat says it has started (start-up is not part of the phase).
-      const startedBy = Date.now() + 60_000;
-      for (;;) {
-        const { rows } = await sql<{ n: number }>`select count(*)::int as n from worker_heartbeats`.execute(
-          db,
-        );
-        if ((rows[0]?.n ?? 0) > 0) break;
-        const reason = worker.exitReason();
-        if (reason) throw new Error(`the soak worker exited: ${reason}`);
-        if (Date.now() > startedBy) throw new Error('the soak worker did not start within 60 s');
-        await sleep(250);
-      }
-      worker.markReady();
-      say(
-        `· soak (open, ${settings.soakRate}/s, with a worker), ${settings.soakSeconds} s, RSS sampled every 1 s ...`,
-      );
-      const rss = new RssSampler([
-        { name: 'api', pid: api.pid },
-        { name: 'worker', pid: worker.pid },
-      ]);
-      const recorder = new PhaseRecorder();
-      const finish = await observe(api.pid);
-      rss.start();
-      const result = await runOpenLoop(
-        { rate: settings.soakRate, durationMs: settings.soakSeconds * 1000, maxInFlight: 1_000, shouldStop },
-        commitOp(openClient, 's'),
-        recorder,
-      );
-      const figures = rss.stop();
-      const { cpu, postgresWaits } = await finish();
-      await worker.stop();
-      const mode = `open, ${settings.soakRate}/s + worker`;
-      const phase = phaseResult(
-        { key: 'soak', name: 'soak', mode, elapsedMs: result.elapsedMs, cpu, postgresWaits },
-        recorder,
-      );
-      return { phase, rss: figures };
-    };
+    // (f) soak
     const soak = settings.soakSeconds > 0 ? await runSoak() : null;
     checkInterrupted();
 
@@ -808,15 +823,7 @@ async function main(): Promise<void> {
       say(`API log   ${api.linesSinceReady()} chunks at warn or above during the run; last lines:`);
       for (const line of api.tail().slice(-5)) say(`  ${line.slice(0, 300)}`);
     }
-    if (soak) {
-      const mib = (v: number | null) => (v === null ? 'n/a' : `${v.toFixed(1)} MiB`);
-      for (const r of soak.rss) {
-        say(
-          `RSS       ${r.name.padEnd(6)} start ${mib(r.startMiB)}, end ${mib(r.endMiB)}, max ${mib(r.maxMiB)} ` +
-            `(${r.samples} samples over ${soak.phase.elapsedSeconds.toFixed(0)} s at ${settings.soakRate} commits/s)`,
-        );
-      }
-    }
+    if (soak) for (const line of soakLines(soak)) say(line);
     for (const line of replicasLines(replicas)) say(line);
     say('');
     say(

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 // database.js also installs the pg type parsers the services expect (int8 as numbers).
@@ -20,17 +21,25 @@ import { refreshDashboardRollups } from '../src/modules/portal/dashboard.rollups
 import { getDashboard, getDashboardFromPurchases } from '../src/modules/portal/dashboard.service.js';
 import { exportTransactionsCsv } from '../src/modules/portal/transactions.service.js';
 import { ProgrammeRules } from '../src/modules/programme/programme.schema.js';
+import { measureExport, measureGet, startScaleApi } from './lib/scale-api.js';
 import { PhaseRecorder } from './lib/stats.js';
 
 // `npm run bench:scale [-- URL]`: latency of the hot reads and writes against a database filled by
 // `npm run bench:data`, one call at a time through the service functions the routes call (what
-// the database does at that size, without HTTP). Prints p50/p99 per call and its targets, and
+// the database does at that size, without HTTP), then the portal's dashboard (90 days) and CSV
+// export (a month) through HTTP against the API in its own process: p50/p99 of the dashboard, and
+// of the streamed export its time to first byte, total time, rows/s and the API's RSS while it
+// runs. The expiry job runs over the lots due in the last day (lots/s). Prints its targets, and
 // writes EXPLAIN (ANALYZE, BUFFERS) of every read statement to BENCH_SCALE_EXPLAIN (default
 // bench-scale-explain.txt). Commits stay in the database; the expiry run is rolled back.
 //
 //   URL (argument) or BENCH_SCALE_URL or DATABASE_URL   the filled database
 //   BENCH_SCALE_ITERATIONS   calls per API operation (default 1000)
+//   BENCH_SCALE_DASHBOARD_RUNS  dashboard requests through HTTP (default 100)
+//   BENCH_SCALE_SCAN_RUNS    runs of the dashboard from raw purchases, for comparison (default 1; 0 skips)
+//   BENCH_SCALE_EXPLAIN      file the plans are written to (default $TMPDIR/bench-scale-explain.txt)
 
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const EXPLAIN_FILE =
   process.env.BENCH_SCALE_EXPLAIN?.trim() || path.join(os.tmpdir(), 'bench-scale-explain.txt');
 
@@ -67,6 +76,7 @@ async function main(): Promise<void> {
   const url = process.argv[2] || process.env.BENCH_SCALE_URL?.trim() || process.env.DATABASE_URL?.trim();
   if (!url) throw new Error('give the database URL as an argument, or set BENCH_SCALE_URL or DATABASE_URL');
   const iterations = Number(process.env.BENCH_SCALE_ITERATIONS ?? 1000);
+  const dashboardRuns = Number(process.env.BENCH_SCALE_DASHBOARD_RUNS ?? 100);
   let capture: Captured[] | null = null;
   const pool = new pg.Pool({ connectionString: url, max: 4, application_name: 'bench-scale' });
   const db: Database = new Kysely<DB>({
@@ -117,6 +127,11 @@ async function main(): Promise<void> {
       `dashboard:rollups job: ${rollups.days} merchant days recomputed in ${(performance.now() - rollupStarted).toFixed(0)} ms`,
     );
 
+    // The lots the expiry job finds due: those the generator left from the last day.
+    const { rows: due } = await sql<{ lots: number }>`
+      select count(*)::int as lots from point_lots
+      where state = 'active' and remaining > 0 and expires_at <= now()`.execute(db);
+    const dueLots = due[0]?.lots ?? 0;
     const tz = DEFAULT_MERCHANT_TIME_ZONE;
     const today = new Intl.DateTimeFormat('en-CA', { timeZone: tz }).format(new Date());
     const daysAgo = (n: number) => new Date(Date.parse(today) - n * 86_400_000).toISOString().slice(0, 10);
@@ -188,12 +203,12 @@ async function main(): Promise<void> {
       },
       {
         name: 'dashboard 90 days (scan, before)',
-        runs: 3,
+        runs: Number(process.env.BENCH_SCALE_SCAN_RUNS ?? 1),
         fn: () => getDashboardFromPurchases(db, { merchantId, timeZone: tz, from: daysAgo(89), to: today }),
       },
       {
         name: 'transactions CSV, one month',
-        runs: 5,
+        runs: 1,
         explain: true,
         fn: async () => {
           let bytes = 0;
@@ -211,8 +226,13 @@ async function main(): Promise<void> {
           await db
             .transaction()
             .execute(async (trx) => {
+              const started = performance.now();
               const result = await expirePoints(trx);
-              console.log(`  expired ${result.points} points of ${result.customers} customers`);
+              const ms = performance.now() - started;
+              console.log(
+                `  points:expire: ${dueLots} lots of ${result.customers} customers (${result.points} points) ` +
+                  `in ${(ms / 1000).toFixed(2)} s: ${Math.round(dueLots / (ms / 1000))} lots/s`,
+              );
               throw new RolledBack();
             })
             .catch((error: unknown) => {
@@ -226,11 +246,46 @@ async function main(): Promise<void> {
       `${'operation'.padEnd(34)} ${'runs'.padStart(5)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'max ms'.padStart(8)}`,
     );
     const results: Array<{ name: string; p50: number; p99: number; errors: number; target?: number }> = [];
-    for (const op of ops) {
+    for (const op of ops.filter((o) => o.runs > 0)) {
       const recorder = await measure(op.name, op.runs, op.fn);
       const p = recorder.percentiles();
       results.push({ name: op.name, p50: p.p50, p99: p.p99, errors: recorder.errors, target: op.target });
     }
+    // The portal calls through HTTP, as the merchant's browser makes them.
+    console.log('\nthrough the API (its own process), one call at a time');
+    const scaleApi = await startScaleApi(db, { cwd: repoRoot, url, merchantId });
+    try {
+      const query = (range: { from: string; to: string }) =>
+        `from=${range.from}&to=${range.to}&tz=${encodeURIComponent(tz)}`;
+      const dashboardPath = `/api/v1/portal/dashboard?${query({ from: daysAgo(89), to: today })}`;
+      await measureGet(scaleApi, dashboardPath, 3); // warm-up: connections, first plans
+      const dashboard = await measureGet(scaleApi, dashboardPath, dashboardRuns);
+      const d = dashboard.percentiles();
+      const name = 'GET /portal/dashboard, 90 days';
+      console.log(
+        `${name.padEnd(34)} ${String(dashboardRuns).padStart(5)} ${d.p50.toFixed(1).padStart(8)} ${d.p99.toFixed(1).padStart(8)} ${d.max.toFixed(1).padStart(8)}${dashboard.ok === dashboardRuns ? '' : `  failed ${dashboardRuns - dashboard.ok}: ${[...dashboard.failures.keys()].join(', ')}`}`,
+      );
+      results.push({
+        name,
+        p50: d.p50,
+        p99: d.p99,
+        errors: dashboardRuns - dashboard.ok,
+        target: 300,
+      });
+      const csvPath = `/api/v1/portal/transactions.csv?${query(month)}`;
+      for (let i = 0; i < 3; i++) {
+        const e = await measureExport(scaleApi, csvPath);
+        console.log(
+          `GET /portal/transactions.csv, ${month.from}..${month.to}: ${e.status}, ${e.rows} rows, ` +
+            `${(e.bytes / 1048576).toFixed(1)} MiB; first byte ${e.firstByteMs.toFixed(0)} ms, ` +
+            `total ${(e.totalMs / 1000).toFixed(2)} s, ${Math.round(e.rowsPerSecond)} rows/s; ` +
+            `API RSS ${e.rss.startMiB} -> ${e.rss.endMiB} MiB (max ${e.rss.maxMiB})`,
+        );
+      }
+    } finally {
+      await scaleApi.stop();
+    }
+
     console.log('\ntargets');
     for (const r of results.filter((x) => x.target !== undefined)) {
       console.log(

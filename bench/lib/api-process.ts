@@ -117,6 +117,24 @@ export function spawnNodeScript(options: {
   };
 }
 
+/** The environment of an API under test: loopback, quiet, no workers, no demo data. */
+export function apiEnv(options: {
+  databaseUrl: string;
+  port: number;
+  encryptionKey: string;
+}): Record<string, string> {
+  return {
+    DATABASE_URL: options.databaseUrl,
+    PORT: String(options.port),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    SEED_DEMO: '0',
+    NODE_ENV: 'development',
+    WORKERS_ENABLED: '0',
+    APP_ENCRYPTION_KEY: options.encryptionKey,
+  };
+}
+
 /** Starts the API on `port` against `databaseUrl` and waits until GET /ready answers 200. */
 export async function startApi(options: {
   cwd: string;

@@ -9,14 +9,30 @@ import { findLedgerViolations, findProvenanceViolations } from '../helpers/ledge
 
 let t: TestDatabase;
 let summary: ScaleDataSummary;
+let keysBefore: unknown[];
+
+/** Every index and constraint of the public schema, as the catalog defines them. */
+async function schemaKeys(db: TestDatabase['db']) {
+  const { rows } = await sql<{ name: string; definition: string; is_valid: boolean }>`
+    select indexrelid::regclass::text as name, pg_get_indexdef(indexrelid) as definition, indisvalid as is_valid
+    from pg_index i join pg_class c on c.oid = i.indrelid
+    where c.relnamespace = 'public'::regnamespace
+    union all
+    select conrelid::regclass::text || '.' || conname, pg_get_constraintdef(oid), convalidated
+    from pg_constraint where connamespace = 'public'::regnamespace
+    order by 1, 2`.execute(db);
+  return rows;
+}
 
 beforeAll(async () => {
   t = await createTestDatabase({ poolMax: 5 });
+  keysBefore = await schemaKeys(t.db);
   summary = await loadScaleData(t.db, {
     connectionString: t.url,
     customers: 2000,
     entries: 20_000,
     days: 730,
+    validateKeys: true,
   });
 }, 120_000);
 
@@ -58,6 +74,10 @@ describe('bench:data generator', () => {
   it('keeps every ledger invariant: balances, entries, lots and their moves add up', async () => {
     expect(await findLedgerViolations(t.db)).toEqual([]);
     expect(await findProvenanceViolations(t.db)).toEqual([]);
+  });
+
+  it('loads into bare tables and builds every index and key again, valid', async () => {
+    expect(await schemaKeys(t.db)).toEqual(keysBefore);
   });
 
   it('leaves identity sequences past the rows it wrote', async () => {

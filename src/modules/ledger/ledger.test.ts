@@ -484,6 +484,30 @@ describe('expiry and pending points', () => {
     expect(await findLedgerViolations(t.db)).toEqual([]);
   });
 
+  it('expires every due lot in batches, when customers have several due lots each', async () => {
+    const merchant = await createTestMerchant(t.db);
+    const customers: string[] = [];
+    for (const lots of [3, 1, 2]) {
+      const { customerId } = await createTestCustomer(t.db, { merchant });
+      for (let i = 1; i <= lots; i++) await addLot(t.db, merchant, customerId, 10 * i, i);
+      await addLot(t.db, merchant, customerId, 5, null);
+      customers.push(customerId);
+    }
+
+    // Batches of two lots: a batch may hold fewer customers than lots, and the run goes on.
+    await expirePoints(t.db, { now: daysFromNow(5), batchSize: 2 });
+
+    for (const customerId of customers) {
+      expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 5, pending: 0 });
+    }
+    const { rows } = await sql<{ n: number }>`
+      select count(*)::int as n from ledger_entries where kind = 'expire' and merchant_id = ${merchant.merchantId}`.execute(
+      t.db,
+    );
+    expect(rows[0]?.n).toBe(6);
+    expect(await findLedgerViolations(t.db)).toEqual([]);
+  });
+
   it('does not let pending points be redeemed', async () => {
     const merchant = await createTestMerchant(t.db, { rules: { pendingDays: 3 } });
     const { customerId } = await createTestCustomer(t.db, { merchant, points: 10 });
