@@ -132,8 +132,9 @@ describe('the worker process', () => {
     const second = startWorker(database.url);
     await expect
       .poll(statuses, { timeout: 25_000, interval: 250 })
-      // Each purchase event and its webhook delivery, and the customer's creation (no subscriber).
-      .toEqual({ delivered: total * 2 + 1 });
+      // Each purchase event and its webhook delivery, and the customer's joining (customer.created and
+      // customer.enrolled, no subscriber).
+      .toEqual({ delivered: total * 2 + 2 });
     second.child.kill('SIGTERM');
     expect(await second.exited).toBe(0);
 
@@ -155,7 +156,8 @@ describe('the worker process', () => {
     // Ten poll intervals of a working worker (the test above delivers from the same setup).
     await pause(1_000);
     expect(idle.child.exitCode).toBeNull();
-    expect(await statuses()).toEqual({ pending: 4 }); // three purchases and the customer's creation
+    // Three purchases and the customer's joining (customer.created, customer.enrolled).
+    expect(await statuses()).toEqual({ pending: 5 });
     expect(endpoint.receiver.deliveries).toEqual([]);
     const attempts = await database.db.selectFrom('outbox_attempts').select('id').execute();
     expect(attempts).toEqual([]);

@@ -461,7 +461,7 @@ describe('joining through the bot with campaigns', () => {
         expect.objectContaining({
           source: 'bot',
           welcomePoints: 250,
-          balance: { available: 250, pending: 0 },
+          balance: { available: 250, pending: 0, held: 0 },
         }),
       ]);
     } finally {

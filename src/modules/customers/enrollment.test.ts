@@ -64,7 +64,7 @@ describe('POST /integration/customers', () => {
         name: 'Вера',
         referralCode: expect.any(String),
       },
-      balance: { available: 150, pending: 0 },
+      balance: { available: 150, pending: 0, held: 0 },
     });
     expect(body.customer.referralCode).toMatch(/^[A-HJKMNP-Z2-9]{8}$/);
     const stored = await t.db
@@ -86,7 +86,7 @@ describe('POST /integration/customers', () => {
         referredBy: null,
         referralCode: body.customer.referralCode,
         welcomePoints: 150,
-        balance: { available: 150, pending: 0 },
+        balance: { available: 150, pending: 0, held: 0 },
         occurredAt: expect.any(String),
       },
     ]);
@@ -220,7 +220,7 @@ describe('welcome campaigns', () => {
     });
     await createTestCampaign(t.db, merchant, { kind: 'bonus_points', effect: { points: 1000 } });
     const res = await enroll(merchant, { phone: nextPhone() });
-    expect(res.json().balance).toEqual({ available: 57, pending: 0 });
+    expect(res.json().balance).toEqual({ available: 57, pending: 0, held: 0 });
   });
 
   it('a totalPoints budget caps welcome bonuses', async () => {

@@ -498,7 +498,7 @@ describe('expiry and pending points', () => {
     await expirePoints(t.db, { now: daysFromNow(5), batchSize: 2 });
 
     for (const customerId of customers) {
-      expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 5, pending: 0 });
+      expect(await balanceOf(t.app, merchant, customerId)).toEqual({ available: 5, pending: 0, held: 0 });
     }
     const { rows } = await sql<{ n: number }>`
       select count(*)::int as n from ledger_entries where kind = 'expire' and merchant_id = ${merchant.merchantId}`.execute(

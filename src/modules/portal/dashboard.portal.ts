@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Database } from '../../db/database.js';
 import { IanaTimeZone } from '../../lib/time-zone.js';
+import { getMerchantTimeZone } from '../merchants/merchants.service.js';
 import { getDashboard } from './dashboard.service.js';
 import { allow, Day, merchantIdOf, portalErrors, portalSecurity } from './portal.http.js';
 
@@ -52,8 +53,11 @@ export const DashboardResponse = z.object({
     ),
 });
 
-/** GET /dashboard (dashboard:read). */
-export function dashboardRoutes(deps: { db: Database }): FastifyPluginAsyncZod {
+/**
+ * GET /dashboard (dashboard:read). `db` is where the figures are read (the read replica when there
+ * is one); the merchant's time zone comes from `primary`, so a zone just changed counts at once.
+ */
+export function dashboardRoutes(deps: { db: Database; primary: Database }): FastifyPluginAsyncZod {
   return async (app) => {
     app.get(
       '/dashboard',
@@ -67,14 +71,16 @@ export function dashboardRoutes(deps: { db: Database }): FastifyPluginAsyncZod {
           response: { 200: DashboardResponse, ...portalErrors },
         },
       },
-      async (request) =>
-        getDashboard(deps.db, {
-          merchantId: merchantIdOf(request),
+      async (request) => {
+        const merchantId = merchantIdOf(request);
+        return getDashboard(deps.db, {
+          merchantId,
           from: request.query.from,
           to: request.query.to,
           outletId: request.query.outletId,
-          timeZone: request.query.tz,
-        }),
+          timeZone: request.query.tz ?? (await getMerchantTimeZone(deps.primary, merchantId)),
+        });
+      },
     );
   };
 }

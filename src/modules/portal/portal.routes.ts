@@ -33,7 +33,7 @@ export function portalRoutes(deps: {
     app.addHook('onRequest', async (request) => authenticatePortalRequest(db, config, request));
     app.addHook('onRoute', documentPermission);
     // The analytics read the replica when DATABASE_READ_URL is set.
-    await app.register(dashboardRoutes({ db: readDb }));
+    await app.register(dashboardRoutes({ db: readDb, primary: db }));
     await app.register(programmeRoutes({ db }));
     await app.register(merchantRoutes({ db }));
     await app.register(campaignRoutes({ db }));
