@@ -329,7 +329,7 @@ describe.skipIf(MISSING !== null)(
               .where('finished_at', 'is not', null)
               .execute()
           ).length;
-        await expect.poll(activationClaims, { timeout: 30_000, interval: 250 }).toBeGreaterThanOrEqual(7);
+        await expect.poll(activationClaims, { timeout: 60_000, interval: 250 }).toBeGreaterThanOrEqual(7);
         const cutoff = new Date(Date.now() - 1_000);
         await Promise.all(workers.map((w) => w.stop()));
         const claimed = await database.db
