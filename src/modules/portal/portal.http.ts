@@ -5,7 +5,6 @@ import type { Config } from '../../config.js';
 import type { Executor } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
 import { authenticateStaff, requirePermission, staffOf } from '../../http/session.js';
-import { IanaTimeZone } from '../../lib/time-zone.js';
 import type { Actor } from '../audit/audit.service.js';
 import type { Permission } from '../auth/permissions.js';
 import { ErrorResponse } from '../integration/integration.schema.js';
@@ -46,9 +45,6 @@ export const IdParams = z.strictObject({ id: z.uuid() });
 
 /** A calendar day, YYYY-MM-DD. */
 export const Day = z.iso.date();
-
-/** IANA time zone the days of a report are counted in (default UTC). */
-export const TimeZone = IanaTimeZone.default('UTC');
 
 /**
  * onRequest hook of the portal plugin: a valid access token, and a user that still exists, is not

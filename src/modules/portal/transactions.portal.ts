@@ -1,14 +1,18 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Database } from '../../db/database.js';
-import { allow, Day, merchantIdOf, portalErrors, portalSecurity, TimeZone } from './portal.http.js';
+import { IanaTimeZone } from '../../lib/time-zone.js';
+import { getMerchantTimeZone } from '../merchants/merchants.service.js';
+import { allow, Day, merchantIdOf, portalErrors, portalSecurity } from './portal.http.js';
 import { exportTransactionsCsv, listTransactions } from './transactions.service.js';
 
 const tags = ['portal: transactions'];
 const filterShape = {
   from: Day.optional().describe('First day, inclusive'),
   to: Day.optional().describe('Last day, inclusive'),
-  tz: TimeZone.describe('IANA time zone of from/to (default UTC)'),
+  tz: IanaTimeZone.optional().describe(
+    "IANA time zone of from/to; default: the merchant's (merchant.timeZone in /me)",
+  ),
   outletId: z.uuid().optional(),
   customerId: z.uuid().optional(),
   status: z.enum(['committed', 'partially_refunded', 'refunded']).optional(),
@@ -41,9 +45,10 @@ const TransactionList = z.object({
   nextCursor: z.string().nullable(),
 });
 
-function filtersOf(merchantId: string, query: z.infer<typeof ExportQuery>) {
+/** The filters of a request; days count in the merchant's zone (read from the primary) unless `tz` says. */
+async function filtersOf(db: Database, merchantId: string, query: z.infer<typeof ExportQuery>) {
   const { tz, ...rest } = query;
-  return { merchantId, timeZone: tz, ...rest };
+  return { merchantId, timeZone: tz ?? (await getMerchantTimeZone(db, merchantId)), ...rest };
 }
 
 /**
@@ -68,7 +73,11 @@ export function transactionRoutes(deps: { db: Database; readDb?: Database }): Fa
       },
       async (request) => {
         const { limit, cursor, ...filters } = request.query;
-        return listTransactions(db, { ...filtersOf(merchantIdOf(request), filters), limit, cursor });
+        return listTransactions(db, {
+          ...(await filtersOf(db, merchantIdOf(request), filters)),
+          limit,
+          cursor,
+        });
       },
     );
 
@@ -85,7 +94,7 @@ export function transactionRoutes(deps: { db: Database; readDb?: Database }): Fa
         },
       },
       async (request, reply) => {
-        const filters = filtersOf(merchantIdOf(request), request.query);
+        const filters = await filtersOf(db, merchantIdOf(request), request.query);
         const day = new Date().toISOString().slice(0, 10);
         return reply
           .header('content-type', 'text/csv; charset=utf-8')

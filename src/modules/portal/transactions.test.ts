@@ -110,6 +110,26 @@ describe('GET /transactions', () => {
     expect(badCursor.statusCode).toBe(400);
     expect(badCursor.json().error.message).toMatch(/^cursor/);
   });
+
+  it("counts days in the merchant's time zone when no tz is given", async () => {
+    const setZone = (zone: string) =>
+      t.db
+        .updateTable('merchants')
+        .set({ time_zone: zone })
+        .where('id', '=', team.merchant.merchantId)
+        .execute();
+    await setZone('Pacific/Pago_Pago');
+    try {
+      // 10:00 UTC on 1 March is 28 February on the merchant's clocks; an explicit tz still wins.
+      expect((await get('/transactions?from=2025-02-28&to=2025-02-28')).json().items).toHaveLength(5);
+      expect((await get('/transactions?from=2025-03-01&to=2025-03-01')).json().items).toHaveLength(0);
+      expect((await get('/transactions?from=2025-03-01&to=2025-03-01&tz=UTC')).json().items).toHaveLength(5);
+      const csv = await get('/transactions.csv?from=2025-02-28&to=2025-02-28', 'owner');
+      expect(csv.body.trim().split('\r\n')).toHaveLength(6);
+    } finally {
+      await setZone('Europe/Moscow');
+    }
+  });
 });
 
 describe('GET /transactions.csv', () => {
