@@ -17,6 +17,23 @@ if n > tonumber(ARGV[1]) then
 end
 return n`;
 
+// The seconds a key is refused for (its failures reached the limit), or 0.
+const REFUSAL_SCRIPT = `
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n < tonumber(ARGV[1]) then return 0 end
+local ttl = redis.call('TTL', KEYS[1])
+if ttl < 1 then ttl = 1 end
+return ttl`;
+
+// Counts one failure; returns the seconds the key is refused for when the count passed the limit.
+const FAIL_SCRIPT = `
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+if n <= tonumber(ARGV[1]) then return 0 end
+local ttl = redis.call('TTL', KEYS[1])
+if ttl < 1 then ttl = 1 end
+return ttl`;
+
 // Gives a reservation back (the attempt succeeded), never below zero nor on a window that ended.
 const RELEASE_SCRIPT = `
 local v = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -25,9 +42,14 @@ return v`;
 
 /**
  * Counts failures per key in a fixed window: in Redis when there is one (shared by every replica),
- * otherwise, or while Redis is unreachable, in this process. An attempt is reserved (counted)
- * before it is checked and released when it succeeds, so at most `max` attempts of a key are ever
- * checked per window, however many arrive at once.
+ * otherwise, or while Redis is unreachable, in this process. Two ways to use it:
+ * - `reserve` counts an attempt before it is checked and releases it when it succeeds, so at most
+ *   `max` attempts of a key are ever checked per window, however many arrive at once; attempts in
+ *   flight count against the limit too (logins: few, and slow by design).
+ * - `fail` and `refusal` judge an attempt after it was checked: a failure is counted and answered
+ *   as refused once it is past `max`, a success is shown only while the key is under `max`. However
+ *   many run at once, at most `max` failures and the successes before them are answered per
+ *   window, and attempts in flight take nothing from the limit (code lookups: many at once).
  */
 export class FailureLimiter {
   private readonly memory = new Map<string, { count: number; resetAt: number }>();
@@ -51,7 +73,7 @@ export class FailureLimiter {
     // No await between the check and the count: the event loop makes this step atomic.
     this.evictExpired();
     const entry = this.memoryEntry(key) ?? { count: 0, resetAt: Date.now() + windowSeconds * 1000 };
-    if (entry.count >= max) return { ok: false, retryAfter: Math.ceil((entry.resetAt - Date.now()) / 1000) };
+    if (entry.count >= max) return { ok: false, retryAfter: this.secondsLeft(entry) };
     entry.count += 1;
     this.memory.set(key, entry);
     return {
@@ -60,6 +82,65 @@ export class FailureLimiter {
         if (this.memory.get(key) === entry && entry.count > 0) entry.count -= 1;
       },
     };
+  }
+
+  /**
+   * The seconds the key is refused for because its failures reached max, or 0. For checks that run
+   * first and are judged after (a code lookup): a success is shown only while this is 0.
+   */
+  async refusal(key: string): Promise<number> {
+    const { redis, max, prefix } = this.options;
+    if (redis && redis.status === 'ready') {
+      try {
+        return this.remember(key, Number(await redis.eval(REFUSAL_SCRIPT, 1, `${prefix}:${key}`, max)));
+      } catch {
+        // fall through to memory
+      }
+    }
+    const entry = this.memoryEntry(key);
+    return this.remember(key, entry && entry.count >= max ? this.secondsLeft(entry) : 0);
+  }
+
+  /**
+   * The seconds left of a refusal this process already saw for the key (from `refusal` or `fail`),
+   * or 0: a refused key's attempts are turned away without being checked or asking Redis.
+   */
+  knownRefusal(key: string): number {
+    const until = this.refusedUntil.get(key);
+    if (until === undefined) return 0;
+    if (until > Date.now()) return this.secondsLeft({ resetAt: until });
+    this.refusedUntil.delete(key);
+    return 0;
+  }
+
+  private readonly refusedUntil = new Map<string, number>();
+
+  private remember(key: string, seconds: number): number {
+    if (seconds > 0) this.refusedUntil.set(key, Date.now() + seconds * 1000);
+    return seconds;
+  }
+
+  /**
+   * Counts one failure of the key; returns the seconds the key is refused for when this failure is
+   * past max (it must then be answered as refused, not as a failure), or 0.
+   */
+  async fail(key: string): Promise<number> {
+    const { redis, max, windowSeconds, prefix } = this.options;
+    if (redis && redis.status === 'ready') {
+      try {
+        return this.remember(
+          key,
+          Number(await redis.eval(FAIL_SCRIPT, 1, `${prefix}:${key}`, max, windowSeconds)),
+        );
+      } catch {
+        // fall through to memory
+      }
+    }
+    this.evictExpired();
+    const entry = this.memoryEntry(key) ?? { count: 0, resetAt: Date.now() + windowSeconds * 1000 };
+    entry.count += 1;
+    this.memory.set(key, entry);
+    return this.remember(key, entry.count > max ? this.secondsLeft(entry) : 0);
   }
 
   /** Failures of the key in the current window. */
@@ -115,6 +196,11 @@ export class FailureLimiter {
     if (now < this.nextSweepAt) return;
     this.nextSweepAt = now + this.options.windowSeconds * 1000;
     for (const [key, entry] of this.memory) if (entry.resetAt <= now) this.memory.delete(key);
+    for (const [key, until] of this.refusedUntil) if (until <= now) this.refusedUntil.delete(key);
+  }
+
+  private secondsLeft(entry: { resetAt: number }): number {
+    return Math.max(1, Math.ceil((entry.resetAt - Date.now()) / 1000));
   }
 
   private memoryEntry(key: string) {

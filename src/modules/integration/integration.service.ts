@@ -1,9 +1,8 @@
-import { setTimeout as delay } from 'node:timers/promises';
 import { sql } from 'kysely';
 import type { Database } from '../../db/database.js';
 import type { MerchantAuth } from '../../http/auth.js';
 import { AppError } from '../../http/errors.js';
-import { type FailureLimiter, type Reservation, rateLimitedError } from '../../http/rate-limit.js';
+import { type FailureLimiter, rateLimitedError } from '../../http/rate-limit.js';
 import type { OutboxNotifier } from '../../jobs/outbox.notify.js';
 import type { CampaignCache } from '../campaigns/campaigns.service.js';
 import {
@@ -137,31 +136,6 @@ class StoredAnswer extends Error {
   }
 }
 
-/** How long a refused code lookup of an idempotent request waits for lookups in flight to end. */
-const RESERVATION_WAIT_MS = 1_000;
-const RESERVATION_POLL_MS = 25;
-
-/**
- * Reserves one code lookup of the API key. Lookups in flight hold reservations too, so a burst of
- * parallel duplicates of one idempotent request (a POS retrying) could be refused as if guessing:
- * such a request waits briefly instead, and is answered as the duplicate it is (409 in use, or the
- * stored answer, from `whileRefused`) as soon as the first request has claimed its key.
- */
-async function reserveCodeLookup(
-  deps: IntegrationDeps,
-  auth: MerchantAuth,
-  whileRefused: (() => Promise<void>) | undefined,
-): Promise<Reservation> {
-  const deadline = Date.now() + RESERVATION_WAIT_MS;
-  for (;;) {
-    const slot = await deps.codeFailures.reserve(auth.keyId);
-    if (slot.ok || !whileRefused) return slot;
-    await whileRefused();
-    if (Date.now() >= deadline) return slot;
-    await delay(RESERVATION_POLL_MS);
-  }
-}
-
 /**
  * Finds the customer a POS names. Failed code lookups count against the API key; once over the
  * limit every code lookup of that key gets 429 until the window passes. `beforeCodeFailure` runs
@@ -174,28 +148,34 @@ export async function resolveCustomer(
   options: { beforeCodeFailure?: () => Promise<void> } = {},
 ): Promise<CustomerState> {
   const isCode = 'code' in ref;
-  // A code lookup is reserved before it runs, so parallel guesses cannot overtake the count.
-  const slot = isCode ? await reserveCodeLookup(deps, auth, options.beforeCodeFailure) : null;
-  if (slot && !slot.ok)
-    throw rateLimitedError('Too many failed code lookups; try again later', slot.retryAfter);
+  // A key this process already saw refused is not looked up at all.
+  const known = isCode ? deps.codeFailures.knownRefusal(auth.keyId) : 0;
+  if (known > 0) throw codeLookupsRefused(known);
   const tierWindowDays = auth.rules.tiers.length > 0 ? auth.rules.tierWindowDays : null;
   const customer = await findCustomerState(deps.db, { merchantId: auth.merchantId, ref, tierWindowDays });
+  if (!isCode) {
+    if (customer) return customer;
+    throw new AppError('customer_not_found', 'Customer not found');
+  }
+  // Lookups by code run at once, however many, and are judged after: a miss counts as a failure
+  // and is answered 404 only while the key's failures are within the limit; a hit is shown only
+  // while the key is under it. So parallel guesses learn no more than the limit allows, and a busy
+  // till's lookups in flight take nothing from it.
   if (customer) {
-    await slot?.release();
+    const seconds = await deps.codeFailures.refusal(auth.keyId);
+    if (seconds > 0) throw codeLookupsRefused(seconds);
     return customer;
   }
-  if (isCode) {
-    // A miss that is no guess (a parallel duplicate of a request that consumed the code) gives its
-    // reservation back; a real miss keeps it, counted as a failure until the window ends.
-    try {
-      await options.beforeCodeFailure?.();
-    } catch (error) {
-      await slot?.release();
-      throw error;
-    }
-    throw new AppError('code_not_found', 'Code not found, expired or already used');
-  }
-  throw new AppError('customer_not_found', 'Customer not found');
+  // A miss that is no guess (a parallel duplicate of a request that consumed the code) is answered
+  // as the duplicate it is and not counted.
+  await options.beforeCodeFailure?.();
+  const seconds = await deps.codeFailures.fail(auth.keyId);
+  if (seconds > 0) throw codeLookupsRefused(seconds);
+  throw new AppError('code_not_found', 'Code not found, expired or already used');
+}
+
+function codeLookupsRefused(retryAfter: number): AppError {
+  return rateLimitedError('Too many failed code lookups; try again later', retryAfter);
 }
 
 /** The campaigns that may apply to a purchase of the customer now, on the merchant's clocks. */

@@ -158,6 +158,36 @@ describe('a till serving a customer with a one-time code', () => {
     expect(checked).toBeLessThanOrEqual(3);
     expect(checked).toBeGreaterThan(0);
   });
+
+  it('answers every one of many simultaneous lookups of valid codes: lookups in flight take nothing from the limit', async () => {
+    const merchant = await createTestMerchant(t.db);
+    const customers = await Promise.all(
+      Array.from({ length: 12 }, () => createTestCustomer(t.db, { merchant })),
+    );
+    const codes = await Promise.all(customers.map((c) => issueCode(c.token)));
+    const answers = await Promise.all(codes.map((code) => post(merchant, '/customers/resolve', { code })));
+    expect(answers.map((res) => res.statusCode)).toEqual(codes.map(() => 200));
+    expect(answers.map((res) => res.json().customer.id)).toEqual(customers.map((c) => c.customerId));
+  });
+
+  it('shows no hit sent among a burst of guesses once the misses counted reach the limit', async () => {
+    const merchant = await createTestMerchant(t.db);
+    const customer = await createTestCustomer(t.db, { merchant });
+    const code = await issueCode(customer.token);
+    const guesses = Array.from({ length: 15 }, (_, i) => String(100_000 + i)).filter((g) => g !== code);
+    const answers = await Promise.all(
+      [...guesses, code].map((c) => post(merchant, '/customers/resolve', { code: c })),
+    );
+    const statuses = answers.map((res) => res.statusCode);
+    // At most the limit of misses is answered as such; the rest are refused, whatever they were.
+    expect(statuses.filter((s) => s === 404).length).toBeLessThanOrEqual(3);
+    expect(statuses.every((s) => s === 404 || s === 429 || s === 200)).toBe(true);
+    // The hit is shown only if fewer misses than the limit had been counted when it was judged.
+    if (statuses.at(-1) === 200) expect(statuses.filter((s) => s === 404).length).toBeLessThanOrEqual(3);
+    // Once over the limit the hit is refused too, and no lookup is answered until the window ends.
+    const after = await post(merchant, '/customers/resolve', { code });
+    expect(after.statusCode).toBe(429);
+  });
 });
 
 describe('programme rules in quote and commit', () => {
