@@ -25,6 +25,7 @@ import * as m0016 from './migrations/0016_holds.js';
 import * as m0017 from './migrations/0017_hot_path.js';
 import * as m0018 from './migrations/0018_dashboard_campaigns.js';
 import * as m0019 from './migrations/0019_expiry_batches.js';
+import * as m0020 from './migrations/0020_write_path_keys.js';
 
 // Migrations are listed here explicitly (append-only), so they work the same from source, from a
 // build and inside the image, with no directory scanning.
@@ -55,6 +56,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0017_hot_path': m0017,
   '0018_dashboard_campaigns': m0018,
   '0019_expiry_batches': m0019,
+  '0020_write_path_keys': m0020,
 };
 
 /** Kysely's bookkeeping table (its default name). */

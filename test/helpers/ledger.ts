@@ -64,6 +64,37 @@ export async function findProvenanceViolations(db: Database) {
   return rows.filter((r) => r.expected !== r.moved);
 }
 
+/**
+ * Ledger rows that name what the dropped foreign keys used to check (decision 005): a merchant other
+ * than their customer's, or a purchase or lot that does not exist or is another customer's. Empty
+ * when all hold.
+ */
+export async function findReferenceViolations(db: Database) {
+  const { rows } = await sql<{ what: string; id: string }>`
+    select 'purchase' as what, p.id::text from purchases p join customers c on c.id = p.customer_id
+    where c.merchant_id <> p.merchant_id
+    union all
+    select 'lot', l.id::text from point_lots l join customers c on c.id = l.customer_id
+    left join purchases p on p.id = l.purchase_id
+    where c.merchant_id <> l.merchant_id
+       or (l.purchase_id is not null and (p.id is null or p.customer_id <> l.customer_id))
+    union all
+    select 'entry', e.id::text from ledger_entries e join customers c on c.id = e.customer_id
+    left join purchases p on p.id = e.purchase_id
+    left join point_lots l on l.id = e.lot_id
+    where c.merchant_id <> e.merchant_id
+       or (e.purchase_id is not null and (p.id is null or p.customer_id <> e.customer_id))
+       or (e.lot_id is not null and (l.id is null or l.customer_id <> e.customer_id))
+    union all
+    select 'hold', h.id::text from holds h join customers c on c.id = h.customer_id
+    where c.merchant_id <> h.merchant_id
+    union all
+    select 'event', o.id::text from outbox_events o
+    where o.merchant_id is not null and not exists (select 1 from merchants m where m.id = o.merchant_id)
+  `.execute(db);
+  return rows;
+}
+
 /** Adds a lot of `points` to a customer that expires after `lifetimeDays` (null: never). */
 export async function addLot(
   db: Database,

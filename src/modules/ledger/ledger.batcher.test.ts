@@ -8,7 +8,11 @@ import {
   createTestMerchant,
   type TestMerchant,
 } from '../../../test/helpers/factories.js';
-import { findLedgerViolations, findProvenanceViolations } from '../../../test/helpers/ledger.js';
+import {
+  findLedgerViolations,
+  findProvenanceViolations,
+  findReferenceViolations,
+} from '../../../test/helpers/ledger.js';
 import { commitPayload, postCommit } from '../../../test/helpers/pos.js';
 import { AppError } from '../../http/errors.js';
 import { findCustomerState } from '../customers/customers.service.js';
@@ -117,6 +121,7 @@ describe('group commit', () => {
     expect(await committedAt(ids.slice(0, 2))).toHaveProperty('size', 2);
     expect(await findLedgerViolations(t.db)).toEqual([]);
     expect(await findProvenanceViolations(t.db)).toEqual([]);
+    expect(await findReferenceViolations(t.db)).toEqual([]);
   });
 
   it('refuses an overspend inside a batch with insufficient_points and commits the rest', async () => {
@@ -229,6 +234,7 @@ describe('group commit', () => {
     expect(rows[0]?.n).toBe(rounds * 32);
     expect(await findLedgerViolations(t.db)).toEqual([]);
     expect(await findProvenanceViolations(t.db)).toEqual([]);
+    expect(await findReferenceViolations(t.db)).toEqual([]);
   });
 });
 
@@ -256,6 +262,7 @@ describe('group commit through the POS API (GROUP_COMMIT=1)', () => {
       expect(orderIds).toEqual(bodies.map((body) => body.orderId));
       expect(await findLedgerViolations(api.db)).toEqual([]);
       expect(await findProvenanceViolations(api.db)).toEqual([]);
+      expect(await findReferenceViolations(api.db)).toEqual([]);
     } finally {
       await api.close();
     }

@@ -6,7 +6,11 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../../../test/helpers/app.js';
 import { createTestCustomer, createTestMerchant } from '../../../test/helpers/factories.js';
-import { findLedgerViolations, findProvenanceViolations } from '../../../test/helpers/ledger.js';
+import {
+  findLedgerViolations,
+  findProvenanceViolations,
+  findReferenceViolations,
+} from '../../../test/helpers/ledger.js';
 import {
   balanceOf,
   commitPayload,
@@ -293,6 +297,7 @@ describe('ledger under a randomised concurrent workload', () => {
 
         expect(await findLedgerViolations(t.db)).toEqual([]);
         expect(await findProvenanceViolations(t.db)).toEqual([]);
+        expect(await findReferenceViolations(t.db)).toEqual([]);
 
         const purchases = await auditPurchases(merchants.map((m) => m.merchantId));
         expect(purchases.length).toBe(answers.filter((a) => a.what === 'commit' && a.status === 201).length);

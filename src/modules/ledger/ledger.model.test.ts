@@ -8,7 +8,11 @@ import {
   createTestMerchant,
   type TestMerchant,
 } from '../../../test/helpers/factories.js';
-import { findLedgerViolations, findProvenanceViolations } from '../../../test/helpers/ledger.js';
+import {
+  findLedgerViolations,
+  findProvenanceViolations,
+  findReferenceViolations,
+} from '../../../test/helpers/ledger.js';
 import { LedgerModel, type Outcome, type RefundRequest } from '../../../test/helpers/ledger-model.js';
 import type { Database } from '../../db/database.js';
 import type { MerchantAuth } from '../../http/auth.js';
@@ -689,6 +693,7 @@ describe('the ledger against its reference model', () => {
     for (const { db } of databases) {
       expect(await findLedgerViolations(db)).toEqual([]);
       expect(await findProvenanceViolations(db)).toEqual([]);
+      expect(await findReferenceViolations(db)).toEqual([]);
     }
   });
 

@@ -409,5 +409,23 @@ describe('ledger history', () => {
       .where('customer_id', '=', customerId)
       .execute();
     expect(left).toEqual([]);
+    // Its events too (outbox_events keep no foreign key: decision 005).
+    const events = await t.db
+      .selectFrom('outbox_events')
+      .select('id')
+      .where('merchant_id', '=', merchant.merchantId)
+      .execute();
+    expect(events).toEqual([]);
+  });
+
+  it('keeps the outlet a purchase names: deleting it is refused as a foreign key would', async () => {
+    const merchant = await createTestMerchant(t.db);
+    const { customerId } = await createTestCustomer(t.db, { merchant, points: 100 });
+    await commit(merchant, { customerId, total: 10_000 });
+    await expect(
+      t.db.deleteFrom('outlets').where('id', '=', merchant.outletId).execute(),
+    ).rejects.toMatchObject({
+      code: '23503',
+    });
   });
 });
