@@ -37,6 +37,8 @@ describe.each(stores)('FailureLimiter.fail and refusal, $name', (store) => {
     for (const s of results.filter((s) => s > 0)) expect(s).toBeLessThanOrEqual(60);
     const refused = await l.refusal('key');
     expect(refused).toBeGreaterThan(0);
+    // The count stays at the failures answered as such.
+    expect(await l.failures('key')).toBe(3);
     // The process remembers the refusal: later attempts are turned away without asking the store.
     expect(l.knownRefusal('key')).toBeGreaterThan(0);
     expect(l.knownRefusal('other')).toBe(0);

@@ -25,11 +25,13 @@ local ttl = redis.call('TTL', KEYS[1])
 if ttl < 1 then ttl = 1 end
 return ttl`;
 
-// Counts one failure; returns the seconds the key is refused for when the count passed the limit.
+// Counts one failure; past the limit it is not counted (the count stays at the failures answered
+// as such) and the seconds the key is refused for are returned.
 const FAIL_SCRIPT = `
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 if n <= tonumber(ARGV[1]) then return 0 end
+redis.call('DECR', KEYS[1])
 local ttl = redis.call('TTL', KEYS[1])
 if ttl < 1 then ttl = 1 end
 return ttl`;
@@ -122,7 +124,7 @@ export class FailureLimiter {
 
   /**
    * Counts one failure of the key; returns the seconds the key is refused for when this failure is
-   * past max (it must then be answered as refused, not as a failure), or 0.
+   * past max (it is then not counted, and must be answered as refused, not as a failure), or 0.
    */
   async fail(key: string): Promise<number> {
     const { redis, max, windowSeconds, prefix } = this.options;
@@ -138,9 +140,10 @@ export class FailureLimiter {
     }
     this.evictExpired();
     const entry = this.memoryEntry(key) ?? { count: 0, resetAt: Date.now() + windowSeconds * 1000 };
+    if (entry.count >= max) return this.remember(key, this.secondsLeft(entry));
     entry.count += 1;
     this.memory.set(key, entry);
-    return this.remember(key, entry.count > max ? this.secondsLeft(entry) : 0);
+    return 0;
   }
 
   /** Failures of the key in the current window. */
