@@ -1,5 +1,6 @@
 import fastifyHelmet from '@fastify/helmet';
 import type { FastifyInstance } from 'fastify';
+import helmet from 'helmet';
 
 // Security headers come from helmet (the maintained set: nosniff, frame and referrer policies, CSP,
 // cross-origin policies), not from hand-written lists. Routes that need other values (the web
@@ -37,13 +38,27 @@ export function requestIdOf(header: string | string[] | undefined): string {
  * its answers carry tokens, codes and personal data that no browser or proxy may keep.
  */
 export async function registerSecurityHeaders(app: FastifyInstance): Promise<void> {
-  await app.register(fastifyHelmet, {
+  const options = {
     contentSecurityPolicy: { directives: BASE_CSP_DIRECTIVES },
     strictTransportSecurity: false,
-    referrerPolicy: { policy: 'same-origin' },
-  });
-  app.addHook('onRequest', async (request, reply) => {
-    if (request.protocol === 'https') reply.helmet({ strictTransportSecurity: HSTS });
+    referrerPolicy: { policy: 'same-origin' as const },
+  };
+  // @fastify/helmet builds helmet's middleware (the CSP directives parsed again) for every request:
+  // 5% of the API's CPU per POS commit in a profile. Routes without helmet options of their own (the
+  // API: every POS call) get the same headers every time, so their middleware is built once here;
+  // the plugin serves the routes that have options (the web surfaces) and `reply.helmet`.
+  await app.register(fastifyHelmet, { ...options, global: false });
+  const overHttp = helmet(options);
+  const overHttps = helmet({ ...options, strictTransportSecurity: HSTS });
+  app.addHook('onRequest', (request, reply, done) => {
+    const isHttps = request.protocol === 'https';
+    // The plugin copies a route's own helmet options into its config.
+    if ((request.routeOptions.config as { helmet?: unknown }).helmet === undefined) {
+      (isHttps ? overHttps : overHttp)(request.raw, reply.raw, noop);
+    } else if (isHttps) reply.helmet({ strictTransportSecurity: HSTS });
     if (request.url.startsWith('/api/')) reply.header('cache-control', 'no-store');
+    done();
   });
 }
+
+function noop(): void {}
