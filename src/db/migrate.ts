@@ -26,6 +26,7 @@ import * as m0017 from './migrations/0017_hot_path.js';
 import * as m0018 from './migrations/0018_dashboard_campaigns.js';
 import * as m0019 from './migrations/0019_expiry_batches.js';
 import * as m0020 from './migrations/0020_write_path_keys.js';
+import * as m0021 from './migrations/0021_plan_stability.js';
 
 // Migrations are listed here explicitly (append-only), so they work the same from source, from a
 // build and inside the image, with no directory scanning.
@@ -57,6 +58,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0018_dashboard_campaigns': m0018,
   '0019_expiry_batches': m0019,
   '0020_write_path_keys': m0020,
+  '0021_plan_stability': m0021,
 };
 
 /** Kysely's bookkeeping table (its default name). */

@@ -2,11 +2,12 @@
 -- balance as tills see it (customer_balances) and, with p_tier_days, the spend over that many days
 -- (purchases less refunds) that decides the tier; no row when there is none. The hot read of every
 -- resolve, quote and commit: inside a function its plans are prepared once per connection instead
--- of planned for every request.
+-- of planned for every request. Every lookup here is by index; enable_seqscan = off keeps a plan
+-- made while a table was small from scanning it once it grew (see loyalty_idempotency_find).
 create or replace function loyalty_customer_state(p_merchant uuid, p_customer uuid, p_phone text, p_code text,
   p_tier_days integer)
 returns table (id uuid, name text, phone text, available bigint, pending bigint, held bigint, spend bigint)
-language plpgsql stable as $fn$
+language plpgsql stable set enable_seqscan = off as $fn$
 declare
   v_customer uuid := p_customer;
 begin
