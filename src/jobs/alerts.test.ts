@@ -191,7 +191,7 @@ describe('cooldown and resolution', () => {
     expect(send.texts).toHaveLength(4);
   });
 
-  it('tries again next minute when an alert could not be sent', async () => {
+  it('tries again next minute when an alert or its resolution could not be sent', async () => {
     const config = configWith();
     const texts: string[] = [];
     let isUp = false;
@@ -205,6 +205,14 @@ describe('cooldown and resolution', () => {
     isUp = true;
     expect((await runAlertMonitor({ db: t.db, config, send: flaky }, at(2))).sent).toEqual(['http_5xx']);
     expect(texts).toHaveLength(2);
+
+    // Quiet again, and the resolution cannot be sent: it is sent by the next run, once.
+    isUp = false;
+    expect((await runAlertMonitor({ db: t.db, config, send: flaky }, at(3))).resolved).toEqual([]);
+    isUp = true;
+    expect((await runAlertMonitor({ db: t.db, config, send: flaky }, at(4))).resolved).toEqual(['http_5xx']);
+    expect((await runAlertMonitor({ db: t.db, config, send: flaky }, at(5))).resolved).toEqual([]);
+    expect(texts.filter((text) => text.startsWith('✅ RESOLVED'))).toHaveLength(2);
   });
 });
 

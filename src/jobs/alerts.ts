@@ -102,13 +102,16 @@ export async function runAlertMonitor(
       const text = `✅ RESOLVED: ${check.title}: ${check.value}${check.unit} (threshold ${check.threshold})`;
       if (await send(text)) report.resolved.push(check.name);
     }
+    // A resolution that could not be sent leaves the check firing, so the next run sends it again
+    // (an ALERT not sent is retried the same way: its sentAt stays as it was).
+    const staysFiring = isFiring || (state?.firing === true && !report.resolved.includes(check.name));
     // The dead-event check remembers the counter itself, so its delta covers exactly one window.
     const lastValue = check.name === 'outbox_dead' ? deadTotal : check.value;
     await db
       .insertInto('alert_states')
       .values({
         name: check.name,
-        firing: isFiring,
+        firing: staysFiring,
         last_value: lastValue,
         last_sent_at: sentAt,
         updated_at: now,
@@ -116,7 +119,7 @@ export async function runAlertMonitor(
       .onConflict((oc) =>
         oc
           .column('name')
-          .doUpdateSet({ firing: isFiring, last_value: lastValue, last_sent_at: sentAt, updated_at: now }),
+          .doUpdateSet({ firing: staysFiring, last_value: lastValue, last_sent_at: sentAt, updated_at: now }),
       )
       .execute();
   }
