@@ -55,6 +55,8 @@ return v`;
  */
 export class FailureLimiter {
   private readonly memory = new Map<string, { count: number; resetAt: number }>();
+  /** Refusals this process saw (from Redis or memory): key -> until when, ms. */
+  private readonly refusedUntil = new Map<string, number>();
 
   constructor(
     private readonly options: { redis: Redis | null; max: number; windowSeconds: number; prefix: string },
@@ -114,8 +116,6 @@ export class FailureLimiter {
     this.refusedUntil.delete(key);
     return 0;
   }
-
-  private readonly refusedUntil = new Map<string, number>();
 
   private remember(key: string, seconds: number): number {
     if (seconds > 0) this.refusedUntil.set(key, Date.now() + seconds * 1000);
