@@ -293,6 +293,10 @@ async function main(): Promise<void> {
     const warmup = async (op: Operation) => {
       if (settings.warmupSeconds === 0) return;
       await runClosedLoop({ ...closed, durationMs: settings.warmupSeconds * 1000 }, op, new PhaseRecorder());
+      // Statistics of tables that now hold the warm-up's rows, as a database past its first minute
+      // has them: plans cached on the seed's empty purchases table are not what production runs
+      // (docs/performance.md, "Plans made on an empty table").
+      await sql`analyze`.execute(db);
     };
     // Samples CPU (of `childPid`, the scratch database's backends and the machine) and Postgres waits
     // from now until the returned function is called.
