@@ -1,0 +1,107 @@
+import { describe, expect, it } from 'vitest';
+import { Coalescer, type Settled } from './coalescer.js';
+
+/** An operation that records how it was called and answers when released. */
+function recording() {
+  const calls: string[][] = [];
+  const pending: Array<() => void> = [];
+  const gate = () => new Promise<void>((resolve) => pending.push(resolve));
+  const operation = {
+    async one(item: string) {
+      calls.push([item]);
+      await gate();
+      if (item.startsWith('bad')) throw new Error(`failed ${item}`);
+      return item.toUpperCase();
+    },
+    async many(items: string[]): Promise<Settled<string>[]> {
+      calls.push(items);
+      await gate();
+      if (items.includes('all-fail')) throw new Error('batch failed');
+      return items.map((item) =>
+        item.startsWith('bad')
+          ? { ok: false, error: new Error(`failed ${item}`) }
+          : { ok: true, value: item.toUpperCase() },
+      );
+    },
+  };
+  const releaseAll = async () => {
+    while (pending.length > 0) {
+      for (const release of pending.splice(0)) release();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  };
+  return { operation, calls, releaseAll };
+}
+
+describe('Coalescer', () => {
+  it('runs a call at once, alone, when a slot is free', async () => {
+    const { operation, calls, releaseAll } = recording();
+    const coalescer = new Coalescer(operation, { maxBatch: 8, inFlight: 1 });
+    const answer = coalescer.run('a');
+    expect(calls).toEqual([['a']]);
+    await releaseAll();
+    await expect(answer).resolves.toBe('A');
+  });
+
+  it('runs the calls that arrive while every slot is busy together, at most maxBatch at a time', async () => {
+    const { operation, calls, releaseAll } = recording();
+    const coalescer = new Coalescer(operation, { maxBatch: 3, inFlight: 1 });
+    const answers = ['a', 'b', 'c', 'd', 'e', 'f'].map((item) => coalescer.run(item));
+    await releaseAll();
+    expect(calls).toEqual([['a'], ['b', 'c', 'd'], ['e', 'f']]);
+    await expect(Promise.all(answers)).resolves.toEqual(['A', 'B', 'C', 'D', 'E', 'F']);
+  });
+
+  it('answers every item of a batch with its own outcome', async () => {
+    const { operation, releaseAll } = recording();
+    const coalescer = new Coalescer(operation, { maxBatch: 8, inFlight: 1 });
+    const answers = ['first', 'x', 'bad-y', 'z'].map((item) => coalescer.run(item));
+    const outcomes = Promise.allSettled(answers);
+    await releaseAll();
+    const settled = await outcomes;
+    expect(settled.map((s) => (s.status === 'fulfilled' ? s.value : (s.reason as Error).message))).toEqual([
+      'FIRST',
+      'X',
+      'failed bad-y',
+      'Z',
+    ]);
+  });
+
+  it('fails every item of a batch that failed as a whole, and goes on with the next', async () => {
+    const { operation, releaseAll } = recording();
+    const coalescer = new Coalescer(operation, { maxBatch: 2, inFlight: 1 });
+    const answers = ['first', 'x', 'all-fail', 'y'].map((item) => coalescer.run(item));
+    const outcomes = Promise.allSettled(answers);
+    await releaseAll();
+    const settled = await outcomes;
+    expect(settled.map((s) => (s.status === 'fulfilled' ? s.value : (s.reason as Error).message))).toEqual([
+      'FIRST',
+      'batch failed',
+      'batch failed',
+      'Y',
+    ]);
+  });
+
+  it('fails an item the batch gave no answer for instead of leaving it waiting', async () => {
+    const coalescer = new Coalescer<string, string>(
+      {
+        one: async (item) => item,
+        many: async (items) => items.slice(1).map((value) => ({ ok: true, value })),
+      },
+      { maxBatch: 8, inFlight: 1 },
+    );
+    const answers = ['first', 'x', 'y'].map((item) => coalescer.run(item));
+    const settled = await Promise.allSettled(answers);
+    expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'fulfilled', 'rejected']);
+  });
+
+  it('runs up to inFlight batches at once', async () => {
+    const { operation, calls, releaseAll } = recording();
+    const coalescer = new Coalescer(operation, { maxBatch: 8, inFlight: 2 });
+    const answers = ['a', 'b', 'c', 'd'].map((item) => coalescer.run(item));
+    expect(calls).toEqual([['a'], ['b']]);
+    await releaseAll();
+    expect(calls).toEqual([['a'], ['b'], ['c', 'd']]);
+    await expect(Promise.all(answers)).resolves.toEqual(['A', 'B', 'C', 'D']);
+  });
+});
