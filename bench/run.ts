@@ -17,6 +17,7 @@ import { FailureLimiter } from '../src/http/rate-limit.js';
 import { outboxCounts } from '../src/jobs/outbox.queue.js';
 import { SecretBox } from '../src/lib/crypto.js';
 import { CampaignCache } from '../src/modules/campaigns/campaigns.service.js';
+import { IntegrationReads } from '../src/modules/integration/integration.reads.js';
 import {
   ContextCache,
   commitForPos,
@@ -74,6 +75,7 @@ import { Workload } from './lib/workload.js';
 //   BENCH_SOAK_RATE       commits/s during the soak (default 200)
 //   BENCH_SOAK_ONLY       1 runs the soak phase alone (the 10-minute memory run) and prints its RSS
 //   GROUP_COMMIT          passed to the API (src/config.ts); the SQL path phase batches the same way
+//   GROUP_READS           passed to the API (src/config.ts); the SQL path phase reads the same way
 //   BENCH_REPLICAS        0 skips the replicas phase (default 1; skipped without pgbouncer)
 //
 // Phases: (a) commits, closed loop; (b) resolves by id and by code, closed loop; (c) commits at a
@@ -120,6 +122,7 @@ function readSettings() {
     GROUP_COMMIT: process.env.GROUP_COMMIT,
     GROUP_COMMIT_MAX_BATCH: process.env.GROUP_COMMIT_MAX_BATCH,
     GROUP_COMMIT_IN_FLIGHT: process.env.GROUP_COMMIT_IN_FLIGHT,
+    GROUP_READS: process.env.GROUP_READS,
   });
   return {
     concurrency: intFromEnv('BENCH_CONCURRENCY', 32, 1, 1024),
@@ -135,6 +138,7 @@ function readSettings() {
     groupCommit: config.GROUP_COMMIT
       ? { maxBatch: config.GROUP_COMMIT_MAX_BATCH, inFlight: config.GROUP_COMMIT_IN_FLIGHT }
       : null,
+    groupReads: config.GROUP_READS,
   };
 }
 
@@ -238,6 +242,7 @@ async function main(): Promise<void> {
         ...apiEnv({ databaseUrl: scratchUrl, port, encryptionKey }),
         DATABASE_POOL_MAX: String(settings.poolMax),
         GROUP_COMMIT: settings.groupCommit ? '1' : '0',
+        GROUP_READS: settings.groupReads ? '1' : '0',
       },
     });
     cleanups.push({ name: 'API process', run: () => api.stop() });
@@ -446,6 +451,8 @@ async function main(): Promise<void> {
       campaigns: new CampaignCache(ceilingDb),
       // And it groups concurrent commits the same way (GROUP_COMMIT).
       commits: settings.groupCommit ? new CommitBatcher(ceilingDb, settings.groupCommit) : undefined,
+      // And its customer reads (GROUP_READS).
+      reads: settings.groupReads ? new IntegrationReads(ceilingDb) : undefined,
     };
     const ceilingOp =
       (phase: string): Operation =>
@@ -742,7 +749,8 @@ async function main(): Promise<void> {
       `setup     ${settings.customers} customers, ${settings.concurrency} POS clients (keep-alive), ` +
         `${settings.seconds} s per phase after ${settings.warmupSeconds} s warm-up, API pool ${settings.poolMax}, ` +
         `REDIS_URL ${process.env.REDIS_URL ? 'set' : 'unset'}; commits: half earn-only, half earn+redeem; ` +
-        `group commit ${settings.groupCommit ? `on (batches of up to ${settings.groupCommit.maxBatch}, ${settings.groupCommit.inFlight} in flight)` : 'off'}`,
+        `group commit ${settings.groupCommit ? `on (batches of up to ${settings.groupCommit.maxBatch}, ${settings.groupCommit.inFlight} in flight)` : 'off'}; ` +
+        `batched reads ${settings.groupReads ? 'on' : 'off'}`,
     );
     say('');
     say(phaseTable(phases));

@@ -33,6 +33,7 @@ import { createLoginLimiters } from './modules/auth/login-limits.js';
 import { botRoutes } from './modules/bot/bot.routes.js';
 import { CampaignCache } from './modules/campaigns/campaigns.service.js';
 import { clientRoutes } from './modules/client/client.routes.js';
+import { IntegrationReads } from './modules/integration/integration.reads.js';
 import { integrationRoutes } from './modules/integration/integration.routes.js';
 import { ContextCache } from './modules/integration/integration.service.js';
 import { ensureAppKey, sealPlaintextWebhookSecrets } from './modules/keys/keys.service.js';
@@ -168,6 +169,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
         inFlight: config.GROUP_COMMIT_IN_FLIGHT,
       })
     : undefined;
+  const reads = config.GROUP_READS ? new IntegrationReads(deps.db) : undefined;
   app.addHook('onClose', async () => notifier.close());
   if (deps.listener) {
     await deps.listener.listen(CACHE_CHANNEL);
@@ -238,7 +240,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     }),
   );
   await app.register(
-    integrationRoutes({ db: deps.db, codeFailures, apiKeys, contexts, campaigns, notifier, commits }),
+    integrationRoutes({ db: deps.db, codeFailures, apiKeys, contexts, campaigns, notifier, commits, reads }),
     {
       prefix: '/api/v1/integration',
     },

@@ -90,6 +90,13 @@ const EnvSchema = z.object({
   /** Group-commit transactions running at once per API process (each holds a pool connection). */
   GROUP_COMMIT_IN_FLIGHT: int(4, 1, 100),
   /**
+   * Batched reads of the POS hot path: the customer lookups of resolves, quotes and commits that
+   * arrive while 4 statements of them are running run together, up to 32 in one statement (one
+   * round trip). Alone, a lookup runs at once. On by default (docs/performance.md, "Batched
+   * reads"); GROUP_READS=0 turns it off.
+   */
+  GROUP_READS: bool(true),
+  /**
    * idle_in_transaction_session_timeout of every pool connection (API, worker, CLI, replica), ms: a
    * session of ours left idle inside a transaction is ended by PostgreSQL instead of holding locks and
    * vacuum back; 0 = off.

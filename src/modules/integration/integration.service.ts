@@ -1,4 +1,3 @@
-import { sql } from 'kysely';
 import type { Database } from '../../db/database.js';
 import type { MerchantAuth } from '../../http/auth.js';
 import { AppError } from '../../http/errors.js';
@@ -9,7 +8,6 @@ import {
   type CustomerRef,
   type CustomerState,
   createCustomer,
-  customerStateQuery,
   findCustomerState,
   findReferrer,
 } from '../customers/customers.service.js';
@@ -35,6 +33,7 @@ import {
 import { findForeignContext } from '../merchants/merchants.service.js';
 import { selectTier } from '../programme/programme.rules.js';
 import type { ProgrammeRules } from '../programme/programme.schema.js';
+import { type IntegrationReads, readReplayOrCustomer } from './integration.reads.js';
 import type {
   CommitPurchaseBody,
   EnrollCustomerBody,
@@ -57,6 +56,8 @@ export interface IntegrationDeps {
   notifier?: OutboxNotifier;
   /** Group commit of purchases (GROUP_COMMIT); absent: each commit in its own transaction. */
   commits?: CommitBatcher;
+  /** Batched customer reads (GROUP_READS); absent: each read its own statement. */
+  reads?: IntegrationReads;
 }
 
 /**
@@ -152,7 +153,10 @@ export async function resolveCustomer(
   const known = isCode ? deps.codeFailures.knownRefusal(auth.keyId) : 0;
   if (known > 0) throw codeLookupsRefused(known);
   const tierWindowDays = auth.rules.tiers.length > 0 ? auth.rules.tierWindowDays : null;
-  const customer = await findCustomerState(deps.db, { merchantId: auth.merchantId, ref, tierWindowDays });
+  const request = { merchantId: auth.merchantId, ref, tierWindowDays };
+  const customer = deps.reads
+    ? await deps.reads.customers.run(request)
+    : await findCustomerState(deps.db, request);
   if (!isCode) {
     if (customer) return customer;
     throw new AppError('customer_not_found', 'Customer not found');
@@ -278,19 +282,15 @@ async function findReplayOrCustomer(
   idempotency: { key: string; hash: string },
 ): Promise<{ stored: unknown } | { customer: CustomerState | null }> {
   const tierWindowDays = auth.rules.tiers.length > 0 ? auth.rules.tierWindowDays : null;
-  const customer = customerStateQuery({ merchantId: auth.merchantId, ref, tierWindowDays });
-  const { rows } = await sql<{ request_hash: string | null; result: unknown } & Nullable<CustomerState>>`
-    select f.request_hash, f.result, s.*
-    from loyalty_idempotency_find(${auth.merchantId}, ${idempotency.key}) f
-      left join lateral (${customer}) s on f.request_hash is null`.execute(deps.db);
-  const row = rows[0];
-  const stored = storedResultOf(row, idempotency.hash);
+  const request = { merchantId: auth.merchantId, ref, tierWindowDays, key: idempotency.key };
+  const row = deps.reads
+    ? await deps.reads.replays.run(request)
+    : await readReplayOrCustomer(deps.db, request);
+  const stored = storedResultOf(row ?? undefined, idempotency.hash);
   if (stored) return { stored };
   if (!row || row.id === null) return { customer: null };
   return { customer: row as CustomerState };
 }
-
-type Nullable<T> = { [K in keyof T]: T[K] | null };
 
 /** A commit request on its way: what it names, its key, and the commit once its customer is known. */
 interface CommitCall {
