@@ -27,6 +27,7 @@ import * as m0018 from './migrations/0018_dashboard_campaigns.js';
 import * as m0019 from './migrations/0019_expiry_batches.js';
 import * as m0020 from './migrations/0020_write_path_keys.js';
 import * as m0021 from './migrations/0021_plan_stability.js';
+import * as m0022 from './migrations/0022_commit_cpu.js';
 
 // Migrations are listed here explicitly (append-only), so they work the same from source, from a
 // build and inside the image, with no directory scanning.
@@ -59,6 +60,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0019_expiry_batches': m0019,
   '0020_write_path_keys': m0020,
   '0021_plan_stability': m0021,
+  '0022_commit_cpu': m0022,
 };
 
 /** Kysely's bookkeeping table (its default name). */

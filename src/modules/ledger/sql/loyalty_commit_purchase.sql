@@ -24,6 +24,7 @@ declare
   v_purchase uuid := loyalty_uuidv7();
   v_available bigint;
   v_pending bigint;
+  v_held bigint;
   v_lot bigint;
   v_available_at timestamptz;
   v_row purchases;
@@ -42,7 +43,7 @@ begin
         pending = pending + case when v_is_pending then v_earn else 0 end,
         updated_at = now()
     where customer_id = v_customer and merchant_id = v_merchant
-    returning available, pending into v_available, v_pending;
+    returning available, pending, held into v_available, v_pending, v_held;
     if not found then
       raise exception 'customer_not_found' using detail = '{}';
     end if;
@@ -52,7 +53,7 @@ begin
        or exists (select 1 from holds where customer_id = v_customer and status = 'active' and expires_at <= now()) then
       perform loyalty_expire_customer(v_merchant, v_customer, now());
       perform loyalty_release_holds(v_merchant, v_customer, now());
-      select available, pending into v_available, v_pending from balances where customer_id = v_customer;
+      select available, pending, held into v_available, v_pending, v_held from balances where customer_id = v_customer;
     end if;
   else
     select available into v_available from balances
@@ -79,7 +80,7 @@ begin
         pending = pending + case when v_is_pending then v_earn else 0 end,
         updated_at = now()
     where customer_id = v_customer
-    returning available, pending into v_available, v_pending;
+    returning available, pending, held into v_available, v_pending, v_held;
   end if;
 
   if p->>'code' is not null then
@@ -102,14 +103,13 @@ begin
                then array(select jsonb_array_elements_text(p->'lineEligible')::boolean) end,
           p->>'idempotencyKey', case when p->>'idempotencyKey' is not null then p->>'requestHash' end,
           v_available, v_pending,
-          case when jsonb_typeof(p->'earnBreakdown') = 'array' then p->'earnBreakdown' end,
-          (select held from balances where customer_id = v_customer))
+          case when jsonb_typeof(p->'earnBreakdown') = 'array' then p->'earnBreakdown' end, v_held)
   returning * into v_row;
 
   -- One redeem entry, with a move per lot it took from: a refund returns the points to those lots.
   if p->>'holdId' is not null then
     perform loyalty_take_hold_points(v_merchant, v_customer, (p->>'holdId')::uuid, v_purchase);
-  else
+  elsif v_redeem > 0 then
     perform loyalty_take_points(v_merchant, v_customer, v_redeem, 'redeem', v_purchase, null, null);
   end if;
 

@@ -1,0 +1,18 @@
+import type { Kysely } from 'kysely';
+import { sql } from 'kysely';
+import { LEDGER_FUNCTIONS, readLedgerFunction } from '../../modules/ledger/ledger.sql.js';
+
+// Less PostgreSQL CPU per commit (docs/performance.md, "What a commit costs the database"):
+// loyalty_iso is declared stable, as its body is, so the planner inlines it instead of parsing and
+// planning it on every call; loyalty_commit_purchase takes the answer's held points from its balance
+// update and skips the redeem step of an earn-only purchase. No schema change; the ledger functions
+// are installed from src/modules/ledger/sql/ as the other ledger migrations do.
+
+export async function up(db: Kysely<unknown>): Promise<void> {
+  for (const name of LEDGER_FUNCTIONS) {
+    await sql.raw(readLedgerFunction(name)).execute(db);
+  }
+}
+
+// The previous definitions are not kept; the current ones work on the previous schema.
+export async function down(): Promise<void> {}
