@@ -5,8 +5,9 @@ import { LEDGER_FUNCTIONS, readLedgerFunction } from '../../modules/ledger/ledge
 // Less PostgreSQL CPU per commit (docs/performance.md, "What a commit costs the database"):
 // loyalty_iso is declared stable, as its body is, so the planner inlines it instead of parsing and
 // planning it on every call; loyalty_commit_purchase takes the answer's held points from its balance
-// update and skips the redeem step of an earn-only purchase. No schema change; the ledger functions
-// are installed from src/modules/ledger/sql/ as the other ledger migrations do.
+// update and skips the redeem step of an earn-only purchase; loyalty_take_points locks only the lots
+// it takes from (it locked ten at a time). No schema change; the ledger functions are installed from
+// src/modules/ledger/sql/ as the other ledger migrations do.
 
 export async function up(db: Kysely<unknown>): Promise<void> {
   for (const name of LEDGER_FUNCTIONS) {

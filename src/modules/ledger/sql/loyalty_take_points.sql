@@ -11,21 +11,27 @@ declare
   v_left bigint := p_points;
   v_take bigint;
   r record;
+  -- Fetched one lot at a time: a FOR loop over the query would fetch, and so lock, ten lots ahead
+  -- of need (a customer with a long history has many), each lock a WAL record of its own.
+  v_lots cursor for
+    select id, remaining from point_lots
+    where customer_id = p_customer and state = 'active' and remaining > 0
+    order by expires_at nulls last, id
+    for update;
 begin
   if p_points <= 0 then return null; end if;
   v_entry := loyalty_entry(p_merchant, p_customer, p_kind, 'available', -p_points, p_purchase, p_refund, null,
                            p_reason);
-  for r in
-    select id, remaining from point_lots
-    where customer_id = p_customer and state = 'active' and remaining > 0
-    order by expires_at nulls last, id
-    for update
+  open v_lots;
   loop
+    fetch v_lots into r;
+    exit when not found;
     v_take := least(r.remaining, v_left);
     perform loyalty_move(v_entry, r.id, -v_take, p_kind, p_purchase);
     v_left := v_left - v_take;
     exit when v_left = 0;
   end loop;
+  close v_lots;
   if v_left > 0 then
     raise exception 'ledger invariant broken: lots of % hold less than its available balance', p_customer;
   end if;
