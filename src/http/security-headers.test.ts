@@ -1,8 +1,14 @@
+import { IncomingMessage, ServerResponse } from 'node:http';
+import { Socket } from 'node:net';
+import helmet from 'helmet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../../test/helpers/app.js';
 import { createTestMerchant } from '../../test/helpers/factories.js';
 import { createStaffSession } from '../../test/helpers/portal.js';
 import { createPortalUser } from '../modules/auth/auth.service.js';
+import { BASE_CSP_DIRECTIVES, headersOf } from './security-headers.js';
+
+const HSTS_TEST = { maxAge: 31_536_000, includeSubDomains: true };
 
 // Headers a browser or a proxy acts on: nosniff everywhere, nothing that issues a token may be
 // cached, HSTS only for clients that came over https (as a trusted proxy reports it), and a
@@ -17,6 +23,25 @@ beforeAll(async () => {
 afterAll(async () => t?.close());
 
 describe('security headers', () => {
+  it('are computed once as exactly the headers helmet sets on a real response', () => {
+    const options = {
+      contentSecurityPolicy: { directives: BASE_CSP_DIRECTIVES },
+      strictTransportSecurity: HSTS_TEST,
+    };
+    const middleware = helmet(options);
+    const response = new ServerResponse(new IncomingMessage(new Socket()));
+    middleware(response.req, response, () => {});
+    const computed = Object.fromEntries(
+      headersOf(middleware).map(([name, value]) => [name.toLowerCase(), value]),
+    );
+    expect(computed).toEqual(
+      Object.fromEntries(Object.entries(response.getHeaders()).map(([name, value]) => [name, String(value)])),
+    );
+    expect(Object.keys(computed)).toEqual(
+      expect.arrayContaining(['content-security-policy', 'strict-transport-security']),
+    );
+  });
+
   it('sends nosniff and the other helmet headers on API answers, errors included', async () => {
     for (const url of ['/api/v1/client/me', '/api/v1/portal/outlets', '/health', '/nowhere']) {
       const res = await t.app.inject({ method: 'GET', url });
