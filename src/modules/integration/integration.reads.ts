@@ -1,7 +1,12 @@
 import { sql } from 'kysely';
 import type { Database } from '../../db/database.js';
 import { Coalescer, type CoalescerOptions, type Settled } from '../../lib/coalescer.js';
-import { type CustomerRef, type CustomerState, customerStateQuery } from '../customers/customers.service.js';
+import {
+  type CustomerRef,
+  type CustomerState,
+  customerStateQuery,
+  findCustomerState,
+} from '../customers/customers.service.js';
 
 // The reads of the POS hot path, batched (GROUP_READS): every resolve, quote and commit starts with
 // one statement that finds the customer (and, for a commit by id or phone, the answer of an earlier
@@ -37,7 +42,7 @@ export class IntegrationReads {
   constructor(db: Database, options: CoalescerOptions = READ_BATCH) {
     this.customers = new Coalescer(
       {
-        one: async (request) => (await customerStateQuery(request).execute(db)).rows[0] ?? null,
+        one: (request) => findCustomerState(db, request),
         many: (requests) => customerStates(db, requests),
       },
       options,
