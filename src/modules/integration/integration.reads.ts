@@ -11,8 +11,8 @@ import {
 // The reads of the POS hot path, batched (GROUP_READS): every resolve, quote and commit starts with
 // one statement that finds the customer (and, for a commit by id or phone, the answer of an earlier
 // request with its Idempotency-Key). Concurrent ones run together as one statement and one round
-// trip (src/lib/coalescer.ts): on this hardware a round trip to PostgreSQL costs the API more CPU
-// than the read itself (docs/performance.md, "Batched reads"). Alone, a read runs at once.
+// trip (src/lib/coalescer.ts): PostgreSQL parses, plans and starts one statement for many reads
+// (docs/performance.md, "Batched reads"). Alone, a read runs at once.
 
 /** A customer named by a POS, with what its tier needs. */
 export interface CustomerStateRequest {
@@ -82,31 +82,36 @@ function readArguments(request: CustomerStateRequest & { key?: string }) {
   };
 }
 
+/** The requests as rows `e` (`e.v` the arguments, `e.ord` from 1), and the customer state of each. */
+function batchSource(requests: (CustomerStateRequest & { key?: string })[]) {
+  return {
+    rows: sql`jsonb_array_elements(${JSON.stringify(requests.map(readArguments))}::jsonb) with ordinality as e(v, ord)`,
+    state: sql`loyalty_customer_state((e.v->>'merchantId')::uuid, (e.v->>'customerId')::uuid,
+      e.v->>'phone', e.v->>'code', (e.v->>'tierWindowDays')::integer)`,
+  };
+}
+
 async function customerStates(
   db: Database,
   requests: CustomerStateRequest[],
 ): Promise<Settled<CustomerState | null>[]> {
-  const { rows } = await sql<CustomerState & { i: number }>`
-    select (e.ord - 1)::int as i, s.*
-    from jsonb_array_elements(${JSON.stringify(requests.map(readArguments))}::jsonb) with ordinality as e(v, ord)
-      cross join lateral loyalty_customer_state((e.v->>'merchantId')::uuid, (e.v->>'customerId')::uuid,
-        e.v->>'phone', e.v->>'code', (e.v->>'tierWindowDays')::integer) s`.execute(db);
-  return settledByIndex(requests.length, rows, ({ i, ...state }) => state);
+  const { rows, state } = batchSource(requests);
+  const result = await sql<CustomerState & { i: number }>`
+    select (e.ord - 1)::int as i, s.* from ${rows} cross join lateral ${state} s`.execute(db);
+  return settledByIndex(requests.length, result.rows, ({ i, ...customer }) => customer);
 }
 
 async function replaysOrCustomers(
   db: Database,
   requests: ReplayOrCustomerRequest[],
 ): Promise<Settled<ReplayOrCustomerRow | null>[]> {
-  const { rows } = await sql<ReplayOrCustomerRow & { i: number }>`
+  const { rows, state } = batchSource(requests);
+  const result = await sql<ReplayOrCustomerRow & { i: number }>`
     select (e.ord - 1)::int as i, f.request_hash, f.result, s.*
-    from jsonb_array_elements(${JSON.stringify(requests.map(readArguments))}::jsonb) with ordinality as e(v, ord)
+    from ${rows}
       cross join lateral loyalty_idempotency_find((e.v->>'merchantId')::uuid, e.v->>'key') f
-      left join lateral loyalty_customer_state((e.v->>'merchantId')::uuid, (e.v->>'customerId')::uuid,
-        e.v->>'phone', e.v->>'code', (e.v->>'tierWindowDays')::integer) s on f.request_hash is null`.execute(
-    db,
-  );
-  return settledByIndex(requests.length, rows, ({ i, ...row }) => row);
+      left join lateral ${state} s on f.request_hash is null`.execute(db);
+  return settledByIndex(requests.length, result.rows, ({ i, ...row }) => row);
 }
 
 /** One outcome per request from rows numbered by request (`i`); a request without a row: null. */
