@@ -76,6 +76,7 @@ import { Workload } from './lib/workload.js';
 //   BENCH_SOAK_ONLY       1 runs the soak phase alone (the 10-minute memory run) and prints its RSS
 //   GROUP_COMMIT          passed to the API (src/config.ts); the SQL path phase batches the same way
 //   GROUP_READS           passed to the API (src/config.ts); the SQL path phase reads the same way
+//   DATABASE_PREPARED_STATEMENTS  passed to the API (src/config.ts); the SQL path phase's pool the same
 //   BENCH_REPLICAS        0 skips the replicas phase (default 1; skipped without pgbouncer)
 //
 // Phases: (a) commits, closed loop; (b) resolves by id and by code, closed loop; (c) commits at a
@@ -123,6 +124,7 @@ function readSettings() {
     GROUP_COMMIT_MAX_BATCH: process.env.GROUP_COMMIT_MAX_BATCH,
     GROUP_COMMIT_IN_FLIGHT: process.env.GROUP_COMMIT_IN_FLIGHT,
     GROUP_READS: process.env.GROUP_READS,
+    DATABASE_PREPARED_STATEMENTS: process.env.DATABASE_PREPARED_STATEMENTS,
   });
   return {
     concurrency: intFromEnv('BENCH_CONCURRENCY', 32, 1, 1024),
@@ -139,6 +141,7 @@ function readSettings() {
       ? { maxBatch: config.GROUP_COMMIT_MAX_BATCH, inFlight: config.GROUP_COMMIT_IN_FLIGHT }
       : null,
     groupReads: config.GROUP_READS,
+    preparedStatements: config.DATABASE_PREPARED_STATEMENTS,
   };
 }
 
@@ -243,6 +246,7 @@ async function main(): Promise<void> {
         DATABASE_POOL_MAX: String(settings.poolMax),
         GROUP_COMMIT: settings.groupCommit ? '1' : '0',
         GROUP_READS: settings.groupReads ? '1' : '0',
+        DATABASE_PREPARED_STATEMENTS: settings.preparedStatements ? '1' : '0',
       },
     });
     cleanups.push({ name: 'API process', run: () => api.stop() });
@@ -422,6 +426,7 @@ async function main(): Promise<void> {
       connectionString: scratchUrl,
       max: settings.poolMax,
       applicationName: 'loyalty-bench-ceiling',
+      preparedStatements: settings.preparedStatements,
     });
     const statements = new Map<string, number>();
     let counting = false;
@@ -750,7 +755,8 @@ async function main(): Promise<void> {
         `${settings.seconds} s per phase after ${settings.warmupSeconds} s warm-up, API pool ${settings.poolMax}, ` +
         `REDIS_URL ${process.env.REDIS_URL ? 'set' : 'unset'}; commits: half earn-only, half earn+redeem; ` +
         `group commit ${settings.groupCommit ? `on (batches of up to ${settings.groupCommit.maxBatch}, ${settings.groupCommit.inFlight} in flight)` : 'off'}; ` +
-        `batched reads ${settings.groupReads ? 'on' : 'off'}`,
+        `batched reads ${settings.groupReads ? 'on' : 'off'}; ` +
+        `prepared statements ${settings.preparedStatements ? 'on' : 'off'}`,
     );
     say('');
     say(phaseTable(phases));

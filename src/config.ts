@@ -67,6 +67,14 @@ const EnvSchema = z.object({
    * PgBouncer in transaction mode; unset: DATABASE_URL.
    */
   DATABASE_DIRECT_URL: optionalString,
+  /**
+   * The POS hot path's statements (the customer reads and the commit call) go as named prepared
+   * statements: each connection parses and plans them once instead of on every call
+   * (docs/performance.md, "Named prepared statements"). On by default. Behind PgBouncer in
+   * transaction mode it needs PgBouncer 1.21+ with max_prepared_statements set (the Kubernetes
+   * component sets it); with an older pooler set DATABASE_PREPARED_STATEMENTS=0.
+   */
+  DATABASE_PREPARED_STATEMENTS: bool(true),
   /** Connections in the API's pool (and in its read-replica pool when DATABASE_READ_URL is set). */
   DATABASE_POOL_MAX: int(20, 1, 500),
   /** Data directory of the embedded PostgreSQL (only used without DATABASE_URL). */

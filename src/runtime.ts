@@ -59,6 +59,7 @@ export async function openRuntime(
     statementTimeoutMs: options.statementTimeoutMs,
     idleInTransactionTimeoutMs: config.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
     onSlowQuery: options.onSlowQuery,
+    preparedStatements: config.DATABASE_PREPARED_STATEMENTS,
   });
   // Pools connect lazily: processes that never read analytics open no replica connection.
   const replica = config.DATABASE_READ_URL
@@ -69,6 +70,7 @@ export async function openRuntime(
         onSlowQuery: options.onSlowQuery,
         idleInTransactionTimeoutMs: config.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
         applicationName: 'loyalty-read',
+        preparedStatements: config.DATABASE_PREPARED_STATEMENTS,
       }).db
     : null;
   // Session advisory locks through a transaction pooler would be taken on one server connection and

@@ -6,9 +6,11 @@ import { type ApiProcess, type ChildHandle, startApi } from '../bench/lib/api-pr
 import { startWorker } from '../bench/lib/outbox.js';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
+import { createDatabase, type Database } from '../src/db/database.js';
 import { findFreePort } from '../src/db/embedded.js';
 import { NotificationListener } from '../src/db/listener.js';
 import { runExclusive } from '../src/jobs/scheduler.js';
+import { findCustomerState } from '../src/modules/customers/customers.service.js';
 import { revokeApiKey } from '../src/modules/merchants/merchants.service.js';
 import { openRuntime, type Runtime } from '../src/runtime.js';
 import { startFakeTelegram } from './fakes/telegram-bot-api.js';
@@ -16,13 +18,21 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { createTestCustomer, createTestMerchant } from './helpers/factories.js';
 import { findLedgerViolations } from './helpers/ledger.js';
 import { countByWebhookId, createReceiverEndpoint, pause } from './helpers/outbox.js';
-import { type PgBouncer, pgbouncerMissing, startPgBouncer } from './helpers/pgbouncer.js';
+import {
+  type PgBouncer,
+  pgbouncerKeepsPreparedStatements,
+  pgbouncerMissing,
+  startPgBouncer,
+} from './helpers/pgbouncer.js';
 
 // DATABASE_URL through PgBouncer in transaction pooling mode, DATABASE_DIRECT_URL straight to
 // PostgreSQL for what needs a session: the LISTEN connection and the scheduler's advisory locks.
 
 const MISSING = pgbouncerMissing();
 if (MISSING) console.warn(`test/pgbouncer.test.ts: skipped (${MISSING})`);
+// Named prepared statements (DATABASE_PREPARED_STATEMENTS) where this PgBouncer keeps them
+// (max_prepared_statements, 1.21+, as the Kubernetes component runs); off with Debian 12's 1.18.
+const PREPARED_STATEMENTS = MISSING === null && pgbouncerKeepsPreparedStatements() ? '1' : '0';
 
 let database: TestDatabase;
 let bouncer: PgBouncer;
@@ -46,6 +56,7 @@ async function open(options: { isDirect: boolean }) {
     LOG_LEVEL: 'silent',
     DATABASE_URL: bouncer.urlFor(database.url),
     DATABASE_POOL_MAX: '8',
+    DATABASE_PREPARED_STATEMENTS: PREPARED_STATEMENTS,
     ...(options.isDirect ? { DATABASE_DIRECT_URL: database.url } : {}),
   });
   const runtime = await openRuntime(config, { allowEmbedded: false });
@@ -97,6 +108,44 @@ describe.skipIf(MISSING !== null)(
         database.db,
       );
       await expect.poll(heldAdvisoryLocks).toBe(0);
+    });
+
+    it('named prepared statements through a PgBouncer that does not keep them fail saying what to set', async () => {
+      // One server connection: the statement one client prepared there is unknown to the next client.
+      const single = await startPgBouncer({
+        serverUrl: database.serverUrl,
+        defaultPoolSize: 1,
+        maxPreparedStatements: 0,
+      });
+      const pools: Database[] = [];
+      const pool = (preparedStatements: boolean) => {
+        const { db } = createDatabase({
+          connectionString: single.urlFor(database.url),
+          max: 1,
+          preparedStatements,
+        });
+        pools.push(db);
+        return db;
+      };
+      try {
+        const merchant = await createTestMerchant(database.db);
+        const { customerId } = await createTestCustomer(database.db, { merchant });
+        const find = (db: Database) =>
+          findCustomerState(db, {
+            merchantId: merchant.merchantId,
+            ref: { customerId },
+            tierWindowDays: null,
+          });
+        expect((await find(pool(true)))?.id).toBe(customerId);
+        await expect(find(pool(true))).rejects.toThrow(/DATABASE_PREPARED_STATEMENTS=0/);
+        // Switched off, both clients read through the same server connection.
+        const [a, b] = [pool(false), pool(false)];
+        expect((await find(a))?.id).toBe(customerId);
+        expect((await find(b))?.id).toBe(customerId);
+      } finally {
+        await Promise.all(pools.map((db) => db.destroy()));
+        await single.stop();
+      }
     });
 
     it('an API key revoked on one API is refused by the other within a second', async () => {
@@ -173,6 +222,7 @@ describe.skipIf(MISSING !== null)(
         DATABASE_URL: bouncer.urlFor(database.url),
         DATABASE_DIRECT_URL: database.url,
         DATABASE_POOL_MAX: '6',
+        DATABASE_PREPARED_STATEMENTS: PREPARED_STATEMENTS,
         ADMIN_API_TOKEN,
         WEBHOOK_ALLOW_PRIVATE_NETWORKS: '1',
         OUTBOX_POLL_INTERVAL_MS: '500',

@@ -1,5 +1,9 @@
 import { findFreePort } from '../../src/db/embedded.js';
-import { pgbouncerMissing, startPgBouncer } from '../../test/helpers/pgbouncer.js';
+import {
+  pgbouncerKeepsPreparedStatements,
+  pgbouncerMissing,
+  startPgBouncer,
+} from '../../test/helpers/pgbouncer.js';
 import { type ApiProcess, startApi } from './api-process.js';
 import { type Operation, runClosedLoop } from './drivers.js';
 import { HttpClient, keepAliveAgent } from './http.js';
@@ -94,6 +98,8 @@ export async function runReplicasPhase(options: {
               DATABASE_URL: bouncer.urlFor(options.databaseUrl),
               DATABASE_DIRECT_URL: options.databaseUrl,
               DATABASE_POOL_MAX: String(options.poolMax),
+              // Named prepared statements need PgBouncer 1.21+ (max_prepared_statements).
+              ...(pgbouncerKeepsPreparedStatements() ? {} : { DATABASE_PREPARED_STATEMENTS: '0' }),
             },
           }),
         );

@@ -1,4 +1,5 @@
-import { Kysely, PostgresDialect, type Transaction } from 'kysely';
+import { createHash } from 'node:crypto';
+import { Kysely, PostgresDialect, type RawBuilder, sql, type Transaction } from 'kysely';
 import pg from 'pg';
 import type { DB } from './types.js';
 
@@ -23,11 +24,79 @@ export interface CreateDatabaseOptions {
   statementTimeoutMs?: number;
   /** idle_in_transaction_session_timeout of every connection, ms; 0 or unset = the server's setting. */
   idleInTransactionTimeoutMs?: number;
+  /**
+   * Statements marked with `prepared()` go as named prepared statements (DATABASE_PREPARED_STATEMENTS):
+   * each connection parses and plans them once. Default true; false behind a pooler in transaction
+   * mode that cannot keep them (PgBouncer before 1.21, or without max_prepared_statements).
+   */
+  preparedStatements?: boolean;
+}
+
+// Named prepared statements for the hot path. Kysely sends every statement unnamed (parsed and
+// planned on each call); a statement marked with prepared() starts with PREPARED_MARK, and the
+// pool's client sends it with a name derived from its text, so each server connection prepares it
+// on first use and only binds and executes it after (docs/performance.md, "Named prepared
+// statements"). Only fixed texts are marked (values are parameters), so the names per connection
+// are few and bounded.
+const PREPARED_MARK = '/* prepared */ ';
+
+/** Marks a statement of fixed text to run as a named prepared statement where the pool allows it. */
+export function prepared<T>(query: RawBuilder<T>): RawBuilder<T> {
+  return sql<T>`/* prepared */ ${query}`;
+}
+
+const statementNames = new Map<string, string>();
+
+/** The name of a marked statement: a digest of its text, so one text has one name everywhere. */
+function statementName(text: string): string {
+  let name = statementNames.get(text);
+  if (name === undefined) {
+    name = `loyalty_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
+    statementNames.set(text, name);
+  }
+  return name;
+}
+
+type QueryArguments = [config: unknown, values?: unknown, callback?: unknown];
+
+/**
+ * The errors of a named statement on a pooler that does not keep them per client (PgBouncer in
+ * transaction mode before 1.21, or without max_prepared_statements): the statement was prepared on
+ * another server connection (26000), or another client prepared it on this one (42P05).
+ */
+const POOLER_ERRORS = new Set(['26000', '42P05']);
+
+/** A pg client that sends statements marked with prepared() as named statements. */
+class PreparingClient extends pg.Client {
+  // @ts-expect-error pg's query has many overloads; this forwards each of them unchanged.
+  override query(...args: QueryArguments) {
+    const [config, values, callback] = args;
+    const query = super.query as (...a: unknown[]) => unknown;
+    if (typeof config !== 'string' || !config.startsWith(PREPARED_MARK) || callback !== undefined) {
+      return query.apply(this, args);
+    }
+    const pending = query.call(this, {
+      name: statementName(config),
+      text: config,
+      values,
+    }) as Promise<unknown>;
+    return pending.catch((error: unknown) => {
+      if (error instanceof Error && POOLER_ERRORS.has((error as { code?: string }).code ?? '')) {
+        error.message +=
+          ' (named prepared statements through a pooler that does not keep them: set ' +
+          'DATABASE_PREPARED_STATEMENTS=0, or max_prepared_statements in PgBouncer 1.21+)';
+      }
+      throw error;
+    });
+  }
 }
 
 /** Creates the pg pool and the Kysely instance on it. */
 export function createDatabase(options: CreateDatabaseOptions): { db: Database; pool: pg.Pool } {
   const pool = new pg.Pool({
+    // PreparingClient's query forwards every overload of pg's; its declared type is looser.
+    Client:
+      options.preparedStatements === false ? pg.Client : (PreparingClient as unknown as typeof pg.Client),
     connectionString: options.connectionString,
     max: options.max ?? 10,
     application_name: options.applicationName ?? 'loyalty',

@@ -15,6 +15,22 @@ export function pgbouncerMissing(): string | null {
   return run.status === 0 ? null : 'pgbouncer not found: apt-get install pgbouncer';
 }
 
+/** PgBouncer's version as [major, minor] ([0, 0] when it cannot tell). */
+export function pgbouncerVersion(): [number, number] {
+  const run = spawnSync('pgbouncer', ['--version'], { encoding: 'utf8' });
+  const match = /PgBouncer (\d+)\.(\d+)/i.exec(run.stdout ?? '');
+  return match ? [Number(match[1]), Number(match[2])] : [0, 0];
+}
+
+/**
+ * Whether this PgBouncer keeps named prepared statements per client in transaction mode
+ * (max_prepared_statements, 1.21+); Debian 12's is 1.18.
+ */
+export function pgbouncerKeepsPreparedStatements(): boolean {
+  const [major, minor] = pgbouncerVersion();
+  return major > 1 || (major === 1 && minor >= 21);
+}
+
 /** A running PgBouncer. */
 export interface PgBouncer {
   port: number;
@@ -33,6 +49,8 @@ export async function startPgBouncer(options: {
   serverUrl: string;
   poolMode?: 'transaction' | 'session';
   defaultPoolSize?: number;
+  /** max_prepared_statements, where this PgBouncer has the setting (1.21+); default 100 there. */
+  maxPreparedStatements?: number;
 }): Promise<PgBouncer> {
   const server = new URL(options.serverUrl);
   const user = decodeURIComponent(server.username || 'postgres');
@@ -57,6 +75,9 @@ export async function startPgBouncer(options: {
       `pool_mode = ${options.poolMode ?? 'transaction'}`,
       `default_pool_size = ${options.defaultPoolSize ?? 4}`,
       'max_client_conn = 1000',
+      ...(pgbouncerKeepsPreparedStatements()
+        ? [`max_prepared_statements = ${options.maxPreparedStatements ?? 100}`]
+        : []),
       // pg sends statement_timeout (DB_STATEMENT_TIMEOUT_MS) and idle_in_transaction_session_timeout
       // (DB_IDLE_IN_TRANSACTION_TIMEOUT_MS) at start-up; PgBouncer cannot pass them on.
       'ignore_startup_parameters = extra_float_digits,options,statement_timeout,idle_in_transaction_session_timeout',

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Executor } from '../../db/database.js';
+import { type Executor, prepared } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
 import { randomDigits, randomSecret, sha256Hex } from '../../lib/tokens.js';
 import type { EarnBreakdownItem } from '../campaigns/campaigns.schema.js';
@@ -240,7 +240,7 @@ export async function findCustomerState(
   db: Executor,
   options: { merchantId: string; ref: CustomerRef; tierWindowDays: number | null },
 ): Promise<CustomerState | null> {
-  const result = await customerStateQuery(options).execute(db);
+  const result = await prepared(customerStateQuery(options)).execute(db);
   return result.rows[0] ?? null;
 }
 

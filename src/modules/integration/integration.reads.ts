@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Database } from '../../db/database.js';
+import { type Database, prepared } from '../../db/database.js';
 import { Coalescer, type CoalescerOptions, type Settled } from '../../lib/coalescer.js';
 import {
   type CustomerRef,
@@ -62,10 +62,10 @@ export async function readReplayOrCustomer(
   db: Database,
   request: ReplayOrCustomerRequest,
 ): Promise<ReplayOrCustomerRow | null> {
-  const { rows } = await sql<ReplayOrCustomerRow>`
+  const { rows } = await prepared(sql<ReplayOrCustomerRow>`
     select f.request_hash, f.result, s.*
     from loyalty_idempotency_find(${request.merchantId}, ${request.key}) f
-      left join lateral (${customerStateQuery(request)}) s on f.request_hash is null`.execute(db);
+      left join lateral (${customerStateQuery(request)}) s on f.request_hash is null`).execute(db);
   return rows[0] ?? null;
 }
 
@@ -96,8 +96,8 @@ async function customerStates(
   requests: CustomerStateRequest[],
 ): Promise<Settled<CustomerState | null>[]> {
   const { rows, state } = batchSource(requests);
-  const result = await sql<CustomerState & { i: number }>`
-    select (e.ord - 1)::int as i, s.* from ${rows} cross join lateral ${state} s`.execute(db);
+  const result = await prepared(sql<CustomerState & { i: number }>`
+    select (e.ord - 1)::int as i, s.* from ${rows} cross join lateral ${state} s`).execute(db);
   return settledByIndex(requests.length, result.rows, ({ i, ...customer }) => customer);
 }
 
@@ -106,11 +106,11 @@ async function replaysOrCustomers(
   requests: ReplayOrCustomerRequest[],
 ): Promise<Settled<ReplayOrCustomerRow | null>[]> {
   const { rows, state } = batchSource(requests);
-  const result = await sql<ReplayOrCustomerRow & { i: number }>`
+  const result = await prepared(sql<ReplayOrCustomerRow & { i: number }>`
     select (e.ord - 1)::int as i, f.request_hash, f.result, s.*
     from ${rows}
       cross join lateral loyalty_idempotency_find((e.v->>'merchantId')::uuid, e.v->>'key') f
-      left join lateral ${state} s on f.request_hash is null`.execute(db);
+      left join lateral ${state} s on f.request_hash is null`).execute(db);
   return settledByIndex(requests.length, result.rows, ({ i, ...row }) => row);
 }
 

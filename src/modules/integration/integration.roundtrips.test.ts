@@ -17,6 +17,9 @@ let t: TestApp;
 let m: TestMerchant;
 let customerId: string;
 const statements: string[] = [];
+const names: string[] = [];
+/** The names the statements `counted` returned went with (DATABASE_PREPARED_STATEMENTS); '' when unnamed. */
+let fewestNames: string[] = [];
 const originalQuery = pg.Client.prototype.query;
 
 beforeAll(async () => {
@@ -25,14 +28,18 @@ beforeAll(async () => {
   customerId = (await createTestCustomer(t.db, { merchant: m })).customerId;
   // Every statement any pool client sends, the listener's LISTEN aside.
   pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-    const first = args[0] as string | { text?: string };
+    const first = args[0] as string | { text?: string; name?: string };
     const text = typeof first === 'string' ? first : (first?.text ?? '');
-    if (!/^\s*(listen|select pg_notify)/i.test(text)) statements.push(text);
+    if (!/^\s*(listen|select pg_notify)/i.test(text)) {
+      statements.push(text);
+      names.push(typeof first === 'string' ? '' : (first?.name ?? ''));
+    }
     return (originalQuery as (...a: unknown[]) => unknown).apply(this, args);
   } as typeof pg.Client.prototype.query;
 });
 afterEach(() => {
   statements.length = 0;
+  names.length = 0;
 });
 afterAll(async () => {
   pg.Client.prototype.query = originalQuery;
@@ -47,9 +54,13 @@ async function counted(request: () => Promise<{ statusCode: number }>, status: n
   let fewest: string[] | null = null;
   for (let run = 0; run < 3; run++) {
     statements.length = 0;
+    names.length = 0;
     const res = await request();
     expect(res.statusCode).toBe(status);
-    if (fewest === null || statements.length < fewest.length) fewest = [...statements];
+    if (fewest === null || statements.length < fewest.length) {
+      fewest = [...statements];
+      fewestNames = [...names];
+    }
   }
   statements.length = 0;
   return fewest ?? [];
@@ -84,6 +95,8 @@ describe('round trips of the hot path', () => {
     const sent = await counted(() => commit(randomUUID()), 201);
     expect(sent).toHaveLength(2);
     expect(sent[1]).toContain('loyalty_commit_purchase');
+    // Both go as named prepared statements: parsed and planned once per connection.
+    expect(fewestNames).toEqual([expect.stringMatching(/^loyalty_/), expect.stringMatching(/^loyalty_/)]);
   });
 
   it('answers a replay with one statement', async () => {

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Database } from '../../db/database.js';
+import { type Database, prepared } from '../../db/database.js';
 import { Coalescer, type CoalescerOptions, type Settled } from '../../lib/coalescer.js';
 import { toAppError } from './ledger.errors.js';
 import { callLedger } from './ledger.service.js';
@@ -65,9 +65,9 @@ export class CommitBatcher {
 async function commitMany(db: Database, payloads: object[]): Promise<Settled<unknown>[]> {
   let answers: ItemAnswer[];
   try {
-    const { rows } = await sql<{ r: ItemAnswer[] }>`
+    const { rows } = await prepared(sql<{ r: ItemAnswer[] }>`
       select loyalty_commit_purchases(${JSON.stringify(payloads)}::jsonb) as r
-    `.execute(db);
+    `).execute(db);
     answers = rows[0]?.r ?? [];
   } catch (error) {
     // The transaction failed as a whole (connection lost, statement timeout): every item with it.

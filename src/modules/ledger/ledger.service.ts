@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Executor } from '../../db/database.js';
+import { type Executor, prepared } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
 import { activeTraceCarrier, withSpan } from '../../lib/tracing.js';
 import { explainEarn, type RuleCampaign } from '../campaigns/campaigns.rules.js';
@@ -132,11 +132,11 @@ export async function callLedger<T>(
       // subquery with the volatile set_config runs before the function).
       const carrier = activeTraceCarrier();
       const result = carrier
-        ? await sql<{ r: T }>`select ${sql.raw(fn)}(${JSON.stringify(p)}::jsonb) as r
-            from (select set_config('loyalty.trace_context', ${JSON.stringify(carrier)}, true)) as t`.execute(
+        ? await prepared(sql<{ r: T }>`select ${sql.raw(fn)}(${JSON.stringify(p)}::jsonb) as r
+            from (select set_config('loyalty.trace_context', ${JSON.stringify(carrier)}, true)) as t`).execute(
             db,
           )
-        : await sql<{ r: T }>`select ${sql.raw(fn)}(${JSON.stringify(p)}::jsonb) as r`.execute(db);
+        : await prepared(sql<{ r: T }>`select ${sql.raw(fn)}(${JSON.stringify(p)}::jsonb) as r`).execute(db);
       const row = result.rows[0];
       if (!row) throw new Error(`${fn} returned no row`);
       return row.r;
