@@ -28,6 +28,7 @@ import * as m0019 from './migrations/0019_expiry_batches.js';
 import * as m0020 from './migrations/0020_write_path_keys.js';
 import * as m0021 from './migrations/0021_plan_stability.js';
 import * as m0022 from './migrations/0022_commit_cpu.js';
+import * as m0023 from './migrations/0023_dashboard_settled.js';
 
 // Migrations are listed here explicitly (append-only), so they work the same from source, from a
 // build and inside the image, with no directory scanning.
@@ -61,6 +62,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0020_write_path_keys': m0020,
   '0021_plan_stability': m0021,
   '0022_commit_cpu': m0022,
+  '0023_dashboard_settled': m0023,
 };
 
 /** Kysely's bookkeeping table (its default name). */

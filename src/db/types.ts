@@ -203,6 +203,7 @@ export interface DashboardDailyCustomers {
 
 export interface DashboardRollupState {
   merchant_id: string;
+  settled_until: Timestamp | null;
   time_zone: string;
   updated_at: Generated<Timestamp>;
   watermark: Timestamp;

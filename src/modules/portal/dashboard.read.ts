@@ -2,6 +2,7 @@ import { type RawBuilder, sql } from 'kysely';
 import type { Executor } from '../../db/database.js';
 import { dashboardCampaigns } from './dashboard.campaigns.js';
 import {
+  type CreatedWindow,
   campaignRows,
   customerRows,
   daysOf,
@@ -17,9 +18,10 @@ import {
   dashboardRange,
 } from './dashboard.service.js';
 
-// The dashboard read from the daily rollups: stored days, plus the days changed since the job's
-// watermark (today, and the days of recent refunds) recomputed from purchases, so the answer equals
-// getDashboardFromPurchases at every moment. Same figures, same definitions (dashboard.service.ts).
+// The dashboard read from the daily rollups: the stored days (what was created before the job's
+// settledUntil), plus the tail created since (today's last minutes), plus the days a refund since
+// has changed recomputed from purchases, so the answer equals getDashboardFromPurchases at every
+// moment. Same figures, same definitions (dashboard.service.ts).
 
 interface FigureRow extends DashboardFigures {
   date: string;
@@ -74,35 +76,54 @@ export async function getDashboardFromRollups(
   const { from, to } = dashboardRange(options);
   const { merchantId, outletId } = options;
   const tz = state.timeZone;
-  const changed = (
-    await findChangedDays(db, {
-      merchantId,
-      timeZone: tz,
-      since: new Date(state.watermark.getTime() - ROLLUP_OVERLAP_MS),
-    })
-  ).filter((day) => day >= from && day <= to);
+  const inRange = (day: string) => day >= from && day <= to;
+  const since = state.settledUntil ?? new Date(state.watermark.getTime() - ROLLUP_OVERLAP_MS);
+  const changed = await findChangedDays(db, { merchantId, timeZone: tz, since });
+  // Days read whole from purchases instead of their stored rows: those a refund since has changed
+  // (every changed day while the rows predate settledUntil); the others changed by a tail only.
+  const whole = (state.settledUntil ? changed.refunded : changed.days).filter(inRange);
+  const tail = state.settledUntil ? changed.days.filter((day) => inRange(day) && !whole.includes(day)) : [];
+  const window = { since };
   const stored = (
     table: 'dashboard_daily' | 'dashboard_daily_customers' | 'dashboard_daily_campaigns',
   ) => sql`
     select * from ${sql.table(table)}
     where merchant_id = ${merchantId} and day between ${from}::date and ${to}::date
-      and day <> all(${changed}::date[])`;
-  const none = Promise.resolve({ rows: [] });
-  const [storedFigures, storedCustomers, liveFigures, liveCustomers, outlets, campaigns] = await Promise.all([
-    figuresOf(stored('dashboard_daily'), outletId).execute(db),
-    customersOf(stored('dashboard_daily_customers'), outletId, from).execute(db),
-    changed.length > 0 ? figuresOf(figureRows(merchantId, tz, changed), outletId).execute(db) : none,
-    changed.length > 0
-      ? customersOf(customerRows(merchantId, tz, changed), outletId, from).execute(db)
-      : none,
+      and day <> all(${whole}::date[])`;
+  // Each source once: the stored rows, the whole days, the tail (the last two when they have days).
+  const sources = <T>(
+    storedRows: RawBuilder<unknown>,
+    live: (days: readonly string[], window?: CreatedWindow) => RawBuilder<unknown>,
+    read: (source: RawBuilder<unknown>) => T,
+  ): T[] => [
+    read(storedRows),
+    ...(whole.length > 0 ? [read(live(whole))] : []),
+    ...(tail.length > 0 ? [read(live(tail, window))] : []),
+  ];
+  const [figureParts, customerParts, outlets, campaigns] = await Promise.all([
+    Promise.all(
+      sources(
+        stored('dashboard_daily'),
+        (days, w) => figureRows(merchantId, tz, days, w),
+        (source) => figuresOf(source, outletId).execute(db),
+      ),
+    ),
+    Promise.all(
+      sources(
+        stored('dashboard_daily_customers'),
+        (days, w) => customerRows(merchantId, tz, days, w),
+        (source) => customersOf(source, outletId, from).execute(db),
+      ),
+    ),
     db.selectFrom('outlets').select(['id', 'name']).where('merchant_id', '=', merchantId).execute(),
     dashboardCampaigns(db, {
       merchantId,
       from,
-      sources: [
+      sources: sources(
         stored('dashboard_daily_campaigns'),
-        ...(changed.length > 0 ? [campaignRows(merchantId, tz, changed)] : []),
-      ],
+        (days, w) => campaignRows(merchantId, tz, days, w),
+        (source) => source,
+      ),
     }),
   ]);
 
@@ -112,7 +133,7 @@ export async function getDashboardFromRollups(
   }
   const totals = { ...emptyFigures(), newCustomers: 0, returningCustomers: 0 };
   const byOutlet = new Map<string | null, DashboardFigures>();
-  for (const row of [...storedFigures.rows, ...(liveFigures.rows as FigureRow[])]) {
+  for (const row of figureParts.flatMap((part) => part.rows)) {
     const day = byDay.get(row.date);
     if (day) addFigures(day, row);
     addFigures(totals, row);
@@ -120,11 +141,12 @@ export async function getDashboardFromRollups(
     addFigures(outlet, row);
     byOutlet.set(row.outletId, outlet);
   }
-  for (const row of [...storedCustomers.rows, ...(liveCustomers.rows as CustomerRow[])]) {
+  // A day of the tail has a row from its stored part and one from the tail; their buyers differ.
+  for (const row of customerParts.flatMap((part) => part.rows)) {
     const day = byDay.get(row.date);
     if (day) {
-      day.newCustomers = row.newCustomers;
-      day.returningCustomers = row.returningCustomers;
+      day.newCustomers += row.newCustomers;
+      day.returningCustomers += row.returningCustomers;
     }
     totals.newCustomers += row.newCustomers;
     totals.returningCustomers += row.returningInRange;

@@ -8,7 +8,7 @@ import { commitPurchase, refundPurchase } from '../ledger/ledger.service.js';
 import { createDevice } from '../merchants/merchants.service.js';
 import { DEFAULT_MERCHANT_TIME_ZONE } from '../merchants/time-zone.js';
 import { DEFAULT_RULES } from '../programme/programme.schema.js';
-import { readRollupState, refreshDashboardRollups } from './dashboard.rollups.js';
+import { ROLLUP_OVERLAP_MS, readRollupState, refreshDashboardRollups } from './dashboard.rollups.js';
 import { type DashboardOptions, getDashboard, getDashboardFromPurchases } from './dashboard.service.js';
 
 // The dashboard read from the daily rollups equals the dashboard computed from purchases, on a
@@ -186,6 +186,92 @@ describe('dashboard rollups', () => {
     expect(again.days).toBeLessThan(10);
     await expectSameAsPurchases();
   }, 120_000);
+
+  it('keeps today in the rollups: the tail since the job adds each buyer once, and a refund recomputes the day', async () => {
+    const rules = DEFAULT_RULES;
+    const [outletA, outletB] = [outletIds[0] ?? '', outletIds[1] ?? ''];
+    // Customers with a history but no purchase today, so each buyer's today is what this test makes it.
+    const { rows: fresh } = await sql<{ id: string }>`
+      select c.id from customers c where c.merchant_id = ${merchantId}
+        and exists (select 1 from purchases p where p.customer_id = c.id)
+        and not exists (select 1 from purchases p where p.customer_id = c.id
+          and p.created_at >= date_trunc('day', now() at time zone ${TZ}) at time zone ${TZ})
+      order by c.id limit 3`.execute(t.db);
+    const [x, y, z] = fresh.map((r) => r.id);
+    if (!x || !y || !z) throw new Error('not enough customers without a purchase today');
+    const buy = async (customerId: string, outletId: string, withCampaign: boolean) => {
+      const customer = await findCustomerState(t.db, {
+        merchantId,
+        ref: { customerId },
+        tierWindowDays: null,
+      });
+      if (!customer) throw new Error('customer not found');
+      const { purchase } = await commitPurchase(t.db, {
+        merchantId,
+        rules,
+        customer,
+        orderId: randomUUID(),
+        receipt: { total: 120_000 },
+        redeemPoints: 0,
+        context: { outletId },
+      });
+      if (withCampaign) {
+        await sql`update point_lots set campaign_id = ${doubleId} where purchase_id = ${purchase.id}`.execute(
+          t.db,
+        );
+      }
+      return purchase.id;
+    };
+    // Before the job's settledUntil: x at outlet A (with the campaign), z at outlet B.
+    const early = [await buy(x, outletA, true), await buy(z, outletB, false)];
+    await sql`update purchases set created_at = greatest(created_at - interval '10 minutes',
+        date_trunc('day', now() at time zone ${TZ}) at time zone ${TZ})
+      where id = any(${early}::uuid[])`.execute(t.db);
+    await refreshDashboardRollups(t.db);
+    const state = await readRollupState(t.db, merchantId);
+    expect(state?.settledUntil?.getTime()).toBe((state?.watermark.getTime() ?? 0) - ROLLUP_OVERLAP_MS);
+
+    // The tail: x again at A (campaign again) and at B, y new, z again at B.
+    await buy(x, outletA, true);
+    await buy(x, outletB, false);
+    await buy(y, outletA, true);
+    await buy(z, outletB, false);
+    await expectSameAsPurchases();
+    const today = { merchantId, timeZone: TZ, from: dayInZone(0), to: dayInZone(0) };
+    const raw = await getDashboardFromPurchases(t.db, today);
+    expect(await getDashboard(t.db, today)).toEqual(raw);
+    expect(raw.campaigns.find((c) => c.campaignId === doubleId)?.customers).toBeGreaterThanOrEqual(2);
+
+    // Today's stored rows are read, not recomputed: a tampered one shows.
+    const bump = (by: number) =>
+      sql`update dashboard_daily set revenue = revenue + ${by}
+          where merchant_id = ${merchantId} and day = ${dayInZone(0)} and outlet_id = ${outletA}`.execute(
+        t.db,
+      );
+    await bump(1);
+    try {
+      expect((await getDashboard(t.db, today)).totals.revenue).toBe(raw.totals.revenue + 1);
+    } finally {
+      await bump(-1);
+    }
+
+    // A refund of a purchase the stored rows hold: its day is read whole from purchases again.
+    await refundPurchase(t.db, {
+      merchantId,
+      rules,
+      purchaseId: early[0] ?? '',
+      amount: 20_000,
+      context: {},
+    });
+    await bump(1);
+    try {
+      await expectSameAsPurchases();
+    } finally {
+      await bump(-1);
+    }
+    await refreshDashboardRollups(t.db);
+    await expectSameAsPurchases();
+  });
 
   it('answers a request in another zone from purchases', async () => {
     const options = { merchantId, timeZone: 'Asia/Vladivostok', from: dayInZone(-30), to: dayInZone(0) };
