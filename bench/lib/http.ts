@@ -1,8 +1,9 @@
 import http from 'node:http';
 import { errorCodeOf, type Outcome } from './stats.js';
 
-// A small JSON client over node:http with a keep-alive agent (undici is not installed as a package,
-// only bundled inside Node's fetch, where its pool cannot be configured). Loopback only.
+// A small JSON client over node:http with a keep-alive agent. Loopback only. An undici Agent in its
+// place (undici is a dependency, for webhook delivery) cost the load generator as much CPU per
+// request (40% of a core at 6,356 resolves/s against 38% at 6,550), so node:http stays.
 
 /** A status and the raw body of an answer. */
 export interface HttpAnswer {
