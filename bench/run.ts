@@ -70,6 +70,8 @@ import { Workload } from './lib/workload.js';
 //   BENCH_CUSTOMERS       customers seeded (default 2000)
 //   DATABASE_POOL_MAX     the API's pool (default 20); the ceiling's pool has the same size
 //   BENCH_API_CPU_PROF    a directory: the API runs with --cpu-prof and writes its profile there
+//   BENCH_API_NODE_FLAGS  more node flags for the API, e.g. --perf-basic-prof so that `perf record -g -p <pid>`
+//                         names its JavaScript frames (docs/performance.md: the V8 profile misleads)
 //   BENCH_OUTBOX          0 skips the outbox phase (default 1)
 //   BENCH_SOAK_SECONDS    length of the soak phase (default 20; 600 for the 10-minute memory run; 0 skips)
 //   BENCH_SOAK_RATE       commits/s during the soak (default 200)
@@ -240,7 +242,10 @@ async function main(): Promise<void> {
     const api: ApiProcess = await startApi({
       cwd: repoRoot,
       port,
-      nodeFlags: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profileDir)}`] : [],
+      nodeFlags: [
+        ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profileDir)}`] : []),
+        ...(process.env.BENCH_API_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? []),
+      ],
       env: {
         ...apiEnv({ databaseUrl: scratchUrl, port, encryptionKey }),
         DATABASE_POOL_MAX: String(settings.poolMax),
