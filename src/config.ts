@@ -95,8 +95,12 @@ const EnvSchema = z.object({
   GROUP_COMMIT: bool(true),
   /** Purchases per group-commit transaction at most. */
   GROUP_COMMIT_MAX_BATCH: int(16, 2, 256),
-  /** Group-commit transactions running at once per API process (each holds a pool connection). */
-  GROUP_COMMIT_IN_FLIGHT: int(4, 1, 100),
+  /**
+   * Group-commit transactions running at once per API process (each holds a pool connection). Fewer
+   * in flight means larger batches: 2 gave more commits per second and a shorter tail than 4
+   * (docs/performance.md, "Named prepared statements, taken").
+   */
+  GROUP_COMMIT_IN_FLIGHT: int(2, 1, 100),
   /**
    * Batched reads of the POS hot path: the customer lookups of resolves, quotes and commits that
    * arrive while 4 statements of them are running run together, up to 32 in one statement (one
