@@ -103,7 +103,7 @@ const EnvSchema = z.object({
   GROUP_COMMIT_IN_FLIGHT: int(2, 1, 100),
   /**
    * Batched reads of the POS hot path: the customer lookups of resolves, quotes and commits that
-   * arrive while 4 statements of them are running run together, up to 32 in one statement (one
+   * arrive while 2 statements of them are running run together, up to 32 in one statement (one
    * round trip). Alone, a lookup runs at once. On by default (docs/performance.md, "Batched
    * reads"); GROUP_READS=0 turns it off.
    */

@@ -32,7 +32,7 @@ type Nullable<T> = { [K in keyof T]: T[K] | null };
 export type ReplayOrCustomerRow = { request_hash: string | null; result: unknown } & Nullable<CustomerState>;
 
 /** Batches of at most this many reads; at most `inFlight` statements of each kind at once. */
-export const READ_BATCH: CoalescerOptions = { maxBatch: 32, inFlight: 4 };
+export const READ_BATCH: CoalescerOptions = { maxBatch: 32, inFlight: 2 };
 
 /** The batched readers of one API process. */
 export class IntegrationReads {
