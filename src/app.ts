@@ -33,7 +33,7 @@ import { createLoginLimiters } from './modules/auth/login-limits.js';
 import { botRoutes } from './modules/bot/bot.routes.js';
 import { CampaignCache } from './modules/campaigns/campaigns.service.js';
 import { clientRoutes } from './modules/client/client.routes.js';
-import { IntegrationReads } from './modules/integration/integration.reads.js';
+import { IntegrationReads, READ_BATCH } from './modules/integration/integration.reads.js';
 import { integrationRoutes } from './modules/integration/integration.routes.js';
 import { ContextCache } from './modules/integration/integration.service.js';
 import { ensureAppKey, sealPlaintextWebhookSecrets } from './modules/keys/keys.service.js';
@@ -169,7 +169,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
         inFlight: config.GROUP_COMMIT_IN_FLIGHT,
       })
     : undefined;
-  const reads = config.GROUP_READS ? new IntegrationReads(deps.db) : undefined;
+  const reads = config.GROUP_READS
+    ? new IntegrationReads(deps.db, { ...READ_BATCH, inFlight: config.GROUP_READS_IN_FLIGHT })
+    : undefined;
   app.addHook('onClose', async () => notifier.close());
   if (deps.listener) {
     await deps.listener.listen(CACHE_CHANNEL);

@@ -103,11 +103,17 @@ const EnvSchema = z.object({
   GROUP_COMMIT_IN_FLIGHT: int(2, 1, 100),
   /**
    * Batched reads of the POS hot path: the customer lookups of resolves, quotes and commits that
-   * arrive while 2 statements of them are running run together, up to 32 in one statement (one
-   * round trip). Alone, a lookup runs at once. On by default (docs/performance.md, "Batched
-   * reads"); GROUP_READS=0 turns it off.
+   * arrive while GROUP_READS_IN_FLIGHT statements of them are running run together, up to 32 in one
+   * statement (one round trip). Alone, a lookup runs at once. On by default (docs/performance.md,
+   * "Batched reads"); GROUP_READS=0 turns it off.
    */
   GROUP_READS: bool(true),
+  /**
+   * Batched-read statements running at once per API process (each holds a pool connection). One
+   * gave the most resolves per second on two cores (larger batches; docs/performance.md, "Named
+   * prepared statements, taken"); more let a slow read hold fewer others behind it.
+   */
+  GROUP_READS_IN_FLIGHT: int(1, 1, 100),
   /**
    * idle_in_transaction_session_timeout of every pool connection (API, worker, CLI, replica), ms: a
    * session of ours left idle inside a transaction is ended by PostgreSQL instead of holding locks and

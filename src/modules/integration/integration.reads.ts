@@ -31,8 +31,11 @@ type Nullable<T> = { [K in keyof T]: T[K] | null };
 /** The stored answer of the key (request_hash set) or the customer (id null: no such customer). */
 export type ReplayOrCustomerRow = { request_hash: string | null; result: unknown } & Nullable<CustomerState>;
 
-/** Batches of at most this many reads; at most `inFlight` statements of each kind at once. */
-export const READ_BATCH: CoalescerOptions = { maxBatch: 32, inFlight: 2 };
+/**
+ * Batches of at most this many reads; at most `inFlight` statements of each kind at once (the
+ * API sets it from GROUP_READS_IN_FLIGHT).
+ */
+export const READ_BATCH: CoalescerOptions = { maxBatch: 32, inFlight: 1 };
 
 /** The batched readers of one API process. */
 export class IntegrationReads {
