@@ -5,7 +5,7 @@ import type { WalUse } from './wal.js';
 
 /** The figures of one measured phase. */
 export interface PhaseResult {
-  key: 'commit' | 'resolve' | 'latency' | 'ceiling' | 'minimal' | 'outbox' | 'soak';
+  key: 'commit' | 'resolve' | 'resolveWrk' | 'latency' | 'ceiling' | 'minimal' | 'outbox' | 'soak';
   name: string;
   mode: string;
   elapsedSeconds: number;
@@ -71,7 +71,7 @@ export function round(value: number, digits: number): number {
   return Math.round(value * f) / f;
 }
 
-function roundAll(p: Percentiles): Percentiles {
+export function roundAll(p: Percentiles): Percentiles {
   return {
     p50: round(p.p50, 2),
     p95: round(p.p95, 2),
