@@ -257,7 +257,7 @@ async function main(): Promise<void> {
         DATABASE_POOL_MAX: String(settings.poolMax),
         GROUP_COMMIT: settings.groupCommit ? '1' : '0',
         GROUP_READS: settings.groupReads ? '1' : '0',
-        GROUP_READS_IN_FLIGHT: String(settings.groupReads?.inFlight ?? 1),
+        GROUP_READS_IN_FLIGHT: String(settings.groupReads?.inFlight ?? 2),
         DATABASE_PREPARED_STATEMENTS: settings.preparedStatements ? '1' : '0',
       },
     });

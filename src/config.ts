@@ -109,11 +109,12 @@ const EnvSchema = z.object({
    */
   GROUP_READS: bool(true),
   /**
-   * Batched-read statements running at once per API process (each holds a pool connection). One
-   * gave the most resolves per second on two cores (larger batches; docs/performance.md, "Named
-   * prepared statements, taken"); more let a slow read hold fewer others behind it.
+   * Batched-read statements running at once per API process (each holds a pool connection). Two
+   * by default: one gave ~5% more resolves per second on two cores but made commits at a steady
+   * rate wait longer (p50 10 against 7 ms; docs/performance.md, "Named prepared statements,
+   * taken"); four, fewer resolves.
    */
-  GROUP_READS_IN_FLIGHT: int(1, 1, 100),
+  GROUP_READS_IN_FLIGHT: int(2, 1, 100),
   /**
    * idle_in_transaction_session_timeout of every pool connection (API, worker, CLI, replica), ms: a
    * session of ours left idle inside a transaction is ended by PostgreSQL instead of holding locks and
