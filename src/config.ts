@@ -72,7 +72,8 @@ const EnvSchema = z.object({
    * statements: each connection parses and plans them once instead of on every call
    * (docs/performance.md, "Named prepared statements"). On by default. Behind PgBouncer in
    * transaction mode it needs PgBouncer 1.21+ with max_prepared_statements set (the Kubernetes
-   * component sets it); with an older pooler set DATABASE_PREPARED_STATEMENTS=0.
+   * component sets it); with an older pooler set DATABASE_PREPARED_STATEMENTS=0 (left on, the first
+   * statement such a pooler makes fail fails, and the process goes on without names, with a warning).
    */
   DATABASE_PREPARED_STATEMENTS: bool(true),
   /** Connections in the API's pool (and in its read-replica pool when DATABASE_READ_URL is set). */

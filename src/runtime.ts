@@ -35,6 +35,8 @@ export async function openRuntime(
     statementTimeoutMs?: number;
     log?: (message: string) => void;
     onSlowQuery?: (sql: string, ms: number) => void;
+    /** Told once per pool that stops naming statements (see createDatabase). */
+    onPreparedStatementsOff?: (message: string) => void;
   },
 ): Promise<Runtime> {
   let embedded: EmbeddedDatabase | null = null;
@@ -60,6 +62,7 @@ export async function openRuntime(
     idleInTransactionTimeoutMs: config.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
     onSlowQuery: options.onSlowQuery,
     preparedStatements: config.DATABASE_PREPARED_STATEMENTS,
+    onPreparedStatementsOff: options.onPreparedStatementsOff,
   });
   // Pools connect lazily: processes that never read analytics open no replica connection.
   const replica = config.DATABASE_READ_URL
@@ -71,6 +74,7 @@ export async function openRuntime(
         idleInTransactionTimeoutMs: config.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
         applicationName: 'loyalty-read',
         preparedStatements: config.DATABASE_PREPARED_STATEMENTS,
+        onPreparedStatementsOff: options.onPreparedStatementsOff,
       }).db
     : null;
   // Session advisory locks through a transaction pooler would be taken on one server connection and

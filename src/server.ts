@@ -53,6 +53,7 @@ async function main(): Promise<void> {
       metrics.dbSlowQueries.inc();
       console.warn(JSON.stringify({ level: 'warn', msg: 'slow query', ms: Math.round(ms), sql: sqlText }));
     },
+    onPreparedStatementsOff: (message) => console.warn(JSON.stringify({ level: 'warn', msg: message })),
   });
   const listener = new NotificationListener(runtime.directUrl);
   let isClosing = false;

@@ -51,6 +51,7 @@ async function main(): Promise<void> {
       metrics.dbSlowQueries.inc();
       log.warn({ ms: Math.round(ms), sql: sqlText }, 'slow query');
     },
+    onPreparedStatementsOff: (message) => log.warn(message),
   });
   // Migrations are a deploy step: the worker only checks that its code's are applied.
   try {

@@ -110,7 +110,7 @@ describe.skipIf(MISSING !== null)(
       await expect.poll(heldAdvisoryLocks).toBe(0);
     });
 
-    it('named prepared statements through a PgBouncer that does not keep them fail saying what to set', async () => {
+    it('named statements through a PgBouncer that does not keep them: one fails saying what to set, then the pool goes on unnamed', async () => {
       // One server connection: the statement one client prepared there is unknown to the next client.
       const single = await startPgBouncer({
         serverUrl: database.serverUrl,
@@ -118,11 +118,13 @@ describe.skipIf(MISSING !== null)(
         maxPreparedStatements: 0,
       });
       const pools: Database[] = [];
+      const told: string[] = [];
       const pool = (preparedStatements: boolean) => {
         const { db } = createDatabase({
           connectionString: single.urlFor(database.url),
           max: 1,
           preparedStatements,
+          onPreparedStatementsOff: (message) => told.push(message),
         });
         pools.push(db);
         return db;
@@ -137,7 +139,12 @@ describe.skipIf(MISSING !== null)(
             tierWindowDays: null,
           });
         expect((await find(pool(true)))?.id).toBe(customerId);
-        await expect(find(pool(true))).rejects.toThrow(/DATABASE_PREPARED_STATEMENTS=0/);
+        const second = pool(true);
+        await expect(find(second)).rejects.toThrow(/DATABASE_PREPARED_STATEMENTS=0/);
+        expect(told).toEqual([expect.stringContaining('unnamed from now on')]);
+        // That pool now sends them unnamed: every later read works, and it is told once.
+        for (let i = 0; i < 3; i += 1) expect((await find(second))?.id).toBe(customerId);
+        expect(told).toHaveLength(1);
         // Switched off, both clients read through the same server connection.
         const [a, b] = [pool(false), pool(false)];
         expect((await find(a))?.id).toBe(customerId);

@@ -27,9 +27,12 @@ export interface CreateDatabaseOptions {
   /**
    * Statements marked with `prepared()` go as named prepared statements (DATABASE_PREPARED_STATEMENTS):
    * each connection parses and plans them once. Default true; false behind a pooler in transaction
-   * mode that cannot keep them (PgBouncer before 1.21, or without max_prepared_statements).
+   * mode that cannot keep them (PgBouncer before 1.21, or without max_prepared_statements). A pool
+   * whose named statement fails as such a pooler makes them fail sends them unnamed from then on.
    */
   preparedStatements?: boolean;
+  /** Told once when the pool stops naming statements (default: console.warn). */
+  onPreparedStatementsOff?: (message: string) => void;
 }
 
 // Named prepared statements for the hot path. Kysely sends every statement unnamed (parsed and
@@ -66,37 +69,68 @@ type QueryArguments = [config: unknown, values?: unknown, callback?: unknown];
  */
 const POOLER_ERRORS = new Set(['26000', '42P05']);
 
-/** A pg client that sends statements marked with prepared() as named statements. */
-class PreparingClient extends pg.Client {
-  // @ts-expect-error pg's query has many overloads; this forwards each of them unchanged.
-  override query(...args: QueryArguments) {
-    const [config, values, callback] = args;
-    const query = super.query as (...a: unknown[]) => unknown;
-    if (typeof config !== 'string' || !config.startsWith(PREPARED_MARK) || callback !== undefined) {
-      return query.apply(this, args);
-    }
-    const pending = query.call(this, {
-      name: statementName(config),
-      text: config,
-      values,
-    }) as Promise<unknown>;
-    return pending.catch((error: unknown) => {
-      if (error instanceof Error && POOLER_ERRORS.has((error as { code?: string }).code ?? '')) {
-        error.message +=
-          ' (named prepared statements through a pooler that does not keep them: set ' +
-          'DATABASE_PREPARED_STATEMENTS=0, or max_prepared_statements in PgBouncer 1.21+)';
+/** Whether a pool names its marked statements, and whom it tells when it stops. */
+interface Naming {
+  isOn: boolean;
+  onOff: (message: string) => void;
+}
+
+/**
+ * A pg client class that sends statements marked with prepared() as named statements while
+ * `naming.isOn`. The first error that says the pooler in between cannot keep them fails its
+ * statement (a statement outside a transaction, with no effect) and turns naming off for the pool:
+ * a name always stands for the same text, so such a pooler can make a named statement fail but
+ * never run another statement in its place.
+ */
+function preparingClient(naming: Naming): typeof pg.Client {
+  class PreparingClient extends pg.Client {
+    // @ts-expect-error pg's query has many overloads; this forwards each of them unchanged.
+    override query(...args: QueryArguments) {
+      const [config, values, callback] = args;
+      const query = super.query as (...a: unknown[]) => unknown;
+      if (
+        !naming.isOn ||
+        typeof config !== 'string' ||
+        !config.startsWith(PREPARED_MARK) ||
+        callback !== undefined
+      ) {
+        return query.apply(this, args);
       }
-      throw error;
-    });
+      const pending = query.call(this, {
+        name: statementName(config),
+        text: config,
+        values,
+      }) as Promise<unknown>;
+      return pending.catch((error: unknown) => {
+        if (error instanceof Error && POOLER_ERRORS.has((error as { code?: string }).code ?? '')) {
+          const hint =
+            'named prepared statements through a pooler that does not keep them (PgBouncer before 1.21, ' +
+            'or without max_prepared_statements): this process sends them unnamed from now on; set ' +
+            'DATABASE_PREPARED_STATEMENTS=0, or max_prepared_statements in PgBouncer 1.21+';
+          error.message += ` (${hint})`;
+          if (naming.isOn) {
+            naming.isOn = false;
+            naming.onOff(hint);
+          }
+        }
+        throw error;
+      });
+    }
   }
+  // Its query forwards every overload of pg's; its declared type is looser.
+  return PreparingClient as unknown as typeof pg.Client;
 }
 
 /** Creates the pg pool and the Kysely instance on it. */
 export function createDatabase(options: CreateDatabaseOptions): { db: Database; pool: pg.Pool } {
   const pool = new pg.Pool({
-    // PreparingClient's query forwards every overload of pg's; its declared type is looser.
     Client:
-      options.preparedStatements === false ? pg.Client : (PreparingClient as unknown as typeof pg.Client),
+      options.preparedStatements === false
+        ? pg.Client
+        : preparingClient({
+            isOn: true,
+            onOff: options.onPreparedStatementsOff ?? ((message) => console.warn(message)),
+          }),
     connectionString: options.connectionString,
     max: options.max ?? 10,
     application_name: options.applicationName ?? 'loyalty',
