@@ -78,7 +78,7 @@ interface Naming {
 /**
  * A pg client class that sends statements marked with prepared() as named statements while
  * `naming.isOn`. The first error that says the pooler in between cannot keep them fails its
- * statement (a statement outside a transaction, with no effect) and turns naming off for the pool:
+ * statement (which changes nothing; a transaction around it rolls back) and turns naming off for the pool:
  * a name always stands for the same text, so such a pooler can make a named statement fail but
  * never run another statement in its place.
  */
