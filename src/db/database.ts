@@ -45,7 +45,7 @@ const PREPARED_MARK = '/* prepared */ ';
 
 /** Marks a statement of fixed text to run as a named prepared statement where the pool allows it. */
 export function prepared<T>(query: RawBuilder<T>): RawBuilder<T> {
-  return sql<T>`/* prepared */ ${query}`;
+  return sql<T>`${sql.raw(PREPARED_MARK)}${query}`;
 }
 
 const statementNames = new Map<string, string>();

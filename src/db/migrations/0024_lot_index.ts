@@ -1,6 +1,7 @@
 import { type Kysely, sql } from 'kysely';
 
-// One index fewer on every earn lot (docs/performance.md, "Index entries of a purchase"):
+// One index fewer on every earn lot (docs/performance.md, "Named prepared statements, taken; two
+// group commits in flight; an index fewer"):
 // point_lots_reminder_idx held the same lots as point_lots_expiry_idx less those already reminded
 // of, for the daily points:remind-expiring job alone. That job now reads the expiry index over its
 // window (the lots expiring within POINTS_EXPIRY_REMINDER_DAYS, 7 by default) and skips the reminded ones;
