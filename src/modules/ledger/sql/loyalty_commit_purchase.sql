@@ -122,8 +122,9 @@ begin
             case when v_lifetime is null then null else v_available_at + make_interval(days => v_lifetime) end)
     returning id into v_lot;
     -- The lot starts with its points; the earn entry names it.
-    perform loyalty_entry(v_merchant, v_customer, 'earn', case when v_is_pending then 'pending' else 'available' end,
-                          v_earn, v_purchase, null, v_lot, null);
+    insert into ledger_entries (merchant_id, customer_id, kind, bucket, points, purchase_id, lot_id)
+    values (v_merchant, v_customer, 'earn', case when v_is_pending then 'pending' else 'available' end,
+            v_earn, v_purchase, v_lot);
   end if;
   -- Referral points of a referred customer's first purchase: bonus lots outside the purchase, granted
   -- before the purchase's campaign rows are locked (the lock order in loyalty_grant_referral).
@@ -133,24 +134,28 @@ begin
     where id = v_purchase returning * into v_row;
   end if;
   -- Campaign points: granted within their limits (possibly fewer than the quote showed, never more),
-  -- then added to the balance and to the purchase with the breakdown as applied.
-  v_grant := loyalty_grant_campaigns(v_merchant, v_customer, v_purchase, p);
-  v_bonus := (v_grant->>'points')::bigint;
-  if v_bonus > 0 then
-    v_earn := v_earn + v_bonus;
-    update balances
-    set available = available + case when v_is_pending then 0 else v_bonus end,
-        pending = pending + case when v_is_pending then v_bonus else 0 end,
-        updated_at = now()
-    where customer_id = v_customer
-    returning available, pending into v_available, v_pending;
-  end if;
-  if v_bonus > 0 or v_grant->'breakdown' is distinct from v_row.earn_breakdown then
-    update purchases
-    set earned_points = v_earn, earn_breakdown = v_grant->'breakdown',
-        balance_available = v_available, balance_pending = v_pending
-    where id = v_purchase
-    returning * into v_row;
+  -- then added to the balance and to the purchase with the breakdown as applied. A breakdown without
+  -- a campaign line grants nothing and is stored as the quote showed it (the usual purchase).
+  if jsonb_typeof(p->'earnBreakdown') is distinct from 'array'
+     or p->'earnBreakdown' @> '[{"source": "campaign"}]' then
+    v_grant := loyalty_grant_campaigns(v_merchant, v_customer, v_purchase, p);
+    v_bonus := (v_grant->>'points')::bigint;
+    if v_bonus > 0 then
+      v_earn := v_earn + v_bonus;
+      update balances
+      set available = available + case when v_is_pending then 0 else v_bonus end,
+          pending = pending + case when v_is_pending then v_bonus else 0 end,
+          updated_at = now()
+      where customer_id = v_customer
+      returning available, pending into v_available, v_pending;
+    end if;
+    if v_bonus > 0 or v_grant->'breakdown' is distinct from v_row.earn_breakdown then
+      update purchases
+      set earned_points = v_earn, earn_breakdown = v_grant->'breakdown',
+          balance_available = v_available, balance_pending = v_pending
+      where id = v_purchase
+      returning * into v_row;
+    end if;
   end if;
 
   v_result := loyalty_purchase_answer(v_row);

@@ -3,7 +3,9 @@
 -- (purchases less refunds) that decides the tier; no row when there is none. The hot read of every
 -- resolve, quote and commit: inside a function its plans are prepared once per connection instead
 -- of planned for every request. Every lookup here is by index; enable_seqscan = off keeps a plan
--- made while a table was small from scanning it once it grew (see loyalty_idempotency_find).
+-- made while a table was small from scanning it once it grew (see loyalty_idempotency_find). The
+-- columns are the base types of the domains the balances take (migration 0025): RETURN QUERY wants
+-- them exactly.
 create or replace function loyalty_customer_state(p_merchant uuid, p_customer uuid, p_phone text, p_code text,
   p_tier_days integer)
 returns table (id uuid, name text, phone text, available bigint, pending bigint, held bigint, spend bigint)
@@ -19,7 +21,7 @@ begin
   end if;
   if v_customer is null then return; end if;
   return query
-  select c.id, c.name, c.phone, b.available, b.pending, b.held,
+  select c.id, c.name, c.phone, b.available, b.pending::bigint, b.held,
     case when p_tier_days is null then 0::bigint
          else (select coalesce(sum(p.total - p.refunded_amount), 0)::bigint from purchases p
                where p.customer_id = c.id and p.created_at > now() - make_interval(days => p_tier_days)) end
