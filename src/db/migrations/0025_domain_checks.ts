@@ -15,7 +15,7 @@ import { LEDGER_FUNCTIONS, readLedgerFunction } from '../../modules/ledger/ledge
 // balances' columns, so it is dropped and created again as it was.
 
 /** Each domain: its base type, its check (on `value`), and the columns that take it. */
-const DOMAINS: ReadonlyArray<{
+export const DOMAINS: ReadonlyArray<{
   name: string;
   base: 'bigint' | 'text';
   /** The check on a value, written for `value` (the domain) or a column name (the table). */

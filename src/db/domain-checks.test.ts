@@ -1,0 +1,72 @@
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.js';
+import { createTestCustomer, createTestMerchant } from '../../test/helpers/factories.js';
+import { DOMAINS } from './migrations/0025_domain_checks.js';
+
+// The write path's one-column checks live on domains (migration 0025): each column takes its
+// domain, the domain refuses what the table's CHECK refused, and no table CHECK is left to parse
+// for it on every statement.
+
+let t: TestDatabase;
+beforeAll(async () => {
+  t = await createTestDatabase({ poolMax: 2 });
+});
+afterAll(async () => {
+  await t?.drop();
+});
+
+/** A value each domain refuses and one it takes. */
+const SAMPLES: Record<string, { refused: string; taken: string }> = {
+  loyalty_points: { refused: '-1', taken: '0' },
+  loyalty_points_positive: { refused: '0', taken: '1' },
+  loyalty_points_change: { refused: '0', taken: '-5' },
+  loyalty_amount: { refused: '-1', taken: '0' },
+  loyalty_amount_positive: { refused: '0', taken: '1' },
+  loyalty_order_id: { refused: '', taken: 'A-1' },
+  loyalty_purchase_status: { refused: 'void', taken: 'refunded' },
+  loyalty_lot_source: { refused: 'gift', taken: 'bonus' },
+  loyalty_lot_state: { refused: 'spent', taken: 'expired' },
+  loyalty_entry_bucket: { refused: 'spent', taken: 'held' },
+  loyalty_entry_kind: { refused: 'gift', taken: 'release' },
+  loyalty_move_kind: { refused: 'gift', taken: 'opening' },
+  loyalty_outbox_status: { refused: 'lost', taken: 'dead' },
+  loyalty_outbox_target: { refused: 'email', taken: 'telegram_staff' },
+  loyalty_customer_code: { refused: '12345', taken: '012345' },
+};
+
+describe('the write path checks as domains', () => {
+  it.each(DOMAINS.map((d) => [d.name, d] as const))(
+    '%s refuses what its columns refused',
+    async (name, domain) => {
+      const sample = SAMPLES[name];
+      expect(sample, `a sample for ${name}`).toBeDefined();
+      if (!sample) return;
+      await sql.raw(`select '${sample.taken}'::${name}`).execute(t.db);
+      await expect(sql.raw(`select '${sample.refused}'::${name}`).execute(t.db)).rejects.toMatchObject({
+        code: '23514',
+      });
+      for (const { table, column, constraint } of domain.columns) {
+        const { rows } = await sql<{ type: string; stale: number }>`
+        select format_type(a.atttypid, a.atttypmod) as type,
+          (select count(*) from pg_constraint c where c.conrelid = a.attrelid and c.conname = ${constraint})::int as stale
+        from pg_attribute a where a.attrelid = ${table}::regclass and a.attname = ${column}`.execute(t.db);
+        expect(rows[0], `${table}.${column}`).toEqual({ type: name, stale: 0 });
+      }
+    },
+  );
+
+  it('a write that breaks one is refused', async () => {
+    const merchant = await createTestMerchant(t.db);
+    const { customerId } = await createTestCustomer(t.db, { merchant });
+    await expect(
+      sql`update balances set available = available - available - 1 where customer_id = ${customerId}`.execute(
+        t.db,
+      ),
+    ).rejects.toMatchObject({ code: '23514' });
+    await expect(
+      sql`insert into ledger_entries (merchant_id, customer_id, kind, bucket, points)
+          values (${merchant.merchantId}, ${customerId}, 'earn', 'available', 0)`.execute(t.db),
+    ).rejects.toMatchObject({ code: '23514' });
+  });
+});
