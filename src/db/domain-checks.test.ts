@@ -19,17 +19,13 @@ afterAll(async () => {
 /** A value each domain refuses and one it takes. */
 const SAMPLES: Record<string, { refused: string; taken: string }> = {
   loyalty_points: { refused: '-1', taken: '0' },
-  loyalty_points_positive: { refused: '0', taken: '1' },
   loyalty_points_change: { refused: '0', taken: '-5' },
   loyalty_amount: { refused: '-1', taken: '0' },
   loyalty_amount_positive: { refused: '0', taken: '1' },
-  loyalty_order_id: { refused: '', taken: 'A-1' },
   loyalty_purchase_status: { refused: 'void', taken: 'refunded' },
   loyalty_lot_source: { refused: 'gift', taken: 'bonus' },
-  loyalty_lot_state: { refused: 'spent', taken: 'expired' },
   loyalty_entry_bucket: { refused: 'spent', taken: 'held' },
   loyalty_entry_kind: { refused: 'gift', taken: 'release' },
-  loyalty_move_kind: { refused: 'gift', taken: 'opening' },
   loyalty_outbox_status: { refused: 'lost', taken: 'dead' },
   loyalty_outbox_target: { refused: 'email', taken: 'telegram_staff' },
   loyalty_customer_code: { refused: '12345', taken: '012345' },

@@ -64,7 +64,7 @@ describe('bench:data generator', () => {
       select (select extract(day from max(created_at) - min(created_at))::int from ledger_entries) as days,
         (select count(*)::int from point_lots where state = 'active' and remaining > 0
            and expires_at <= now()) as due,
-        (select array_agg(distinct kind order by kind) from ledger_entries) as kinds
+        (select array_agg(distinct kind::text order by kind::text) from ledger_entries) as kinds
     `.execute(t.db);
     expect(rows[0]?.days).toBeGreaterThan(600);
     expect(rows[0]?.due).toBeGreaterThan(0);
