@@ -1,0 +1,183 @@
+import { spawnSync } from 'node:child_process';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { userInfo } from 'node:os';
+import path from 'node:path';
+import { createDatabase } from '../src/db/database.js';
+import { findFreePort } from '../src/db/embedded.js';
+import { migrateToLatest } from '../src/db/migrate.js';
+import { seedMerchant } from './lib/seed.js';
+
+// `npm run bench:sql`: what one commit costs PostgreSQL, in instructions. Timings of the commit
+// function move by half from one minute to the next on a shared machine; callgrind counts
+// instructions, which stay within 1% whatever else runs. A PostgreSQL cluster of its own (the
+// server binaries of the OS package, e.g. Debian's `postgresql`; BENCH_PG_BIN to choose) is
+// migrated and seeded like the bench's (2,000 customers), stopped, and `postgres --single` runs
+// under `valgrind --tool=callgrind` on files of BENCH_SQL_CALLS lines, one transaction each:
+// `loyalty_commit_purchase` with the payload the API sends for a purchase by customer id
+// (earn-only, then with a redeem of 5 points), and the same lines building the payload without the
+// call, whose count is subtracted. Prints the instructions per commit, two runs of each.
+// docs/performance.md, "CHECK constraints as domains", has the figures and how to read a profile
+// (BENCH_SQL_KEEP=1 keeps the callgrind files for callgrind_annotate).
+
+const CALLS = Number(process.env.BENCH_SQL_CALLS?.trim() || 400);
+if (!Number.isInteger(CALLS) || CALLS < 10)
+  throw new Error(`BENCH_SQL_CALLS must be an integer >= 10, got ${CALLS}`);
+const CUSTOMERS = 2_000;
+
+/** The newest server binaries of the OS's PostgreSQL packages, or BENCH_PG_BIN. */
+function pgBin(): string {
+  const chosen = process.env.BENCH_PG_BIN?.trim();
+  if (chosen) return chosen;
+  const root = '/usr/lib/postgresql';
+  const versions = existsSync(root) ? readdirSync(root).filter((v) => /^\d+$/.test(v)) : [];
+  const newest = versions.sort((a, b) => Number(b) - Number(a))[0];
+  if (!newest) throw new Error('no PostgreSQL server binaries in /usr/lib/postgresql: set BENCH_PG_BIN');
+  return path.join(root, newest, 'bin');
+}
+
+/** Runs a command, as the postgres user when this process is root (PostgreSQL refuses root). */
+function run(command: string, args: string[], options: { input?: string } = {}): string {
+  const asRoot = userInfo().uid === 0;
+  const [file, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', command, ...args]] : [command, args];
+  const result = spawnSync(file, argv, { input: options.input, encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (result.status !== 0) {
+    throw new Error(
+      `${command} ${args.join(' ')} failed (${result.status}): ${result.stderr || result.error}`,
+    );
+  }
+  return result.stdout;
+}
+
+/** A generator of the same numbers on every run. */
+function numbers(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (state * 1_103_515_245 + 12_345) % 2_147_483_648;
+    return state;
+  };
+}
+
+/** One line per call: the commit (or, with `call` false, only its payload) of a random customer. */
+function lines(options: {
+  merchantId: string;
+  outletId: string;
+  customers: string[];
+  redeem: number;
+  call: boolean;
+}) {
+  const next = numbers(42);
+  const out: string[] = [];
+  for (let k = 0; k < CALLS; k++) {
+    const customer = options.customers[next() % options.customers.length];
+    const total = 1_000 + (next() % 49_000);
+    const earn = Math.floor(total / 2_000);
+    const payload =
+      `jsonb_build_object('merchantId', '${options.merchantId}', 'customerId', '${customer}', ` +
+      `'orderId', gen_random_uuid()::text, 'code', null, 'idempotencyKey', gen_random_uuid()::text, ` +
+      `'requestHash', 'h', 'outletId', '${options.outletId}', 'deviceId', null, 'managerId', null, ` +
+      `'total', ${total}, 'eligibleAmount', ${total}, 'discount', ${options.redeem * 100}, ` +
+      `'earnPoints', ${earn}, 'redeemPoints', ${options.redeem}, 'earnRateBp', 500, 'tier', null, ` +
+      `'receipt', jsonb_build_object('total', ${total}), 'lineEligible', null, 'pendingDays', 0, ` +
+      `'lifetimeDays', 365, 'holdId', null, 'earnBreakdown', jsonb_build_array(jsonb_build_object(` +
+      `'source', 'base', 'campaignId', null, 'name', 'Base', 'points', ${earn})))`;
+    out.push(
+      options.call
+        ? `select loyalty_commit_purchase(${payload}) is not null;`
+        : `select length(${payload}::text) > 0;`,
+    );
+  }
+  return `${out.join('\n')}\n`;
+}
+
+async function main(): Promise<void> {
+  const bin = pgBin();
+  const dir = mkdtempSync('/tmp/loyalty-sql-cost-');
+  chmodSync(dir, 0o777);
+  const data = path.join(dir, 'data');
+  const port = await findFreePort();
+  const database = 'sqlcost';
+  try {
+    console.log(
+      `· PostgreSQL from ${bin}: a cluster in ${data}, migrated and seeded with ${CUSTOMERS} customers ...`,
+    );
+    run(path.join(bin, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres']);
+    run(path.join(bin, 'pg_ctl'), [
+      '-D',
+      data,
+      '-o',
+      `-p ${port} -k ${dir}`,
+      '-l',
+      path.join(dir, 'log'),
+      '-w',
+      'start',
+    ]);
+    const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
+    const admin = createDatabase({ connectionString: adminUrl, max: 1 });
+    await admin.pool.query(`create database ${database}`);
+    await admin.db.destroy();
+    const { db } = createDatabase({
+      connectionString: `postgres://postgres@127.0.0.1:${port}/${database}`,
+      max: 2,
+    });
+    const merchant = await migrateToLatest(db).then(() =>
+      seedMerchant(db, { customers: CUSTOMERS, startingPoints: 100_000_000 }),
+    );
+    await db.destroy();
+    run(path.join(bin, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop']);
+
+    const base = {
+      merchantId: merchant.merchantId,
+      outletId: merchant.outletId,
+      customers: merchant.customerIds,
+    };
+    const count = (name: string, input: string): number => {
+      const file = path.join(dir, `${name}.sql`);
+      writeFileSync(file, input);
+      chmodSync(file, 0o644);
+      const out = path.join(dir, `callgrind.${name}`);
+      run('sh', [
+        '-c',
+        `valgrind --tool=callgrind --callgrind-out-file=${out} ${path.join(bin, 'postgres')} --single ` +
+          `-D ${data} -c synchronous_commit=off ${database} < ${file} > /dev/null 2> ${out}.log`,
+      ]);
+      // PostgreSQL's own messages; an ERROR means a call failed and the count is not a commit's.
+      const failed = readFileSync(`${out}.log`, 'utf8').match(/^ERROR: .*$/m);
+      if (failed) throw new Error(`${name}: ${failed[0]}`);
+      const summary = /^summary: (\d+)/m.exec(readFileSync(out, 'utf8'))?.[1];
+      if (!summary) throw new Error(`no callgrind summary for ${name}`);
+      return Number(summary);
+    };
+    console.log(`· callgrind: ${CALLS} calls per run ...`);
+    const driver = count('payload', lines({ ...base, redeem: 0, call: false }));
+    const perCall = (name: string, redeem: number) =>
+      (count(name, lines({ ...base, redeem, call: true })) - driver) / CALLS;
+    const rows = [
+      ['earn-only', perCall('earn1', 0), perCall('earn2', 0)],
+      ['with a redeem of 5 points', perCall('redeem1', 5), perCall('redeem2', 5)],
+    ] as const;
+    console.log(
+      `\ninstructions per loyalty_commit_purchase call (payload building subtracted: ${Math.round(driver / CALLS)} per line)`,
+    );
+    for (const [name, a, b] of rows) {
+      console.log(`  ${name.padEnd(28)} ${(a / 1e6).toFixed(3)} M   again ${(b / 1e6).toFixed(3)} M`);
+    }
+    if (process.env.BENCH_SQL_KEEP === '1') console.log(`\ncallgrind files kept in ${dir}`);
+  } finally {
+    if (existsSync(path.join(data, 'postmaster.pid'))) {
+      try {
+        run(path.join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', 'stop']);
+      } catch {}
+    }
+    if (process.env.BENCH_SQL_KEEP !== '1') rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
