@@ -19,7 +19,9 @@ afterAll(async () => {
 /** A value each domain refuses and one it takes. */
 const SAMPLES: Record<string, { refused: string; taken: string }> = {
   loyalty_points: { refused: '-1', taken: '0' },
+  loyalty_points_positive: { refused: '0', taken: '1' },
   loyalty_points_change: { refused: '0', taken: '-5' },
+  loyalty_order_id: { refused: '', taken: 'A-1' },
   loyalty_amount: { refused: '-1', taken: '0' },
   loyalty_amount_positive: { refused: '0', taken: '1' },
   loyalty_purchase_status: { refused: 'void', taken: 'refunded' },
@@ -51,6 +53,21 @@ describe('the write path checks as domains', () => {
       }
     },
   );
+
+  it('keeps the checks over two columns of the tables it changed', async () => {
+    const { rows } = await sql<{ name: string }>`
+      select conname as name from pg_constraint
+      where conrelid in ('purchases'::regclass, 'point_lots'::regclass) and contype = 'c' and cardinality(conkey) > 1
+      order by conname`.execute(t.db);
+    expect(rows.map((r) => r.name)).toEqual([
+      'point_lots_check',
+      'purchases_check',
+      'purchases_check1',
+      'purchases_check2',
+      'purchases_check3',
+      'purchases_check4',
+    ]);
+  });
 
   it('a write that breaks one is refused', async () => {
     const merchant = await createTestMerchant(t.db);
