@@ -123,15 +123,16 @@ export const DOMAINS: ReadonlyArray<{
   },
 ];
 
+/** A column that takes a domain, with the table check the domain replaces. */
+interface DomainColumn {
+  column: string;
+  constraint: string;
+  domain: (typeof DOMAINS)[number];
+}
+
 /** The columns of each table, so that each table is altered by one statement. */
-function byTable(): Map<
-  string,
-  Array<{ column: string; constraint: string; domain: (typeof DOMAINS)[number] }>
-> {
-  const tables = new Map<
-    string,
-    Array<{ column: string; constraint: string; domain: (typeof DOMAINS)[number] }>
-  >();
+function byTable(): Map<string, DomainColumn[]> {
+  const tables = new Map<string, DomainColumn[]>();
   for (const domain of DOMAINS) {
     for (const { table, column, constraint } of domain.columns) {
       const list = tables.get(table) ?? [];
