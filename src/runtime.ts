@@ -35,6 +35,8 @@ export async function openRuntime(
     statementTimeoutMs?: number;
     log?: (message: string) => void;
     onSlowQuery?: (sql: string, ms: number) => void;
+    /** Told when the embedded PostgreSQL stops on its own, with its last log lines. */
+    onEmbeddedExit?: (logTail: string) => void;
     /** Told once per pool that stops naming statements (see createDatabase). */
     onPreparedStatementsOff?: (message: string) => void;
   },
@@ -49,6 +51,7 @@ export async function openRuntime(
     embedded = await startEmbeddedPostgres({
       dataDir: config.EMBEDDED_PG_DIR,
       port: config.EMBEDDED_PG_PORT,
+      onUnexpectedExit: options.onEmbeddedExit,
     });
     databaseUrl = embedded.url;
     // Outside production with no APP_ENCRYPTION_KEY, the installation's key lives in the data folder.

@@ -45,6 +45,8 @@ async function main(): Promise<void> {
   });
   const metrics = createMetrics();
   const say = (message: string) => console.log(message);
+  // Set below; the embedded database can only be lost once the runtime is open.
+  let close: (reason: string, exitCode?: number) => Promise<void> = async () => {};
   const runtime = await openRuntime(config, {
     allowEmbedded: true,
     statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
@@ -54,22 +56,28 @@ async function main(): Promise<void> {
       console.warn(JSON.stringify({ level: 'warn', msg: 'slow query', ms: Math.round(ms), sql: sqlText }));
     },
     onPreparedStatementsOff: (message) => console.warn(JSON.stringify({ level: 'warn', msg: message })),
+    // Serving without a database helps nobody: stop, so that a supervisor or the person at the
+    // terminal sees it, instead of answering 503 and logging refused connections forever.
+    onEmbeddedExit: (logTail) => {
+      console.error(`the embedded PostgreSQL stopped on its own; its last log lines:\n${logTail}`);
+      void close('embedded PostgreSQL lost', 1);
+    },
   });
   const listener = new NotificationListener(runtime.directUrl);
   let isClosing = false;
   let stopWorkers: (() => Promise<void>) | null = null;
   // Assigned once built: a signal during the migrations must not meet an uninitialised binding.
   let app: FastifyInstance | null = null;
-  const close = async (signal: string) => {
+  close = async (reason: string, exitCode = 0) => {
     if (isClosing) return;
     isClosing = true;
-    say(`${signal}: shutting down`);
+    say(`${reason}: shutting down`);
     await stopWorkers?.().catch(() => {});
     await app?.close().catch(() => {});
     await listener.close();
     await runtime.close();
     await stopTracing().catch(() => {});
-    process.exit(0);
+    process.exit(exitCode);
   };
   // `on`, not `once`: Ctrl-C reaches this process twice (from the terminal and forwarded by npm), and
   // a second signal without a listener would kill it in the middle of the shutdown.

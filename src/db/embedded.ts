@@ -55,6 +55,8 @@ export async function startEmbeddedPostgres(options: {
   port?: number;
   database?: string;
   log?: (line: string) => void;
+  /** Told when the server stops without stop() (its process killed, out of memory): the last log lines. */
+  onUnexpectedExit?: (logTail: string) => void;
 }): Promise<EmbeddedDatabase> {
   const databaseDir = resolveDataDir(options.dataDir);
   const port = options.port && options.port > 0 ? options.port : await findFreePort();
@@ -93,6 +95,9 @@ export async function startEmbeddedPostgres(options: {
   child.channel?.unref();
   (child.stderr as Socket | null)?.unref();
   let stopping: Promise<void> | null = null;
+  void exited.then(() => {
+    if (!stopping) options.onUnexpectedExit?.(logTail.trim());
+  });
   const urlFor = (db: string) => `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${db}`;
   return {
     url: urlFor(database),
