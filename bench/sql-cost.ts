@@ -25,7 +25,9 @@ import { seedMerchant } from './lib/seed.js';
 // under `valgrind --tool=callgrind` on files of BENCH_SQL_CALLS lines, one transaction each:
 // `loyalty_commit_purchase` with the payload the API sends for a purchase by customer id
 // (earn-only, then with a redeem of 5 points), and the same lines building the payload without the
-// call, whose count is subtracted. Prints the instructions per commit, two runs of each.
+// call, whose count is subtracted; then the same commits 16 to a transaction through
+// `loyalty_commit_purchases`, as group commit sends them under load. Prints the instructions per
+// commit, two runs of each.
 // docs/performance.md, "CHECK constraints as domains", has the figures and how to read a profile
 // (BENCH_SQL_KEEP=1 keeps the callgrind files for callgrind_annotate).
 
@@ -33,6 +35,8 @@ const CALLS = Number(process.env.BENCH_SQL_CALLS?.trim() || 400);
 if (!Number.isInteger(CALLS) || CALLS < 10)
   throw new Error(`BENCH_SQL_CALLS must be an integer >= 10, got ${CALLS}`);
 const CUSTOMERS = 2_000;
+/** Commits per transaction in the group-commit rows: GROUP_COMMIT_MAX_BATCH's default. */
+const BATCH = 16;
 
 /** The newest server binaries of the OS's PostgreSQL packages, or BENCH_PG_BIN. */
 function pgBin(): string {
@@ -67,16 +71,20 @@ function numbers(seed: number): () => number {
   };
 }
 
-/** One line per call: the commit (or, with `call` false, only its payload) of a random customer. */
+/**
+ * One line per transaction: the commit (or, with `call` false, only its payload) of a random
+ * customer, or with `batch` that many commits in one `loyalty_commit_purchases` call (group commit).
+ */
 function lines(options: {
   merchantId: string;
   outletId: string;
   customers: string[];
   redeem: number;
   call: boolean;
+  batch?: number;
 }) {
   const next = numbers(42);
-  const out: string[] = [];
+  const payloads: string[] = [];
   for (let k = 0; k < CALLS; k++) {
     const customer = options.customers[next() % options.customers.length];
     const total = 1_000 + (next() % 49_000);
@@ -90,11 +98,15 @@ function lines(options: {
       `'receipt', jsonb_build_object('total', ${total}), 'lineEligible', null, 'pendingDays', 0, ` +
       `'lifetimeDays', 365, 'holdId', null, 'earnBreakdown', jsonb_build_array(jsonb_build_object(` +
       `'source', 'base', 'campaignId', null, 'name', 'Base', 'points', ${earn})))`;
-    out.push(
-      options.call
-        ? `select loyalty_commit_purchase(${payload}) is not null;`
-        : `select length(${payload}::text) > 0;`,
-    );
+    payloads.push(payload);
+  }
+  const batch = options.batch ?? 1;
+  const out: string[] = [];
+  for (let k = 0; k < payloads.length; k += batch) {
+    const group = payloads.slice(k, k + batch);
+    const arg = batch === 1 ? group[0] : `jsonb_build_array(${group.join(', ')})`;
+    const call = batch === 1 ? 'loyalty_commit_purchase' : 'loyalty_commit_purchases';
+    out.push(options.call ? `select ${call}(${arg}) is not null;` : `select length(${arg}::text) > 0;`);
   }
   return `${out.join('\n')}\n`;
 }
@@ -165,19 +177,24 @@ async function main(): Promise<void> {
       if (!summary) throw new Error(`no callgrind summary for ${name}`);
       return Number(summary);
     };
-    console.log(`· callgrind: ${CALLS} calls per run ...`);
+    console.log(`· callgrind: ${CALLS} commits per run ...`);
     const driver = count('payload', lines({ ...base, redeem: 0, call: false }));
-    const perCall = (name: string, redeem: number) =>
-      (count(name, lines({ ...base, redeem, call: true })) - driver) / CALLS;
+    const batchDriver = count('payload-batch', lines({ ...base, redeem: 0, call: false, batch: BATCH }));
+    const perCommit = (name: string, redeem: number, batch = 1) =>
+      (count(name, lines({ ...base, redeem, call: true, batch })) - (batch === 1 ? driver : batchDriver)) /
+      CALLS;
+    const grouped = `in transactions of ${BATCH} (group commit)`;
     const rows = [
-      ['earn-only', perCall('earn1', 0), perCall('earn2', 0)],
-      ['with a redeem of 5 points', perCall('redeem1', 5), perCall('redeem2', 5)],
+      ['earn-only', perCommit('earn1', 0), perCommit('earn2', 0)],
+      ['with a redeem of 5 points', perCommit('redeem1', 5), perCommit('redeem2', 5)],
+      [`earn-only, ${grouped}`, perCommit('earn-batch1', 0, BATCH), perCommit('earn-batch2', 0, BATCH)],
+      [`redeem, ${grouped}`, perCommit('redeem-batch1', 5, BATCH), perCommit('redeem-batch2', 5, BATCH)],
     ] as const;
     console.log(
-      `\ninstructions per loyalty_commit_purchase call (payload building subtracted: ${Math.round(driver / CALLS)} per line)`,
+      `\ninstructions per commit (payload building subtracted: ${Math.round(driver / CALLS)} per commit)`,
     );
     for (const [name, a, b] of rows) {
-      console.log(`  ${name.padEnd(28)} ${(a / 1e6).toFixed(3)} M   again ${(b / 1e6).toFixed(3)} M`);
+      console.log(`  ${name.padEnd(52)} ${(a / 1e6).toFixed(3)} M   again ${(b / 1e6).toFixed(3)} M`);
     }
     if (process.env.BENCH_SQL_KEEP === '1') console.log(`\ncallgrind files kept in ${dir}`);
   } finally {
