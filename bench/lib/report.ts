@@ -5,7 +5,16 @@ import type { WalUse } from './wal.js';
 
 /** The figures of one measured phase. */
 export interface PhaseResult {
-  key: 'commit' | 'resolve' | 'resolveWrk' | 'latency' | 'ceiling' | 'minimal' | 'outbox' | 'soak';
+  key:
+    | 'commit'
+    | 'resolve'
+    | 'resolveWrk'
+    | 'latency'
+    | 'ceiling'
+    | 'minimal'
+    | 'commitWrk'
+    | 'outbox'
+    | 'soak';
   name: string;
   mode: string;
   elapsedSeconds: number;

@@ -4,6 +4,7 @@ import type {
 } from '../../src/modules/integration/integration.schema.js';
 import { redeemCapPoints } from '../../src/modules/programme/programme.rules.js';
 import type { BenchMerchant } from './seed.js';
+import { WRK_SEQ } from './wrk.js';
 
 // What the POS clients send: purchases on random customers (many customers, so row locks rarely
 // collide), half of them also paying with a few points, and resolves by id or by code.
@@ -45,6 +46,22 @@ export class Workload {
     };
     if (redeem > 0) body.redeemPoints = redeem;
     return { body, key: orderId };
+  }
+
+  /**
+   * An earn-only commit body on one of the first `customers` customers, as JSON for wrk: its order id
+   * ends in WRK_SEQ, which wrk numbers per request (the Idempotency-Key header does the same).
+   */
+  wrkEarnOnly(phase: string, customers: number): string {
+    const id =
+      this.merchant.customerIds[randomInt(0, Math.min(customers, this.merchant.customerIds.length) - 1)];
+    const body: CommitPurchaseBody = {
+      customer: { customerId: id ?? this.randomCustomer() },
+      receipt: { total: randomInt(MIN_TOTAL, MAX_TOTAL) },
+      outletId: this.merchant.outletId,
+      orderId: `${this.runId}-${phase}-${WRK_SEQ}`,
+    };
+    return JSON.stringify(body);
   }
 
   /** A resolve body: by customer id or, every other time, by the customer's live code. */

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Percentiles } from './stats.js';
 
-// wrk (Debian package `wrk`) as a second load generator for the resolve phase. The Node generator
+// wrk (Debian package `wrk`) as a second load generator for the resolve and commit phases. The Node generator
 // spends ~0.05 ms of CPU per request on the same two cores as the API and PostgreSQL; wrk, a C
 // event loop, far less, so the phase it drives shows what the API serves when the load costs
 // little (the issue's own figures were taken with wrk).
@@ -35,18 +35,35 @@ function luaString(text: string): string {
   return `[==[${text}]==]`;
 }
 
-/** The script: POSTs the bodies in turn with the headers; prints exact figures when done. */
+/** In a body or a header value, replaced by the request's number (unique within one wrk run). */
+export const WRK_SEQ = '@SEQ@';
+
+/**
+ * The script: POSTs the bodies in turn with the headers, WRK_SEQ in either replaced by the request's
+ * number; prints exact figures when done.
+ */
 function script(options: { path: string; headers: Record<string, string>; bodies: string[] }): string {
   const headers = Object.entries({ 'Content-Type': 'application/json', ...options.headers })
     .map(([name, value]) => `[ ${luaString(name)} ] = ${luaString(value)}`)
     .join(', ');
+  const numbered =
+    options.bodies.some((body) => body.includes(WRK_SEQ)) ||
+    Object.values(options.headers).some((value) => value.includes(WRK_SEQ));
+  const request = numbered
+    ? `
+  local seq = tostring(i)
+  local h = {}
+  for name, value in pairs(headers) do h[name] = (string.gsub(value, "${WRK_SEQ}", seq)) end
+  local body = (string.gsub(bodies[(i % #bodies) + 1], "${WRK_SEQ}", seq))
+  return wrk.format("POST", ${luaString(options.path)}, h, body)`
+    : `
+  return wrk.format("POST", ${luaString(options.path)}, headers, bodies[(i % #bodies) + 1])`;
   return `
 local bodies = { ${options.bodies.map(luaString).join(',\n')} }
 local headers = { ${headers} }
 local i = 0
 request = function()
-  i = i + 1
-  return wrk.format("POST", ${luaString(options.path)}, headers, bodies[(i % #bodies) + 1])
+  i = i + 1${request}
 end
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -59,7 +76,7 @@ end
 
 /**
  * Runs wrk against 127.0.0.1:`port` for `seconds` with `connections` connections on one thread,
- * POSTing the bodies in turn, and returns what it measured.
+ * POSTing the bodies in turn (WRK_SEQ numbered), and returns what it measured.
  */
 export async function runWrk(options: {
   port: number;
@@ -71,7 +88,7 @@ export async function runWrk(options: {
 }): Promise<WrkResult> {
   const dir = mkdtempSync(path.join(tmpdir(), 'bench-wrk-'));
   try {
-    const file = path.join(dir, 'resolve.lua');
+    const file = path.join(dir, 'load.lua');
     writeFileSync(file, script(options));
     const args = [
       '-t1',
