@@ -20,14 +20,15 @@ import { seedMerchant } from './lib/seed.js';
 // function move by half from one minute to the next on a shared machine; callgrind counts
 // instructions, which stay within 1% whatever else runs. A PostgreSQL cluster of its own (the
 // server binaries of the OS package, e.g. Debian's `postgresql`; BENCH_PG_BIN to choose) is
-// migrated and seeded like the bench's (2,000 customers), given a first round of purchases and
-// ANALYZE, stopped, and `postgres --single` runs
+// migrated and seeded like the bench's (2,000 customers), given a first round of purchases, 64
+// regulars with 100 purchases each and ANALYZE, stopped, and `postgres --single` runs
 // under `valgrind --tool=callgrind` on files of BENCH_SQL_CALLS lines, one transaction each:
 // `loyalty_commit_purchase` with the payload the API sends for a purchase by customer id
 // (earn-only, then with a redeem of 5 points), and the same lines building the payload without the
 // call, whose count is subtracted; then the same commits 16 to a transaction through
-// `loyalty_commit_purchases`, as group commit sends them under load. Prints the instructions per
-// commit, two runs of each.
+// `loyalty_commit_purchases`, as group commit sends them under load; then a resolve's customer read
+// (`loyalty_customer_state` by id, a merchant without tiers). Prints the instructions per call, two
+// runs of each.
 // docs/performance.md, "CHECK constraints as domains", has the figures and how to read a profile
 // (BENCH_SQL_KEEP=1 keeps the callgrind files for callgrind_annotate).
 
@@ -37,6 +38,9 @@ if (!Number.isInteger(CALLS) || CALLS < 10)
 const CUSTOMERS = 2_000;
 /** Commits per transaction in the group-commit rows: GROUP_COMMIT_MAX_BATCH's default. */
 const BATCH = 16;
+/** Customers with many purchases, and how many each (see the warm-up). */
+const REGULARS = 64;
+const REGULAR_PURCHASES = 100;
 
 /** The newest server binaries of the OS's PostgreSQL packages, or BENCH_PG_BIN. */
 function pgBin(): string {
@@ -82,10 +86,12 @@ function lines(options: {
   redeem: number;
   call: boolean;
   batch?: number;
+  /** Commits in all (CALLS). */
+  count?: number;
 }) {
   const next = numbers(42);
   const payloads: string[] = [];
-  for (let k = 0; k < CALLS; k++) {
+  for (let k = 0; k < (options.count ?? CALLS); k++) {
     const customer = options.customers[next() % options.customers.length];
     const total = 1_000 + (next() % 49_000);
     const earn = Math.floor(total / 2_000);
@@ -107,6 +113,21 @@ function lines(options: {
     const arg = batch === 1 ? group[0] : `jsonb_build_array(${group.join(', ')})`;
     const call = batch === 1 ? 'loyalty_commit_purchase' : 'loyalty_commit_purchases';
     out.push(options.call ? `select ${call}(${arg}) is not null;` : `select length(${arg}::text) > 0;`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+/** One line per transaction: a resolve's customer read by id (or, with `call` false, its arguments). */
+function resolveLines(options: { merchantId: string; customers: string[]; call: boolean }): string {
+  const next = numbers(7);
+  const out: string[] = [];
+  for (let k = 0; k < CALLS; k++) {
+    const args = `'${options.merchantId}'::uuid, '${options.customers[next() % options.customers.length]}'::uuid`;
+    out.push(
+      options.call
+        ? `select count(*) from loyalty_customer_state(${args}, null, null, null);`
+        : `select count(*) from (select ${args}) x;`,
+    );
   }
   return `${out.join('\n')}\n`;
 }
@@ -150,12 +171,19 @@ async function main(): Promise<void> {
       customers: merchant.customerIds,
     };
     // A database past its first minute: purchases exist and the planner has their statistics (a plan
-    // made on an empty table can take any index; docs/performance.md, "Plans made on an empty table").
-    for (const line of lines({ ...base, redeem: 0, call: true })
-      .trim()
-      .split('\n')) {
-      await db.executeQuery(CompiledQuery.raw(line));
-    }
+    // made on an empty table can take any index; docs/performance.md, "Plans made on an empty table"),
+    // and, as in any café, regulars: REGULARS customers with REGULAR_PURCHASES purchases each, whom
+    // the statistics list as the most common values (docs/performance.md, "Plans for regulars").
+    const regulars = merchant.customerIds.slice(0, REGULARS);
+    const warmUp = [
+      ...lines({ ...base, redeem: 0, call: true })
+        .trim()
+        .split('\n'),
+      ...lines({ ...base, customers: regulars, redeem: 0, call: true, count: REGULARS * REGULAR_PURCHASES })
+        .trim()
+        .split('\n'),
+    ];
+    for (const line of warmUp) await db.executeQuery(CompiledQuery.raw(line));
     await db.executeQuery(CompiledQuery.raw('analyze'));
     await db.destroy();
     run(path.join(bin, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop']);
@@ -184,14 +212,18 @@ async function main(): Promise<void> {
       (count(name, lines({ ...base, redeem, call: true, batch })) - (batch === 1 ? driver : batchDriver)) /
       CALLS;
     const grouped = `in transactions of ${BATCH} (group commit)`;
+    const resolveDriver = count('payload-resolve', resolveLines({ ...base, call: false }));
+    const perResolve = (name: string) =>
+      (count(name, resolveLines({ ...base, call: true })) - resolveDriver) / CALLS;
     const rows = [
       ['earn-only', perCommit('earn1', 0), perCommit('earn2', 0)],
       ['with a redeem of 5 points', perCommit('redeem1', 5), perCommit('redeem2', 5)],
       [`earn-only, ${grouped}`, perCommit('earn-batch1', 0, BATCH), perCommit('earn-batch2', 0, BATCH)],
       [`redeem, ${grouped}`, perCommit('redeem-batch1', 5, BATCH), perCommit('redeem-batch2', 5, BATCH)],
+      ['resolve: the customer read by id (no tiers)', perResolve('resolve1'), perResolve('resolve2')],
     ] as const;
     console.log(
-      `\ninstructions per commit (payload building subtracted: ${Math.round(driver / CALLS)} per commit)`,
+      `\ninstructions per call (payload building subtracted: ${Math.round(driver / CALLS)} per commit)`,
     );
     for (const [name, a, b] of rows) {
       console.log(`  ${name.padEnd(52)} ${(a / 1e6).toFixed(3)} M   again ${(b / 1e6).toFixed(3)} M`);
