@@ -1,7 +1,8 @@
 -- Manual adjustment (positive: a new lot; negative: taken from available, never below zero).
+-- One generic plan per connection for its lookups by key (see loyalty_customer_state).
 create or replace function loyalty_adjust_points(p_merchant uuid, p_customer uuid, p_points bigint, p_reason text,
   p_lifetime_days integer) returns jsonb
-language plpgsql as $fn$
+language plpgsql set plan_cache_mode = force_generic_plan as $fn$
 declare
   v_available bigint;
 begin

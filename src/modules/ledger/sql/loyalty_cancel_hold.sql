@@ -2,8 +2,9 @@
 -- Idempotent: a hold already cancelled, or expired (its points are back already), answers as it
 -- is; a committed one cannot be cancelled (hold_not_active: refund its purchase instead).
 -- Lock order: balance row -> lots -> holds (the hold's customer never changes, so it is read first).
+-- One generic plan per connection for its lookups by key (see loyalty_customer_state).
 create or replace function loyalty_cancel_hold(p jsonb) returns jsonb
-language plpgsql as $fn$
+language plpgsql set plan_cache_mode = force_generic_plan as $fn$
 declare
   v_merchant uuid := (p->>'merchantId')::uuid;
   v_hold_id uuid := (p->>'holdId')::uuid;

@@ -11,8 +11,9 @@
 -- Idempotency-Key and the balance of the answer, so a replay needs no record of its own), the earned
 -- lot, its ledger entry and the outbox event. docs/performance.md has the WAL this costs. Campaign
 -- points add their lots, the balance and the purchase row's totals once they are granted.
+-- One generic plan per connection for its lookups by key (see loyalty_customer_state).
 create or replace function loyalty_commit_purchase(p jsonb) returns jsonb
-language plpgsql as $fn$
+language plpgsql set plan_cache_mode = force_generic_plan as $fn$
 declare
   v_merchant uuid := (p->>'merchantId')::uuid;
   v_customer uuid := (p->>'customerId')::uuid;

@@ -5,8 +5,9 @@
 -- entry out of available with a move per lot: the reservation) and enter held (a 'hold' entry in
 -- held). Writes hold.created and the Idempotency-Key record (idempotency_keys), like a refund.
 -- Lock order: balance row -> that customer's lots -> holds.
+-- One generic plan per connection for its lookups by key (see loyalty_customer_state).
 create or replace function loyalty_create_hold(p jsonb) returns jsonb
-language plpgsql as $fn$
+language plpgsql set plan_cache_mode = force_generic_plan as $fn$
 declare
   v_merchant uuid := (p->>'merchantId')::uuid;
   v_customer uuid := (p->>'customerId')::uuid;

@@ -11,8 +11,9 @@
 --    below zero; the shortfall is unrecovered and settled later (loyalty_settle_debts,
 --    loyalty_land_points).
 -- Lock order: balance row -> purchase rows -> that customer's lots.
+-- One generic plan per connection for its lookups by key (see loyalty_customer_state).
 create or replace function loyalty_refund_purchase(p jsonb) returns jsonb
-language plpgsql as $fn$
+language plpgsql set plan_cache_mode = force_generic_plan as $fn$
 declare
   v_merchant uuid := (p->>'merchantId')::uuid;
   v_customer uuid;
