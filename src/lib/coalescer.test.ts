@@ -104,4 +104,30 @@ describe('Coalescer', () => {
     expect(calls).toEqual([['a'], ['b'], ['c', 'd']]);
     await expect(Promise.all(answers)).resolves.toEqual(['A', 'B', 'C', 'D']);
   });
+
+  it('with keyOf, runs no two batches with a key in common at once, and keeps the order of a key', async () => {
+    const { operation, calls, releaseAll } = recording();
+    const coalescer = new Coalescer(operation, {
+      maxBatch: 8,
+      inFlight: 2,
+      keyOf: (item: string) => item.slice(0, 1),
+    });
+    const answers = ['a1', 'a2', 'b1', 'a3', 'c1'].map((item) => coalescer.run(item));
+    // a2 waits for a1 although a slot is free, and b1 takes that slot.
+    expect(calls).toEqual([['a1'], ['b1']]);
+    await releaseAll();
+    expect(calls.flat().filter((item) => item.startsWith('a'))).toEqual(['a1', 'a2', 'a3']);
+    expect(calls.flat().sort()).toEqual(['a1', 'a2', 'a3', 'b1', 'c1']);
+    await expect(Promise.all(answers)).resolves.toEqual(['A1', 'A2', 'B1', 'A3', 'C1']);
+  });
+
+  it('with keyOf, starts the waiting calls of a key once the batch that held it ends', async () => {
+    const { operation, calls, releaseAll } = recording();
+    const coalescer = new Coalescer(operation, { maxBatch: 8, inFlight: 2, keyOf: () => 'same' });
+    const answers = ['x', 'y', 'z'].map((item) => coalescer.run(item));
+    expect(calls).toEqual([['x']]);
+    await releaseAll();
+    expect(calls).toEqual([['x'], ['y', 'z']]);
+    await expect(Promise.all(answers)).resolves.toEqual(['X', 'Y', 'Z']);
+  });
 });

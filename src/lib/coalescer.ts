@@ -3,6 +3,10 @@
 // while every slot is busy queue and, when a slot frees, run together (`many`, at most `maxBatch`).
 // Every call is answered with its own outcome: `many` gives one per item, in the order given, and
 // if it throws as a whole, every item of that batch fails with its error.
+// With `keyOf`, batches that run at the same time hold no key in common: a call whose key is in a
+// running batch waits for the next one (calls of one key keep their order). For group commit the key
+// is the customer, whose balance row a batch locks until it commits: a second batch with that
+// customer would only wait for the first's lock and flush, and leave a core idle meanwhile.
 //
 // Group commit (ledger.batcher.ts) and the batched reads of the POS hot path (integration.reads.ts)
 // are built on it: one round trip and, for writes, one WAL flush for many requests.
@@ -22,6 +26,11 @@ export interface CoalescerOptions {
   inFlight: number;
 }
 
+/** The options of a Coalescer whose items have keys (see the note above). */
+export interface KeyedCoalescerOptions<I> extends CoalescerOptions {
+  keyOf?: (item: I) => string;
+}
+
 interface Waiting<I, O> {
   item: I;
   resolve: (value: O) => void;
@@ -32,10 +41,12 @@ interface Waiting<I, O> {
 export class Coalescer<I, O> {
   private readonly queue: Waiting<I, O>[] = [];
   private running = 0;
+  /** Keys of the running batches, with how many of their items hold each. */
+  private readonly busy = new Map<string, number>();
 
   constructor(
     private readonly operation: CoalescedOperation<I, O>,
-    private readonly options: CoalescerOptions,
+    private readonly options: KeyedCoalescerOptions<I>,
   ) {}
 
   /** Runs the operation for `item`, alone or with concurrent calls; resolves with its own outcome. */
@@ -48,13 +59,36 @@ export class Coalescer<I, O> {
 
   private startBatches(): void {
     while (this.running < this.options.inFlight && this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.options.maxBatch);
+      const batch = this.take();
+      // Every waiting call's key is in a running batch: the next to end starts them.
+      if (batch.length === 0) return;
+      const keys = this.options.keyOf ? batch.map((waiting) => this.options.keyOf?.(waiting.item) ?? '') : [];
+      for (const key of keys) this.busy.set(key, (this.busy.get(key) ?? 0) + 1);
       this.running += 1;
       void this.runBatch(batch).finally(() => {
+        for (const key of keys) {
+          const left = (this.busy.get(key) ?? 1) - 1;
+          if (left > 0) this.busy.set(key, left);
+          else this.busy.delete(key);
+        }
         this.running -= 1;
         this.startBatches();
       });
     }
+  }
+
+  /** The next batch: the first waiting calls, up to maxBatch, whose keys no running batch holds. */
+  private take(): Waiting<I, O>[] {
+    const { keyOf, maxBatch } = this.options;
+    if (!keyOf || this.busy.size === 0) return this.queue.splice(0, maxBatch);
+    const batch: Waiting<I, O>[] = [];
+    const left: Waiting<I, O>[] = [];
+    for (const waiting of this.queue) {
+      if (batch.length < maxBatch && !this.busy.has(keyOf(waiting.item))) batch.push(waiting);
+      else left.push(waiting);
+    }
+    this.queue.splice(0, this.queue.length, ...left);
+    return batch;
   }
 
   private async runBatch(batch: Waiting<I, O>[]): Promise<void> {

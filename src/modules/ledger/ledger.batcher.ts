@@ -11,7 +11,8 @@ import { callLedger } from './ledger.service.js';
 // one WAL flush. Each caller is answered after its batch committed. The SQL function runs each item
 // in its own subtransaction, so one failing item (insufficient points, a duplicate orderId) fails
 // alone with the error it would have had alone, and it locks customers in id order, so parallel
-// batches on the same customers cannot deadlock.
+// batches on the same customers cannot deadlock (other API processes' batches may hold them); within
+// this process, batches that run at once have no customer in common (the Coalescer's keyOf).
 
 /** What one item of a batch failed with: the fields of a pg error that toAppError reads. */
 interface ItemFailure {
@@ -41,22 +42,26 @@ class BatchItemError extends Error {
   }
 }
 
+/** The argument of loyalty_commit_purchase, as far as the batcher reads it. */
+type CommitPayload = { customerId: string };
+
 /** Runs loyalty_commit_purchase calls of concurrent requests together (see the note above). */
 export class CommitBatcher {
-  private readonly coalescer: Coalescer<object, unknown>;
+  private readonly coalescer: Coalescer<CommitPayload, unknown>;
 
   constructor(db: Database, options: CoalescerOptions) {
-    this.coalescer = new Coalescer<object, unknown>(
+    this.coalescer = new Coalescer<CommitPayload, unknown>(
       {
         one: (payload) => callLedger(db, 'loyalty_commit_purchase', payload),
         many: (payloads) => commitMany(db, payloads),
       },
-      options,
+      // Two batches at once never share a customer: the second would wait for the first's lock.
+      { ...options, keyOf: (payload) => payload.customerId },
     );
   }
 
   /** Commits one purchase (the argument of loyalty_commit_purchase); resolves once it committed. */
-  commit<T>(payload: object): Promise<T> {
+  commit<T>(payload: CommitPayload): Promise<T> {
     return this.coalescer.run(payload) as Promise<T>;
   }
 }
