@@ -22,6 +22,18 @@ declare
   v_pending_days integer := (p->>'pendingDays')::integer;
   v_lifetime integer := (p->>'lifetimeDays')::integer;
   v_is_pending boolean := (p->>'pendingDays')::integer > 0;
+  -- The payload's figures as typed variables: the statements below then take them as parameters,
+  -- where a cast in a statement is set up again for every execution (a variable's expression once
+  -- per transaction: once for all the purchases of a group commit).
+  v_order text := p->>'orderId';
+  v_total bigint := (p->>'total')::bigint;
+  v_eligible bigint := (p->>'eligibleAmount')::bigint;
+  v_discount bigint := (p->>'discount')::bigint;
+  v_rate integer := (p->>'earnRateBp')::integer;
+  v_outlet uuid := (p->>'outletId')::uuid;
+  v_device uuid := (p->>'deviceId')::uuid;
+  v_manager uuid := (p->>'managerId')::uuid;
+  v_key text := p->>'idempotencyKey';
   v_purchase uuid := loyalty_uuidv7();
   v_available bigint;
   v_pending bigint;
@@ -33,7 +45,7 @@ declare
   v_bonus bigint;
   v_result jsonb;
 begin
-  v_result := loyalty_idempotency_begin(v_merchant, p->>'idempotencyKey', p->>'requestHash');
+  v_result := loyalty_idempotency_begin(v_merchant, v_key, p->>'requestHash');
   if v_result is not null then return v_result; end if;
 
   if v_redeem = 0 then
@@ -97,12 +109,11 @@ begin
                          eligible_amount, discount, earned_points, redeemed_points, earn_rate_bp, tier, receipt,
                          line_eligible, idempotency_key, request_hash, balance_available, balance_pending,
                          earn_breakdown, balance_held)
-  values (v_purchase, v_merchant, v_customer, p->>'orderId', (p->>'outletId')::uuid, (p->>'deviceId')::uuid,
-          (p->>'managerId')::uuid, (p->>'total')::bigint, (p->>'eligibleAmount')::bigint,
-          (p->>'discount')::bigint, v_earn, v_redeem, (p->>'earnRateBp')::integer, p->>'tier', p->'receipt',
+  values (v_purchase, v_merchant, v_customer, v_order, v_outlet, v_device, v_manager, v_total, v_eligible,
+          v_discount, v_earn, v_redeem, v_rate, p->>'tier', p->'receipt',
           case when jsonb_typeof(p->'lineEligible') = 'array'
                then array(select jsonb_array_elements_text(p->'lineEligible')::boolean) end,
-          p->>'idempotencyKey', case when p->>'idempotencyKey' is not null then p->>'requestHash' end,
+          v_key, case when v_key is not null then p->>'requestHash' end,
           v_available, v_pending,
           case when jsonb_typeof(p->'earnBreakdown') = 'array' then p->'earnBreakdown' end, v_held)
   returning * into v_row;
@@ -163,8 +174,8 @@ begin
 
   insert into outbox_events (merchant_id, type, payload)
   values (v_merchant, 'purchase.committed', jsonb_build_object(
-    'purchaseId', v_purchase, 'orderId', p->>'orderId', 'customerId', v_customer,
-    'total', (p->>'total')::bigint, 'earnedPoints', v_earn, 'redeemedPoints', v_redeem,
+    'purchaseId', v_purchase, 'orderId', v_order, 'customerId', v_customer,
+    'total', v_total, 'earnedPoints', v_earn, 'redeemedPoints', v_redeem,
     'pendingPoints', case when v_is_pending then v_earn else 0 end,
     'balance', v_result->'balance', 'outletId', p->>'outletId', 'occurredAt', v_result->'purchase'->'createdAt'));
   return v_result;
