@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.js';
 import { createTestCustomer, createTestMerchant } from '../../test/helpers/factories.js';
 import { DOMAINS } from './migrations/0025_domain_checks.js';
+import { PURCHASE_AMOUNTS } from './migrations/0027_purchase_amounts.js';
 
 // The write path's one-column checks live on domains (migration 0025): each column takes its
 // domain, the domain refuses what the table's CHECK refused, and no table CHECK is left to parse
@@ -81,5 +82,35 @@ describe('the write path checks as domains', () => {
       sql`insert into ledger_entries (merchant_id, customer_id, kind, bucket, points)
           values (${merchant.merchantId}, ${customerId}, 'earn', 'available', 0)`.execute(t.db),
     ).rejects.toMatchObject({ code: '23514' });
+  });
+
+  it("the purchase's amounts take loyalty_amount, and their checks keep only the comparison (0027)", async () => {
+    const merchant = await createTestMerchant(t.db);
+    const { customerId } = await createTestCustomer(t.db, { merchant });
+    const { rows } = await sql<{ id: string }>`
+      select (loyalty_commit_purchase(jsonb_build_object('merchantId', ${merchant.merchantId}::uuid,
+        'customerId', ${customerId}::uuid, 'orderId', 'amounts-1', 'total', 1000, 'eligibleAmount', 1000,
+        'discount', 0, 'earnPoints', 1, 'redeemPoints', 0, 'earnRateBp', 500,
+        'receipt', jsonb_build_object('total', 1000), 'pendingDays', 0))->'purchase'->>'id') as id`.execute(
+      t.db,
+    );
+    const id = rows[0]?.id;
+    expect(id).toBeDefined();
+    for (const { column, constraint } of PURCHASE_AMOUNTS) {
+      const { rows: found } = await sql<{ type: string; definition: string }>`
+        select format_type(a.atttypid, a.atttypmod) as type,
+          (select pg_get_constraintdef(c.oid) from pg_constraint c
+           where c.conrelid = a.attrelid and c.conname = ${constraint}) as definition
+        from pg_attribute a where a.attrelid = 'purchases'::regclass and a.attname = ${column}`.execute(t.db);
+      expect(found[0]?.type, column).toBe('loyalty_amount');
+      expect(found[0]?.definition, constraint).not.toContain('>= 0');
+      expect(found[0]?.definition, constraint).toContain('<=');
+      for (const value of ['-1', '1001']) {
+        await expect(
+          sql.raw(`update purchases set ${column} = ${value} where id = '${id}'`).execute(t.db),
+          `${column} = ${value}`,
+        ).rejects.toMatchObject({ code: '23514' });
+      }
+    }
   });
 });
