@@ -511,3 +511,25 @@ describe('runOncePerTick', () => {
     }
   });
 });
+
+describe('runOncePerTick on a session pool of two connections (DATABASE_DIRECT_URL)', () => {
+  it('runs two jobs of the same tick at once without waiting for a third connection', async () => {
+    // The worker's session pool behind a transaction pooler has two connections: each job's run holds
+    // one for its advisory lock, so its claim must not need another.
+    const session = createDatabase({ connectionString: t.url, max: 2 });
+    try {
+      const tick = new Date('2026-01-01T11:00:00Z');
+      const started = Date.now();
+      const ran = await Promise.all(
+        ['test:pair-a', 'test:pair-b'].map((name) =>
+          runOncePerTick(session.db, { name, scheduledAt: tick, workerId: 'a' }, async () => {}),
+        ),
+      );
+      expect(ran).toEqual([true, true]);
+      // The pool's connection timeout is 5 s: a run that waited for a connection took that long.
+      expect(Date.now() - started).toBeLessThan(2_000);
+    } finally {
+      await session.db.destroy();
+    }
+  });
+});

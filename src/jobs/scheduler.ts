@@ -23,9 +23,15 @@ function lockKey(name: string): bigint {
 
 /**
  * Runs `fn` only if no other process holds the job's advisory lock (so one replica runs each job);
- * returns false when the lock was taken. The session lock lives on one reserved connection.
+ * returns false when the lock was taken. The session lock lives on one reserved connection, which
+ * `fn` gets for its own bookkeeping: asking the pool for another while holding this one can wait for
+ * ever when other jobs hold the rest (the session pool behind a transaction pooler has two).
  */
-export async function runExclusive(db: Database, name: string, fn: () => Promise<unknown>): Promise<boolean> {
+export async function runExclusive(
+  db: Database,
+  name: string,
+  fn: (session: Database) => Promise<unknown>,
+): Promise<boolean> {
   return db.connection().execute(async (conn) => {
     const key = lockKey(name).toString();
     const { rows } = await sql<{ ok: boolean }>`select pg_try_advisory_lock(${key}::bigint) as ok`.execute(
@@ -33,7 +39,7 @@ export async function runExclusive(db: Database, name: string, fn: () => Promise
     );
     if (!rows[0]?.ok) return false;
     try {
-      await fn();
+      await fn(conn);
       return true;
     } finally {
       await sql`select pg_advisory_unlock(${key}::bigint)`.execute(conn);
@@ -43,7 +49,7 @@ export async function runExclusive(db: Database, name: string, fn: () => Promise
 
 /**
  * Runs `fn` for one tick of a job's schedule, once across every process: under the job's advisory
- * lock (no two runs overlap) it claims the tick in `job_runs`; a process whose timer fires after
+ * lock (no two runs overlap) it claims the tick in `job_runs` (on the lock's own connection); a process whose timer fires after
  * another one has claimed the tick (even one that has already finished) does not run it again.
  * Returns false when the lock was taken or the tick already claimed. The outcome is recorded on the
  * claim (`finished_at`, `error`); a failed run is not retried for its tick.
@@ -54,8 +60,8 @@ export async function runOncePerTick(
   fn: () => Promise<unknown>,
 ): Promise<boolean> {
   let claimed = false;
-  const ran = await runExclusive(db, job.name, async () => {
-    const claim = await db
+  const ran = await runExclusive(db, job.name, async (session) => {
+    const claim = await session
       .insertInto('job_runs')
       .values({ job: job.name, scheduled_at: job.scheduledAt, worker_id: job.workerId })
       .onConflict((oc) => oc.columns(['job', 'scheduled_at']).doNothing())
@@ -70,7 +76,7 @@ export async function runOncePerTick(
       error = String(err instanceof Error ? err.message : err).slice(0, 1000);
       throw err;
     } finally {
-      await db
+      await session
         .updateTable('job_runs')
         .set({ finished_at: sql<Date>`now()`, error })
         .where('job', '=', job.name)
