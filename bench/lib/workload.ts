@@ -53,10 +53,11 @@ export class Workload {
    * ends in WRK_SEQ, which wrk numbers per request (the Idempotency-Key header does the same).
    */
   wrkEarnOnly(phase: string, customers: number): string {
-    const id =
-      this.merchant.customerIds[randomInt(0, Math.min(customers, this.merchant.customerIds.length) - 1)];
+    const ids = this.merchant.customerIds.slice(0, customers);
+    const id = ids[randomInt(0, ids.length - 1)];
+    if (id === undefined) throw new Error('no customers seeded');
     const body: CommitPurchaseBody = {
-      customer: { customerId: id ?? this.randomCustomer() },
+      customer: { customerId: id },
       receipt: { total: randomInt(MIN_TOTAL, MAX_TOTAL) },
       outletId: this.merchant.outletId,
       orderId: `${this.runId}-${phase}-${WRK_SEQ}`,

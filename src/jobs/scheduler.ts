@@ -49,8 +49,9 @@ export async function runExclusive(
 
 /**
  * Runs `fn` for one tick of a job's schedule, once across every process: under the job's advisory
- * lock (no two runs overlap) it claims the tick in `job_runs` (on the lock's own connection); a process whose timer fires after
- * another one has claimed the tick (even one that has already finished) does not run it again.
+ * lock (no two runs overlap) it claims the tick in `job_runs`, on the lock's own connection; a
+ * process whose timer fires after another one has claimed the tick (even one that has already
+ * finished) does not run it again.
  * Returns false when the lock was taken or the tick already claimed. The outcome is recorded on the
  * claim (`finished_at`, `error`); a failed run is not retried for its tick.
  */

@@ -41,8 +41,8 @@ interface Waiting<I, O> {
 export class Coalescer<I, O> {
   private readonly queue: Waiting<I, O>[] = [];
   private running = 0;
-  /** Keys of the running batches, with how many of their items hold each. */
-  private readonly busy = new Map<string, number>();
+  /** Keys of the running batches. */
+  private readonly busy = new Set<string>();
 
   constructor(
     private readonly operation: CoalescedOperation<I, O>,
@@ -62,15 +62,13 @@ export class Coalescer<I, O> {
       const batch = this.take();
       // Every waiting call's key is in a running batch: the next to end starts them.
       if (batch.length === 0) return;
-      const keys = this.options.keyOf ? batch.map((waiting) => this.options.keyOf?.(waiting.item) ?? '') : [];
-      for (const key of keys) this.busy.set(key, (this.busy.get(key) ?? 0) + 1);
+      const { keyOf } = this.options;
+      // No other running batch holds these keys (take), so this batch's end frees them all.
+      const keys = keyOf ? batch.map((waiting) => keyOf(waiting.item)) : [];
+      for (const key of keys) this.busy.add(key);
       this.running += 1;
       void this.runBatch(batch).finally(() => {
-        for (const key of keys) {
-          const left = (this.busy.get(key) ?? 1) - 1;
-          if (left > 0) this.busy.set(key, left);
-          else this.busy.delete(key);
-        }
+        for (const key of keys) this.busy.delete(key);
         this.running -= 1;
         this.startBatches();
       });
