@@ -206,36 +206,44 @@ describe('group commit', () => {
     expect(seen).toEqual(customers.map(() => true));
   });
 
-  it('runs parallel batches over the same customers in any order without a deadlock', {
-    timeout: 120_000,
-  }, async () => {
-    // Four slots, batches of up to 8, every batch naming the same customers in a different order:
-    // they lock in customer id order, so they wait for each other but never deadlock.
-    const batcher = new CommitBatcher(t.db, { maxBatch: 8, inFlight: 4 });
-    const customers = await Promise.all(Array.from({ length: 8 }, () => customerWith(10_000)));
-    const rounds = 6;
-    const outcomes = await commitAll(
-      batcher,
-      Array.from({ length: rounds }, (_, round) =>
-        Array.from({ length: 32 }, (_, i) => {
-          const position = round % 2 === 0 ? i : 31 - i;
-          return {
-            customerId: customers[position % customers.length] as string,
-            total: 10_000,
-            redeemPoints: 5,
-          };
-        }),
-      ).flat(),
-    );
-    const failures = outcomes.flatMap((o) => (o.status === 'rejected' ? [String(o.reason)] : []));
-    expect(failures).toEqual([]);
-    const { rows } = await sql<{ n: number }>`
+  // Redeeming (one by one in each batch) and earning only (the set-based part, customers' first items).
+  it.each([
+    { kind: 'redeeming', redeemPoints: 5 },
+    { kind: 'earn-only', redeemPoints: 0 },
+  ])(
+    'runs parallel $kind batches over the same customers in any order without a deadlock',
+    {
+      timeout: 120_000,
+    },
+    async ({ redeemPoints }) => {
+      // Four slots, batches of up to 8, every batch naming the same customers in a different order:
+      // they lock in customer id order, so they wait for each other but never deadlock.
+      const batcher = new CommitBatcher(t.db, { maxBatch: 8, inFlight: 4 });
+      const customers = await Promise.all(Array.from({ length: 8 }, () => customerWith(10_000)));
+      const rounds = 6;
+      const outcomes = await commitAll(
+        batcher,
+        Array.from({ length: rounds }, (_, round) =>
+          Array.from({ length: 32 }, (_, i) => {
+            const position = round % 2 === 0 ? i : 31 - i;
+            return {
+              customerId: customers[position % customers.length] as string,
+              total: 10_000,
+              redeemPoints,
+            };
+          }),
+        ).flat(),
+      );
+      const failures = outcomes.flatMap((o) => (o.status === 'rejected' ? [String(o.reason)] : []));
+      expect(failures).toEqual([]);
+      const { rows } = await sql<{ n: number }>`
       select count(*)::int as n from purchases where customer_id in (${sql.join(customers)})`.execute(t.db);
-    expect(rows[0]?.n).toBe(rounds * 32);
-    expect(await findLedgerViolations(t.db)).toEqual([]);
-    expect(await findProvenanceViolations(t.db)).toEqual([]);
-    expect(await findReferenceViolations(t.db)).toEqual([]);
-  });
+      expect(rows[0]?.n).toBe(rounds * 32);
+      expect(await findLedgerViolations(t.db)).toEqual([]);
+      expect(await findProvenanceViolations(t.db)).toEqual([]);
+      expect(await findReferenceViolations(t.db)).toEqual([]);
+    },
+  );
 });
 
 describe('group commit through the POS API (GROUP_COMMIT=1)', () => {

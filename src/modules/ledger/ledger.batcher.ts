@@ -8,11 +8,12 @@ import { callLedger } from './ledger.service.js';
 // commit that finds a slot free runs at once on its own (loyalty_commit_purchase: no waiting at low
 // load), and commits that arrive while every slot is busy queue and, when a slot frees, run together
 // as one transaction and one round trip (loyalty_commit_purchases, at most `maxBatch`), which share
-// one WAL flush. Each caller is answered after its batch committed. The SQL function runs each item
-// in its own subtransaction, so one failing item (insufficient points, a duplicate orderId) fails
-// alone with the error it would have had alone, and it locks customers in id order, so parallel
-// batches on the same customers cannot deadlock (other API processes' batches may hold them); within
-// this process, batches that run at once have no customer in common (the Coalescer's keyOf).
+// one WAL flush. Each caller is answered after its batch committed. The SQL function locks the
+// batch's customers in id order, so parallel batches on the same customers cannot deadlock (other
+// API processes' batches may hold them; within this process, batches that run at once have no
+// customer in common: the Coalescer's keyOf); commits the plain purchases together, one statement
+// per table; and runs the others each in its own subtransaction, so one failing item (insufficient
+// points, a duplicate orderId) fails alone with the error it would have had alone.
 
 /** What one item of a batch failed with: the fields of a pg error that toAppError reads. */
 interface ItemFailure {

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 // The ledger's stored functions live as SQL source beside this module (./sql/<name>.sql, one
 // `create or replace function` each), so they are read and reviewed where they are used. The
 // migrations that change them install the current files (0006_ledger_provenance, 0011_campaigns, 0012_write_path,
-// 0015_enrollment, 0016_holds, 0017_hot_path, 0022_commit_cpu, 0026_hot_path_cpu);
+// 0015_enrollment, 0016_holds, 0017_hot_path, 0022_commit_cpu, 0026_hot_path_cpu, 0028_set_based_commit);
 // ledger.sql.test.ts checks that the functions in the database equal these files.
 
 /** Every ledger function, in install order (helpers before their callers). */
@@ -35,6 +35,8 @@ export const LEDGER_FUNCTIONS = [
   'loyalty_grant_occasion',
   'loyalty_grant_referral',
   'loyalty_commit_purchase',
+  'loyalty_plain_purchase',
+  'loyalty_commit_plain_purchases',
   'loyalty_commit_purchases',
   'loyalty_refund_purchase',
   'loyalty_adjust_points',

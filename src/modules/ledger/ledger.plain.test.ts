@@ -1,0 +1,422 @@
+import { randomUUID } from 'node:crypto';
+import fc from 'fast-check';
+import { type Kysely, sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db.js';
+import {
+  createTestCampaign,
+  createTestCustomer,
+  createTestMerchant,
+  type TestMerchant,
+} from '../../../test/helpers/factories.js';
+import { addLot, findLedgerViolations } from '../../../test/helpers/ledger.js';
+import type { DB } from '../../db/types.js';
+import { issueCustomerCode } from '../customers/customers.service.js';
+
+// Group commit's set-based part (loyalty_commit_plain_purchases): a batch's plain purchases are
+// committed with one statement per table. Whatever a batch holds, its outcome must be the one of
+// committing its items one by one with loyalty_commit_purchase, each customer's items in the order
+// given: the same answers (or errors) and the same rows. Each case runs both ways in a transaction
+// that is rolled back, on the same data.
+
+let t: TestDatabase;
+let merchant: TestMerchant;
+let campaignId: string;
+/** The customers a generated batch may name, by role. */
+const customers: Record<string, string> = {};
+/** Purchases committed before the batches (their customer, key and payload), to retry in a batch. */
+const earlier = new Map<string, { key: string; payload: Payload }>();
+/** A live one-time code of the `coded` customer. */
+let liveCode: string;
+
+const ROLES = ['plain', 'rich', 'pending', 'due', 'referred', 'coded', 'regular'] as const;
+type Role = (typeof ROLES)[number];
+
+type Payload = Record<string, unknown> & { customerId: string; orderId: string };
+
+beforeAll(async () => {
+  t = await createTestDatabase({ poolMax: 4 });
+  merchant = await createTestMerchant(t.db, { rules: { pointsLifetimeDays: 365 } });
+  for (const role of ROLES) {
+    customers[role] = (
+      await createTestCustomer(t.db, { merchant, points: role === 'rich' ? 5_000 : 0 })
+    ).customerId;
+  }
+  // A lot past its expiry that the expiry job has not reached yet.
+  await addLot(t.db, merchant, customers.due as string, 70, 30);
+  await sql`update point_lots set expires_at = now() - interval '1 hour' where customer_id = ${customers.due}`.execute(
+    t.db,
+  );
+  // A referred customer without purchases: the first one grants the referral points.
+  const referrer = await createTestCustomer(t.db, { merchant });
+  await sql`update customers set referred_by = ${referrer.customerId} where id = ${customers.referred}`.execute(
+    t.db,
+  );
+  await createTestCampaign(t.db, merchant, {
+    kind: 'referral',
+    effect: { referrerPoints: 40, refereePoints: 25 },
+  });
+  campaignId = (await createTestCampaign(t.db, merchant, { kind: 'bonus_points', effect: { points: 15 } }))
+    .id;
+  liveCode = (
+    await issueCustomerCode(t.db, {
+      merchantId: merchant.merchantId,
+      customerId: customers.coded as string,
+      ttlSeconds: 3600,
+    })
+  ).code;
+  // A purchase with an Idempotency-Key, committed before: a batch may retry it.
+  const key = randomUUID();
+  const payload = purchase('regular', { total: 4_000, key });
+  await sql`select loyalty_commit_purchase(${JSON.stringify(payload)}::jsonb)`.execute(t.db);
+  earlier.set(customers.regular as string, { key, payload });
+});
+afterAll(async () => {
+  await t.drop();
+});
+
+interface ItemSpec {
+  role: Role | 'unknown';
+  total: number;
+  redeem: boolean;
+  key: 'none' | 'fresh' | 'retry' | 'reuse' | 'retry-earlier';
+  dupOrder: boolean;
+  code: 'none' | 'live' | 'wrong';
+  campaign: boolean;
+  pendingDays: 0 | 3;
+  lines: boolean;
+}
+
+/** A loyalty_commit_purchase argument, as commitPurchase builds it. */
+function purchase(
+  role: Role | 'unknown',
+  options: {
+    total: number;
+    key?: string;
+    orderId?: string;
+    redeem?: number;
+    code?: string;
+    campaign?: boolean;
+    pendingDays?: number;
+    lines?: boolean;
+  },
+): Payload {
+  const earn = Math.floor(options.total / 100);
+  const breakdown: object[] = [{ source: 'base', campaignId: null, name: 'Base', points: earn }];
+  if (options.campaign) breakdown.push({ source: 'campaign', campaignId, name: 'Bonus', points: 15 });
+  const receipt = options.lines
+    ? {
+        total: options.total,
+        items: [
+          { sku: 'a', amount: options.total - 100 },
+          { sku: 'b', amount: 100 },
+        ],
+      }
+    : { total: options.total };
+  return {
+    merchantId: merchant.merchantId,
+    customerId: role === 'unknown' ? randomUUID() : (customers[role] as string),
+    orderId: options.orderId ?? `order-${randomUUID()}`,
+    code: options.code ?? null,
+    idempotencyKey: options.key ?? null,
+    requestHash: options.key ? `hash-${options.total}-${options.redeem ?? 0}` : null,
+    outletId: merchant.outletId,
+    deviceId: merchant.deviceId,
+    managerId: null,
+    total: options.total,
+    eligibleAmount: options.total,
+    discount: options.redeem ?? 0,
+    earnPoints: earn,
+    earnBreakdown: breakdown,
+    redeemPoints: options.redeem ?? 0,
+    earnRateBp: 100,
+    tier: null,
+    receipt,
+    lineEligible: options.lines ? [true, false] : null,
+    pendingDays: options.pendingDays ?? 0,
+    lifetimeDays: 365,
+    holdId: null,
+  };
+}
+
+/** The batch's payloads: retries and reused keys or orderIds refer to the previous item of the customer. */
+function payloadsOf(specs: ItemSpec[]): Payload[] {
+  const last = new Map<string, Payload>();
+  return specs.map((spec) => {
+    const previous = spec.role === 'unknown' ? undefined : last.get(spec.role);
+    let payload: Payload;
+    if (spec.key === 'retry' && previous?.idempotencyKey) {
+      payload = previous;
+    } else if (spec.key === 'retry-earlier' && spec.role === 'regular') {
+      payload = (earlier.get(customers.regular as string) as { payload: Payload }).payload;
+    } else {
+      payload = purchase(spec.role, {
+        total: spec.total,
+        key:
+          spec.key === 'reuse' && typeof previous?.idempotencyKey === 'string'
+            ? previous.idempotencyKey
+            : spec.key === 'none'
+              ? undefined
+              : randomUUID(),
+        orderId: spec.dupOrder && previous ? previous.orderId : undefined,
+        redeem: spec.redeem ? Math.min(spec.role === 'rich' ? 300 : 10, spec.total) : 0,
+        code: spec.code === 'live' ? liveCode : spec.code === 'wrong' ? '000000' : undefined,
+        campaign: spec.campaign,
+        pendingDays: spec.pendingDays,
+        lines: spec.lines,
+      });
+    }
+    if (spec.role !== 'unknown') last.set(spec.role, payload);
+    return payload;
+  });
+}
+
+const itemSpec: fc.Arbitrary<ItemSpec> = fc.record({
+  role: fc.constantFrom<Role | 'unknown'>(...ROLES, 'unknown'),
+  total: fc.integer({ min: 100, max: 50_000 }),
+  redeem: fc.constantFrom(false, false, false, true),
+  key: fc.constantFrom<ItemSpec['key']>('none', 'fresh', 'fresh', 'retry', 'reuse', 'retry-earlier'),
+  dupOrder: fc.constantFrom(false, false, false, false, true),
+  code: fc.constantFrom<ItemSpec['code']>('none', 'none', 'none', 'live', 'wrong'),
+  campaign: fc.constantFrom(false, false, true),
+  pendingDays: fc.constantFrom<0 | 3>(0, 0, 3),
+  lines: fc.boolean(),
+});
+
+interface Outcome {
+  answers: unknown[];
+  rows: Record<string, string[]>;
+  /** Calls of loyalty_commit_purchase in the transaction that returned (a call that raised is not counted). */
+  singleCommits: number;
+}
+
+/** Runs `work` in a transaction that is rolled back, and what it left: answers by item, rows, calls. */
+async function inRolledBack(work: (db: Kysely<DB>) => Promise<unknown[]>): Promise<Outcome> {
+  return t.db.connection().execute(async (db) => {
+    await sql`begin`.execute(db);
+    try {
+      await sql`set local track_functions = 'pl'`.execute(db);
+      // Counted since the statistics were last sent, which is not at every transaction: a difference.
+      const before = await singleCommitCalls(db);
+      const answers = await work(db);
+      const rows = await snapshot(db);
+      const singleCommits = (await singleCommitCalls(db)) - before;
+      return { answers: normalise(answers), rows, singleCommits };
+    } finally {
+      await sql`rollback`.execute(db);
+    }
+  });
+}
+
+async function singleCommitCalls(db: Kysely<DB>): Promise<number> {
+  const { rows } = await sql<{ n: number }>`
+    select coalesce(pg_stat_get_xact_function_calls('loyalty_commit_purchase'::regproc), 0)::int as n`.execute(
+    db,
+  );
+  return rows[0]?.n ?? 0;
+}
+
+/** Everything the transaction wrote, without ids and times (relative to now() where they matter). */
+async function snapshot(db: Kysely<DB>): Promise<Record<string, string[]>> {
+  const queries = {
+    balances: sql`select customer_id, available, pending, held from balances where merchant_id = ${merchant.merchantId}`,
+    purchases: sql`
+      select p.customer_id, p.order_id, p.outlet_id, p.device_id, p.manager_id, p.total, p.eligible_amount,
+             p.discount, p.earned_points, p.redeemed_points, p.earn_rate_bp, p.tier, p.receipt, p.line_eligible,
+             p.earn_breakdown, p.idempotency_key, p.request_hash, p.balance_available, p.balance_pending,
+             p.balance_held, p.status, p.refunded_amount
+      from purchases p where p.created_at = now()`,
+    lots: sql`
+      select l.customer_id, l.source, (select order_id from purchases where id = l.purchase_id) as order_id,
+             l.points, l.remaining, l.state,
+             case when l.created_at = now() then (l.available_at - now())::text else l.available_at::text end as available,
+             case when l.created_at = now() then (l.expires_at - now())::text else l.expires_at::text end as expires,
+             l.campaign_id
+      from point_lots l where l.merchant_id = ${merchant.merchantId}`,
+    entries: sql`
+      select e.customer_id, e.kind, e.bucket, e.points, (select order_id from purchases where id = e.purchase_id) as order_id,
+             (select points || '/' || source from point_lots where id = e.lot_id) as lot, e.reason
+      from ledger_entries e where e.created_at = now()`,
+    events: sql`
+      select o.merchant_id, o.type, o.payload - 'purchaseId' - 'occurredAt' - 'expiresAt' as payload,
+             -- A granted lot's expiry is taken from the clock: to the minute.
+             round(extract(epoch from (o.payload->>'expiresAt')::timestamptz - now()) / 60) as expires_in,
+             (select order_id from purchases where id = (o.payload->>'purchaseId')::uuid) as order_id,
+             o.payload->>'occurredAt' = loyalty_iso(now()) as occurred_now
+      from outbox_events o where o.created_at = now()`,
+    codes: sql`
+      select c.code, c.consumed_at = now() as consumed_now, (select order_id from purchases where id = c.purchase_id) as order_id
+      from customer_codes c where c.merchant_id = ${merchant.merchantId}`,
+  };
+  const out: Record<string, string[]> = {};
+  for (const [name, query] of Object.entries(queries)) {
+    const { rows } = await query.execute(db);
+    out[name] = rows.map((row) => JSON.stringify(row)).sort();
+  }
+  return out;
+}
+
+/** Answers without what differs between two runs (ids, times); errors by code, message and detail. */
+function normalise(answers: unknown[]): unknown[] {
+  return answers.map((answer) =>
+    JSON.parse(JSON.stringify(answer ?? null), (key, value) =>
+      key === 'id' || key === 'createdAt' ? typeof value : value,
+    ),
+  );
+}
+
+/** The batch through loyalty_commit_purchases: answers by item index. */
+async function batched(db: Kysely<DB>, payloads: Payload[]): Promise<unknown[]> {
+  const { rows } = await sql<{
+    r: { i: number; result?: unknown; error?: { code: string; message: string; detail: string | null } }[];
+  }>`
+    select loyalty_commit_purchases(${JSON.stringify(payloads)}::jsonb) as r`.execute(db);
+  const answers: unknown[] = [];
+  for (const answer of rows[0]?.r ?? []) {
+    answers[answer.i] = answer.error
+      ? { error: { code: answer.error.code, message: answer.error.message, detail: answer.error.detail } }
+      : { result: answer.result };
+  }
+  return answers;
+}
+
+/** The same items one by one, in customer id order, each in a savepoint: answers by item index. */
+async function oneByOne(db: Kysely<DB>, payloads: Payload[]): Promise<unknown[]> {
+  const order = payloads
+    .map((payload, i) => ({ payload, i }))
+    .sort((a, b) => compareUuid(a.payload.customerId, b.payload.customerId) || a.i - b.i);
+  const answers: unknown[] = [];
+  for (const { payload, i } of order) {
+    await sql`savepoint item`.execute(db);
+    try {
+      const { rows } = await sql<{
+        r: unknown;
+      }>`select loyalty_commit_purchase(${JSON.stringify(payload)}::jsonb) as r`.execute(db);
+      answers[i] = { result: rows[0]?.r };
+      await sql`release savepoint item`.execute(db);
+    } catch (error) {
+      await sql`rollback to savepoint item`.execute(db);
+      const e = error as { code: string; message: string; detail?: string };
+      answers[i] = { error: { code: e.code, message: e.message, detail: e.detail || null } };
+    }
+  }
+  return answers;
+}
+
+/** PostgreSQL's order of uuids (bytewise, as their hex digits compare). */
+function compareUuid(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+describe('set-based group commit', () => {
+  it('commits a batch exactly as its items one by one, whatever the batch holds', {
+    timeout: 300_000,
+  }, async () => {
+    let setBased = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(itemSpec, { minLength: 2, maxLength: 10 }), async (specs) => {
+        const payloads = payloadsOf(specs);
+        const together = await inRolledBack((db) => batched(db, payloads));
+        const alone = await inRolledBack((db) => oneByOne(db, payloads));
+        expect(together.answers).toEqual(alone.answers);
+        expect(together.rows).toEqual(alone.rows);
+        const committed = together.answers.filter((answer) => (answer as { result?: unknown }).result).length;
+        setBased += committed - together.singleCommits;
+      }),
+      { numRuns: 150 },
+    );
+    // Many purchases were committed by the set-based part (else this compared the loop with itself).
+    expect(setBased).toBeGreaterThan(40);
+    expect(await findLedgerViolations(t.db)).toEqual([]);
+  });
+
+  it('commits plain purchases without a single commit per purchase', async () => {
+    const roles: Role[] = ['plain', 'rich', 'pending', 'coded', 'regular'];
+    const payloads = roles.map((role, i) =>
+      purchase(role, {
+        total: 1_000 * (i + 1),
+        key: randomUUID(),
+        pendingDays: role === 'pending' ? 3 : 0,
+        code: role === 'coded' ? liveCode : undefined,
+      }),
+    );
+    const together = await inRolledBack((db) => batched(db, payloads));
+    expect(together.singleCommits).toBe(0);
+    expect(
+      together.answers.every((answer) => answer && typeof answer === 'object' && 'result' in answer),
+    ).toBe(true);
+    const alone = await inRolledBack((db) => oneByOne(db, payloads));
+    expect(together.answers).toEqual(alone.answers);
+    expect(together.rows).toEqual(alone.rows);
+  });
+
+  it('commits them one by one when one of them does not fit, each with its own answer', async () => {
+    const payloads = [
+      purchase('plain', { total: 1_000 }),
+      purchase('rich', { total: 2_000 }),
+      purchase('unknown', { total: 3_000 }),
+      purchase('coded', { total: 4_000, code: '000000' }),
+    ];
+    const together = await inRolledBack((db) => batched(db, payloads));
+    // The two that commit, one by one (a call that raised is not counted).
+    expect(together.singleCommits).toBe(2);
+    const codes = together.answers.map(
+      (answer) => (answer as { error?: { message: string } }).error?.message ?? 'ok',
+    );
+    expect(codes).toEqual(['ok', 'ok', 'customer_not_found', 'code_not_found']);
+    const alone = await inRolledBack((db) => oneByOne(db, payloads));
+    expect(together.answers).toEqual(alone.answers);
+    expect(together.rows).toEqual(alone.rows);
+  });
+});
+
+describe('set-based group commit under concurrency', () => {
+  it('runs batches of other processes over the same customers in any order without a deadlock', {
+    timeout: 120_000,
+  }, async () => {
+    // Batches of several API processes may name the same customers (one process's never do at the
+    // same time): four connections, each committing batches of the same eight customers, shuffled.
+    const shop = await createTestMerchant(t.db);
+    const ids = await Promise.all(
+      Array.from({ length: 8 }, async () => (await createTestCustomer(t.db, { merchant: shop })).customerId),
+    );
+    const payload = (customerId: string) => ({
+      merchantId: shop.merchantId,
+      customerId,
+      orderId: `order-${randomUUID()}`,
+      total: 1_000,
+      eligibleAmount: 1_000,
+      discount: 0,
+      earnPoints: 10,
+      earnBreakdown: [{ source: 'base', campaignId: null, name: 'Base', points: 10 }],
+      redeemPoints: 0,
+      earnRateBp: 100,
+      receipt: { total: 1_000 },
+      pendingDays: 0,
+      lifetimeDays: null,
+    });
+    const rounds = 25;
+    const failures: string[] = [];
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        for (let round = 0; round < rounds; round++) {
+          const batch = [...ids].sort(() => Math.random() - 0.5).map(payload);
+          try {
+            const { rows } = await sql<{ r: { error?: { message: string } }[] }>`
+              select loyalty_commit_purchases(${JSON.stringify(batch)}::jsonb) as r`.execute(t.db);
+            for (const answer of rows[0]?.r ?? []) if (answer.error) failures.push(answer.error.message);
+          } catch (error) {
+            failures.push(String(error));
+          }
+        }
+      }),
+    );
+    expect(failures).toEqual([]);
+    const { rows } = await sql<{ n: number; points: number }>`
+      select count(*)::int as n, sum(earned_points)::int as points from purchases where merchant_id = ${shop.merchantId}`.execute(
+      t.db,
+    );
+    expect(rows[0]).toEqual({ n: 4 * rounds * ids.length, points: 4 * rounds * ids.length * 10 });
+    expect(await findLedgerViolations(t.db)).toEqual([]);
+  });
+});

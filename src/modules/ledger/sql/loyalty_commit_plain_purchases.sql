@@ -1,0 +1,125 @@
+-- Group commit's set-based part: commits the batch's plain purchases with one statement per table
+-- instead of one per purchase, and returns their answers ({"i": index, "result": ...}). Called by
+-- loyalty_commit_purchases, which holds every balance row of the batch (locked in customer id order)
+-- and commits the items this leaves (and all of them if this raises) one by one.
+-- A plain purchase is what loyalty_commit_purchase would commit with nothing but its base writes:
+-- the first item of its customer in the batch; earn only (no redeem, no hold); an earn breakdown
+-- without a campaign line; no lot or hold of the customer past its expiry; not a referred customer's
+-- first purchase; its Idempotency-Key (if any) free and unused. It writes what that function writes
+-- for it, row for row: the balance, the purchase (with the balance of its answer), the one-time code
+-- (when given), the earned lot and its entry, the outbox event.
+-- Whatever does not fit (a customer or code not found, an orderId or key taken, a check failing)
+-- raises, so the caller rolls this back and commits every item alone, where each fails with its own
+-- error: the same answers as one by one, and no partial batch.
+-- Why: setting up an insert's executor and its VALUES list is a quarter of a lone commit's
+-- PostgreSQL CPU; here it is paid once per batch (docs/performance.md, "Set-based group commit").
+-- One generic plan per connection (planning this statement costs more than running it), and every
+-- row read by index: see loyalty_idempotency_find for a plan made while a table was small.
+create or replace function loyalty_commit_plain_purchases(p_items jsonb) returns jsonb[]
+language plpgsql set plan_cache_mode = force_generic_plan set enable_seqscan = off as $fn$
+declare
+  v_plain integer;
+  v_committed integer;
+  v_coded integer;
+  v_consumed integer;
+  v_answers jsonb[];
+begin
+  with items as (
+    select e.value as p, (e.ordinality - 1)::integer as i, (e.value->>'merchantId')::uuid as merchant,
+           (e.value->>'customerId')::uuid as customer, e.value->>'idempotencyKey' as key,
+           row_number() over (partition by e.value->>'customerId' order by e.ordinality) as nth
+    from jsonb_array_elements(p_items) with ordinality e
+  ),
+  plain as materialized (
+    select x.p, x.i, x.merchant, x.customer, x.key, loyalty_uuidv7() as purchase,
+           (x.p->>'earnPoints')::bigint as earn, (x.p->>'pendingDays')::integer > 0 as is_pending,
+           now() + make_interval(days => (x.p->>'pendingDays')::integer) as available_at,
+           (x.p->>'lifetimeDays')::integer as lifetime
+    from items x
+    where x.nth = 1 and loyalty_plain_purchase(x.p)
+      -- Each a lookup of this customer's rows by index (a subquery with a limit is not turned into a
+      -- join, which could scan every due lot of the merchant instead).
+      and (select 1 from point_lots l where l.customer_id = x.customer and l.state = 'active'
+           and l.remaining > 0 and l.expires_at <= now() limit 1) is null
+      and (select 1 from holds h where h.customer_id = x.customer and h.status = 'active'
+           and h.expires_at <= now() limit 1) is null
+      and ((select c.referred_by from customers c where c.id = x.customer) is null
+           or (select 1 from purchases q where q.customer_id = x.customer limit 1) is not null)
+      and (x.key is null
+           or (pg_try_advisory_xact_lock(hashtextextended(x.merchant::text || '/' || x.key, 0))
+               and (select f.request_hash from loyalty_idempotency_find(x.merchant, x.key) f) is null))
+  ),
+  balance as (
+    update balances b
+    set available = b.available + case when x.is_pending then 0 else x.earn end,
+        pending = b.pending + case when x.is_pending then x.earn else 0 end,
+        updated_at = now()
+    from plain x
+    where b.customer_id = x.customer and b.merchant_id = x.merchant
+    returning b.customer_id, b.available, b.pending, b.held
+  ),
+  code as (
+    update customer_codes c set consumed_at = now(), purchase_id = x.purchase
+    from plain x
+    where x.p->>'code' is not null and c.merchant_id = x.merchant and c.code = x.p->>'code'
+      and c.customer_id = x.customer and c.consumed_at is null and c.expires_at > now()
+    returning c.purchase_id
+  ),
+  purchase as (
+    insert into purchases (id, merchant_id, customer_id, order_id, outlet_id, device_id, manager_id, total,
+                           eligible_amount, discount, earned_points, redeemed_points, earn_rate_bp, tier, receipt,
+                           line_eligible, idempotency_key, request_hash, balance_available, balance_pending,
+                           earn_breakdown, balance_held)
+    select x.purchase, x.merchant, x.customer, x.p->>'orderId', (x.p->>'outletId')::uuid,
+           (x.p->>'deviceId')::uuid, (x.p->>'managerId')::uuid, (x.p->>'total')::bigint,
+           (x.p->>'eligibleAmount')::bigint, (x.p->>'discount')::bigint, x.earn, 0,
+           (x.p->>'earnRateBp')::integer, x.p->>'tier', x.p->'receipt',
+           case when jsonb_typeof(x.p->'lineEligible') = 'array'
+                then array(select jsonb_array_elements_text(x.p->'lineEligible')::boolean) end,
+           x.key, case when x.key is not null then x.p->>'requestHash' end,
+           b.available, b.pending, x.p->'earnBreakdown', b.held
+    from plain x join balance b on b.customer_id = x.customer
+    returning *
+  ),
+  lot as (
+    insert into point_lots (merchant_id, customer_id, source, purchase_id, points, remaining, state,
+                            available_at, expires_at)
+    select x.merchant, x.customer, 'earn', x.purchase, x.earn, x.earn,
+           case when x.is_pending then 'pending' else 'active' end, x.available_at,
+           case when x.lifetime is null then null else x.available_at + make_interval(days => x.lifetime) end
+    from plain x
+    where x.earn > 0
+    returning id, merchant_id, customer_id, purchase_id, points, state
+  ),
+  entry as (
+    insert into ledger_entries (merchant_id, customer_id, kind, bucket, points, purchase_id, lot_id)
+    select l.merchant_id, l.customer_id, 'earn', case when l.state = 'pending' then 'pending' else 'available' end,
+           l.points, l.purchase_id, l.id
+    from lot l
+  ),
+  answer as (
+    select x.i, x.p, x.merchant, x.customer, x.purchase, x.earn, x.is_pending,
+           loyalty_purchase_answer(row(r.*)::purchases) as result
+    from purchase r join plain x on x.purchase = r.id
+  ),
+  event as (
+    insert into outbox_events (merchant_id, type, payload)
+    select a.merchant, 'purchase.committed', jsonb_build_object(
+      'purchaseId', a.purchase, 'orderId', a.p->>'orderId', 'customerId', a.customer,
+      'total', (a.p->>'total')::bigint, 'earnedPoints', a.earn, 'redeemedPoints', 0,
+      'pendingPoints', case when a.is_pending then a.earn else 0 end,
+      'balance', a.result->'balance', 'outletId', a.p->>'outletId',
+      'occurredAt', a.result->'purchase'->'createdAt')
+    from answer a
+    order by a.customer
+  )
+  select (select count(*) from plain), (select count(*) from plain where p->>'code' is not null),
+         (select count(*) from code), count(*), coalesce(array_agg(jsonb_build_object('i', a.i, 'result', a.result)), '{}')
+  into v_plain, v_coded, v_consumed, v_committed, v_answers
+  from answer a;
+  -- A customer or code not found: the caller commits the items one by one, each with its own answer.
+  if v_committed <> v_plain or v_consumed <> v_coded then
+    raise exception 'plain_purchases_not_committed';
+  end if;
+  return v_answers;
+end $fn$;
