@@ -20,7 +20,7 @@ import {
   runInIdempotentTransaction,
   storedResultOf,
 } from '../ledger/idempotency.service.js';
-import type { CommitBatcher } from '../ledger/ledger.batcher.js';
+import type { PurchaseCommitter } from '../ledger/ledger.batcher.js';
 import {
   type CampaignMoment,
   type CommitResult,
@@ -55,7 +55,7 @@ export interface IntegrationDeps {
   /** Wakes the outbox workers after a commit or refund. */
   notifier?: OutboxNotifier;
   /** Group commit of purchases (GROUP_COMMIT); absent: each commit in its own transaction. */
-  commits?: CommitBatcher;
+  commits?: PurchaseCommitter;
   /** Batched customer reads (GROUP_READS); absent: each read its own statement. */
   reads?: IntegrationReads;
 }

@@ -46,6 +46,9 @@ class BatchItemError extends Error {
 /** The argument of loyalty_commit_purchase, as far as the batcher reads it. */
 type CommitPayload = { customerId: string };
 
+/** What commits a purchase for commitPurchase: a CommitBatcher, or a test's own. */
+export type PurchaseCommitter = Pick<CommitBatcher, 'commit'>;
+
 /** Runs loyalty_commit_purchase calls of concurrent requests together (see the note above). */
 export class CommitBatcher {
   private readonly coalescer: Coalescer<CommitPayload, unknown>;
@@ -68,7 +71,7 @@ export class CommitBatcher {
 }
 
 /** One loyalty_commit_purchases call: each item's answer, or the error it failed with alone. */
-async function commitMany(db: Database, payloads: object[]): Promise<Settled<unknown>[]> {
+export async function commitMany(db: Database, payloads: object[]): Promise<Settled<unknown>[]> {
   let answers: ItemAnswer[];
   try {
     const { rows } = await prepared(sql<{ r: ItemAnswer[] }>`

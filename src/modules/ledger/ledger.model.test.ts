@@ -28,6 +28,7 @@ import {
 } from '../integration/integration.service.js';
 import type { ProgrammeRules, Receipt } from '../programme/programme.schema.js';
 import { releaseExpiredHolds } from './holds.service.js';
+import { commitMany, type PurchaseCommitter } from './ledger.batcher.js';
 import { activatePoints, adjustPoints, expirePoints } from './ledger.service.js';
 
 // Model-based test of the ledger: random sequences of operations for several customers (purchases,
@@ -61,6 +62,18 @@ function databaseAt(i: number): Database {
   const database = databases[i];
   if (!database) throw new Error(`no database ${i}`);
   return database.db;
+}
+
+/** Commits each purchase as a batch of its own through loyalty_commit_purchases. */
+function batchOfOne(db: Database): PurchaseCommitter {
+  return {
+    async commit<T>(payload: { customerId: string }): Promise<T> {
+      const [outcome] = await commitMany(db, [payload]);
+      if (!outcome) throw new Error('no answer for the batch item');
+      if (!outcome.ok) throw outcome.error;
+      return outcome.value as T;
+    },
+  };
 }
 
 type Op =
@@ -260,6 +273,7 @@ class World {
     readonly db: Database,
     readonly merchant: TestMerchant,
     rules: ProgrammeRules,
+    batched: boolean,
   ) {
     this.model = new LedgerModel(rules);
     this.auth = {
@@ -274,14 +288,21 @@ class World {
       contexts: new ContextCache(),
       // Read at every commit: no listener here to announce changes.
       campaigns: new CampaignCache(db, 0),
+      ...(batched ? { commits: batchOfOne(db) } : {}),
     };
   }
 
-  static async create(db: Database, rules: Partial<ProgrammeRules>, customers: number): Promise<World> {
+  /** With `batched`, every purchase is committed as a group commit's batch (the set-based part). */
+  static async create(
+    db: Database,
+    rules: Partial<ProgrammeRules>,
+    customers: number,
+    batched = false,
+  ): Promise<World> {
     const merchant = await createTestMerchant(db, {
       rules: { ...rules, excludedCategories: ['tobacco'], tiers: [] },
     });
-    const world = new World(db, merchant, merchant.rules);
+    const world = new World(db, merchant, merchant.rules, batched);
     for (let i = 0; i < customers; i++) {
       const { customerId } = await createTestCustomer(db, { merchant });
       world.customerIds.push(customerId);
@@ -668,8 +689,9 @@ describe('the ledger against its reference model', () => {
         async (worlds) => {
           await Promise.all(
             worlds.map(async ([rules, ops], i) => {
-              const world = await World.create(databaseAt(i), rules, CUSTOMERS);
-              world.log.push(`rules ${JSON.stringify(rules)}`);
+              // Every other world commits through group commit's batch function.
+              const world = await World.create(databaseAt(i), rules, CUSTOMERS, i % 2 === 1);
+              world.log.push(`rules ${JSON.stringify(rules)}${i % 2 === 1 ? ', batched commits' : ''}`);
               for (const op of ops) {
                 const changed = await world.apply(op);
                 if (changed !== undefined) {

@@ -12,7 +12,7 @@ import {
   RuleViolation,
 } from '../programme/programme.rules.js';
 import type { ProgrammeRules, Receipt } from '../programme/programme.schema.js';
-import type { CommitBatcher } from './ledger.batcher.js';
+import type { PurchaseCommitter } from './ledger.batcher.js';
 import { toAppError } from './ledger.errors.js';
 
 /** Where a POS operation happened; ids are the platform's, checked against the merchant. */
@@ -165,7 +165,7 @@ export async function commitPurchase(
     idempotencyKey?: string;
     requestHash?: string;
     /** Group commit: runs the call together with concurrent ones (GROUP_COMMIT). */
-    batcher?: CommitBatcher;
+    batcher?: PurchaseCommitter;
     /** The hold whose points this purchase redeems (redeemPoints must equal them). */
     holdId?: string;
   } & Partial<CampaignMoment>,
