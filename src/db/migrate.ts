@@ -34,6 +34,7 @@ import * as m0025 from './migrations/0025_domain_checks.js';
 import * as m0026 from './migrations/0026_hot_path_cpu.js';
 import * as m0027 from './migrations/0027_purchase_amounts.js';
 import * as m0028 from './migrations/0028_set_based_commit.js';
+import * as m0029 from './migrations/0029_deleted_customer_answers.js';
 
 // Migrations are listed here explicitly (append-only), so they work the same from source, from a
 // build and inside the image, with no directory scanning.
@@ -73,6 +74,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0026_hot_path_cpu': m0026,
   '0027_purchase_amounts': m0027,
   '0028_set_based_commit': m0028,
+  '0029_deleted_customer_answers': m0029,
 };
 
 /** Kysely's bookkeeping table (its default name). */

@@ -16,6 +16,10 @@ begin
     raise exception 'hold_not_found' using detail = '{}';
   end if;
   perform 1 from balances where customer_id = v_customer for update;
+  -- Gone while this waited (the customer deleted, with their merchant): as a moment later.
+  if not found then
+    raise exception 'hold_not_found' using detail = '{}';
+  end if;
   perform loyalty_expire_customer(v_merchant, v_customer, now());
   -- A hold past its expiry is released as expired, this one included.
   perform loyalty_release_holds(v_merchant, v_customer, now());

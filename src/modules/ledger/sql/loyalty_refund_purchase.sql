@@ -58,6 +58,10 @@ begin
     raise exception 'purchase_not_found' using detail = '{}';
   end if;
   perform 1 from balances where customer_id = v_customer for update;
+  -- Gone while this waited (the customer deleted, with their merchant): as a moment later.
+  if not found then
+    raise exception 'purchase_not_found' using detail = '{}';
+  end if;
   select * into v_purchase from purchases where id = (p->>'purchaseId')::uuid for update;
   perform loyalty_expire_customer(v_merchant, v_customer, now());
   perform loyalty_release_holds(v_merchant, v_customer, now());

@@ -1,0 +1,17 @@
+import type { Kysely } from 'kysely';
+import { sql } from 'kysely';
+import { LEDGER_FUNCTIONS, readLedgerFunction } from '../../modules/ledger/ledger.sql.js';
+
+// A refund or a hold cancel that waited on a customer's balance row while the customer was deleted
+// (with their merchant) answers purchase_not_found / hold_not_found instead of failing on the vanished
+// rows. No schema change; the ledger functions are installed from src/modules/ledger/sql/ as the
+// other ledger migrations do.
+
+export async function up(db: Kysely<unknown>): Promise<void> {
+  for (const name of LEDGER_FUNCTIONS) {
+    await sql.raw(readLedgerFunction(name)).execute(db);
+  }
+}
+
+// The previous definitions are not kept: the ones installed answer the previous schema alike.
+export async function down(): Promise<void> {}
