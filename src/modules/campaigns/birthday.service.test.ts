@@ -123,3 +123,23 @@ describe('campaigns:birthday', () => {
     expect(await availableOf(customer)).toBe(300);
   });
 });
+
+describe('campaigns:birthday, a customer gone between the listing and the grant', () => {
+  it('skips that customer and grants the others', async () => {
+    const merchant = await createTestMerchant(t.db);
+    await createTestCampaign(t.db, merchant, { kind: 'birthday', effect: { points: 300, daysBefore: 0 } });
+    const today = await localToday(merchant);
+    // Leap years: today's month and day is a valid birth date in both, 29 February included.
+    const gone = await customerBornOn(merchant, `1988-${today.slice(5)}`);
+    const kept = await customerBornOn(merchant, `1992-${today.slice(5)}`);
+    // What a deletion leaves in the moment between them: the customer listed, its balance row gone.
+    await t.db.deleteFrom('balances').where('customer_id', '=', gone).execute();
+    try {
+      const run = await grantBirthdayBonuses(t.db);
+      expect(run.points).toBeGreaterThanOrEqual(300);
+      expect(await availableOf(kept)).toBe(300);
+    } finally {
+      await t.db.deleteFrom('customers').where('id', '=', gone).execute();
+    }
+  });
+});

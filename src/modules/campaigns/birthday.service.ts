@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Database } from '../../db/database.js';
+import { AppError } from '../../http/errors.js';
 import { toAppError } from '../ledger/ledger.errors.js';
 import { dueBirthdays } from './birthday.rules.js';
 
@@ -18,7 +19,8 @@ export interface BirthdayRunResult {
  * transaction of their own (loyalty_grant_occasion: campaigns stacked by priority, an exclusive one
  * stopping the rest), so a run never holds more than one balance row; the occasion key
  * 'birthday:<year>' (campaign_occasions' primary key) makes two workers, or a second run, grant nothing
- * more.
+ * more. A customer deleted after the listing is skipped; any other failure stops the run (the next
+ * run grants what this one did not).
  */
 export async function grantBirthdayBonuses(
   db: Database,
@@ -81,7 +83,10 @@ export async function grantBirthdayBonuses(
         result.points += points;
       }
     } catch (error) {
-      throw toAppError(error);
+      // Deleted since the listing (with their merchant): nothing to grant, the others still are.
+      const failure = toAppError(error);
+      if (failure instanceof AppError && failure.code === 'customer_not_found') continue;
+      throw failure;
     }
   }
   return result;
