@@ -35,6 +35,7 @@ import * as m0026 from './migrations/0026_hot_path_cpu.js';
 import * as m0027 from './migrations/0027_purchase_amounts.js';
 import * as m0028 from './migrations/0028_set_based_commit.js';
 import * as m0029 from './migrations/0029_deleted_customer_answers.js';
+import * as m0030 from './migrations/0030_set_based_redeem.js';
 
 // Migrations are listed here explicitly (append-only), so they work the same from source, from a
 // build and inside the image, with no directory scanning.
@@ -75,6 +76,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0027_purchase_amounts': m0027,
   '0028_set_based_commit': m0028,
   '0029_deleted_customer_answers': m0029,
+  '0030_set_based_redeem': m0030,
 };
 
 /** Kysely's bookkeeping table (its default name). */

@@ -29,7 +29,7 @@ const earlier = new Map<string, { key: string; payload: Payload }>();
 /** A live one-time code of the `coded` customer. */
 let liveCode: string;
 
-const ROLES = ['plain', 'rich', 'pending', 'due', 'referred', 'coded', 'regular'] as const;
+const ROLES = ['plain', 'rich', 'pending', 'due', 'referred', 'coded', 'regular', 'spread', 'many'] as const;
 type Role = (typeof ROLES)[number];
 
 type Payload = Record<string, unknown> & { customerId: string; orderId: string };
@@ -42,6 +42,18 @@ beforeAll(async () => {
       await createTestCustomer(t.db, { merchant, points: role === 'rich' ? 5_000 : 0 })
     ).customerId;
   }
+  // Lots a redeem takes from in expiry order, never-expiring last: 7 (10 days), 6 (20), 5 (30), 8 (60), 20.
+  for (const [points, days] of [
+    [5, 30],
+    [7, 10],
+    [20, null],
+    [8, 60],
+    [6, 20],
+  ] as const) {
+    await addLot(t.db, merchant, customers.spread as string, points, days);
+  }
+  // More lots than the set-based part reads for one redeem (32): a redeem of more than 32 points.
+  for (let lot = 0; lot < 36; lot++) await addLot(t.db, merchant, customers.many as string, 1, 90);
   // A lot past its expiry that the expiry job has not reached yet.
   await addLot(t.db, merchant, customers.due as string, 70, 30);
   await sql`update point_lots set expires_at = now() - interval '1 hour' where customer_id = ${customers.due}`.execute(
@@ -139,6 +151,14 @@ function purchase(
   };
 }
 
+/** Points a redeeming item asks for: across lots, the whole balance, one more than it, past 32 lots. */
+function redeemOf(role: Role | 'unknown', total: number): number {
+  if (role === 'rich') return 300;
+  if (role === 'spread') return [4, 7, 12, 19, 40, 46, 47][total % 7] as number;
+  if (role === 'many') return [3, 33][total % 2] as number;
+  return 10;
+}
+
 /** The batch's payloads: retries and reused keys or orderIds refer to the previous item of the customer. */
 function payloadsOf(specs: ItemSpec[]): Payload[] {
   const last = new Map<string, Payload>();
@@ -159,7 +179,7 @@ function payloadsOf(specs: ItemSpec[]): Payload[] {
               ? undefined
               : randomUUID(),
         orderId: spec.dupOrder && previous ? previous.orderId : undefined,
-        redeem: spec.redeem ? Math.min(spec.role === 'rich' ? 300 : 10, spec.total) : 0,
+        redeem: spec.redeem ? Math.min(redeemOf(spec.role, spec.total), spec.total) : 0,
         code: spec.code === 'live' ? liveCode : spec.code === 'wrong' ? '000000' : undefined,
         campaign: spec.campaign,
         pendingDays: spec.pendingDays,
@@ -172,7 +192,8 @@ function payloadsOf(specs: ItemSpec[]): Payload[] {
 }
 
 const itemSpec: fc.Arbitrary<ItemSpec> = fc.record({
-  role: fc.constantFrom<Role | 'unknown'>(...ROLES, 'unknown'),
+  // The customer with lots of several expiries twice as often: its redeems test the order lots go in.
+  role: fc.constantFrom<Role | 'unknown'>(...ROLES, 'spread', 'unknown'),
   total: fc.integer({ min: 100, max: 50_000 }),
   redeem: fc.constantFrom(false, false, false, true),
   key: fc.constantFrom<ItemSpec['key']>('none', 'fresh', 'fresh', 'retry', 'reuse', 'retry-earlier'),
@@ -244,6 +265,13 @@ async function snapshot(db: Kysely<DB>): Promise<Record<string, string[]>> {
              (select order_id from purchases where id = (o.payload->>'purchaseId')::uuid) as order_id,
              o.payload->>'occurredAt' = loyalty_iso(now()) as occurred_now
       from outbox_events o where o.created_at = now()`,
+    moves: sql`
+      select m.kind, m.points, (select order_id from purchases where id = m.purchase_id) as order_id,
+             (select e.kind || '/' || e.points from ledger_entries e where e.id = m.entry_id) as entry,
+             -- A lot from before the batch by its id (the same in both runs), a new one by its points.
+             (select case when l.created_at = now() then 'new/' || l.points else l.id::text end
+              from point_lots l where l.id = m.lot_id) as lot
+      from lot_moves m where m.created_at = now()`,
     codes: sql`
       select c.code, c.consumed_at = now() as consumed_now, (select order_id from purchases where id = c.purchase_id) as order_id
       from customer_codes c where c.merchant_id = ${merchant.merchantId}`,
@@ -348,6 +376,35 @@ describe('set-based group commit', () => {
     const alone = await inRolledBack((db) => oneByOne(db, payloads));
     expect(together.answers).toEqual(alone.answers);
     expect(together.rows).toEqual(alone.rows);
+  });
+
+  it('commits redeeming purchases set-based, taking from lots soonest expiry first', async () => {
+    const payloads = [
+      purchase('spread', { total: 1_900, redeem: 19, key: randomUUID() }),
+      purchase('rich', { total: 2_000, redeem: 300, pendingDays: 3 }),
+      purchase('regular', { total: 500, redeem: 40 }),
+      purchase('many', { total: 300, redeem: 3 }),
+    ];
+    const together = await inRolledBack((db) => batched(db, payloads));
+    expect(together.singleCommits).toBe(0);
+    // 19 points: the 7 (10 days), the 6 (20 days), the 5 (30 days) and 1 of the 8 (60 days).
+    const spreadMoves = together.rows.moves?.filter((row) => row.includes('"entry":"redeem/-19"'));
+    expect(spreadMoves?.map((row) => Number((JSON.parse(row) as { points: unknown }).points)).sort()).toEqual(
+      [-1, -5, -6, -7].sort(),
+    );
+    const alone = await inRolledBack((db) => oneByOne(db, payloads));
+    expect(together.answers).toEqual(alone.answers);
+    expect(together.rows).toEqual(alone.rows);
+  });
+
+  it('commits them all one by one when a redeem needs more lots than are read at once', async () => {
+    const payloads = [purchase('many', { total: 3_300, redeem: 33 }), purchase('plain', { total: 1_000 })];
+    const together = await inRolledBack((db) => batched(db, payloads));
+    expect(together.singleCommits).toBe(2);
+    const alone = await inRolledBack((db) => oneByOne(db, payloads));
+    expect(together.answers).toEqual(alone.answers);
+    expect(together.rows).toEqual(alone.rows);
+    expect(together.rows.moves?.filter((row) => row.includes('"entry":"redeem/-33"'))).toHaveLength(33);
   });
 
   it('commits them one by one when one of them does not fit, each with its own answer', async () => {

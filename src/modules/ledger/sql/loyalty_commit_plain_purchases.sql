@@ -3,14 +3,19 @@
 -- loyalty_commit_purchases, which holds every balance row of the batch (locked in customer id order)
 -- and commits the items this leaves (and all of them if this raises) one by one.
 -- A plain purchase is what loyalty_commit_purchase would commit with nothing but its base writes:
--- the first item of its customer in the batch; earn only (no redeem, no hold); an earn breakdown
--- without a campaign line; no lot or hold of the customer past its expiry; not a referred customer's
--- first purchase; its Idempotency-Key (if any) free and unused. It writes what that function writes
--- for it, row for row: the balance, the purchase (with the balance of its answer), the one-time code
--- (when given), the earned lot and its entry, the outbox event.
--- Whatever does not fit (a customer or code not found, an orderId or key taken, a check failing)
--- raises, so the caller rolls this back and commits every item alone, where each fails with its own
--- error: the same answers as one by one, and no partial batch.
+-- the first item of its customer in the batch; no hold; an earn breakdown without a campaign line;
+-- no lot or hold of the customer past its expiry; not a referred customer's first purchase; its
+-- Idempotency-Key (if any) free and unused; points to redeem (if any) covered by the balance. It
+-- writes what that function writes for it, row for row: the balance, the purchase (with the balance
+-- of its answer), the one-time code (when given), the redeem entry with a move per lot it takes from
+-- (soonest expiry first, as loyalty_take_points), the earned lot and its entry, the outbox event.
+-- Whatever does not fit (a customer or code not found, an orderId or key taken, a check failing,
+-- points to redeem spread over more lots than are read here) raises, so the caller rolls this back
+-- and commits every item alone, where each fails with its own error: the same answers as one by
+-- one, and no partial batch.
+-- The lots a redeem takes from are not locked ahead (loyalty_take_points locks each one it reads):
+-- every writer of a customer's lots holds that customer's balance row first, as the caller does
+-- here, and the update takes the lock of each lot it changes.
 -- Why: setting up an insert's executor and its VALUES list is a quarter of a lone commit's
 -- PostgreSQL CPU; here it is paid once per batch (docs/performance.md, "Set-based group commit").
 -- One generic plan per connection (planning this statement costs more than running it), and every
@@ -23,6 +28,12 @@ declare
   v_coded integer;
   v_consumed integer;
   v_answers jsonb[];
+  -- The redeem entries written: their ids, customers, purchases and points.
+  v_entries bigint[];
+  v_customers uuid[];
+  v_purchases uuid[];
+  v_points bigint[];
+  v_covered integer;
 begin
   with items as (
     select e.value as p, (e.ordinality - 1)::integer as i, (e.value->>'merchantId')::uuid as merchant,
@@ -32,7 +43,8 @@ begin
   ),
   plain as materialized (
     select x.p, x.i, x.merchant, x.customer, x.key, loyalty_uuidv7() as purchase,
-           (x.p->>'earnPoints')::bigint as earn, (x.p->>'pendingDays')::integer > 0 as is_pending,
+           (x.p->>'earnPoints')::bigint as earn, (x.p->>'redeemPoints')::bigint as redeem,
+           (x.p->>'pendingDays')::integer > 0 as is_pending,
            now() + make_interval(days => (x.p->>'pendingDays')::integer) as available_at,
            (x.p->>'lifetimeDays')::integer as lifetime
     from items x
@@ -45,13 +57,17 @@ begin
            and h.expires_at <= now() limit 1) is null
       and ((select c.referred_by from customers c where c.id = x.customer) is null
            or (select 1 from purchases q where q.customer_id = x.customer limit 1) is not null)
+      -- Too few points: committed alone, where it fails with insufficient_points.
+      and ((x.p->>'redeemPoints')::bigint = 0
+           or (select b.available from balances b where b.customer_id = x.customer)
+              >= (x.p->>'redeemPoints')::bigint)
       and (x.key is null
            or (pg_try_advisory_xact_lock(hashtextextended(x.merchant::text || '/' || x.key, 0))
                and (select f.request_hash from loyalty_idempotency_find(x.merchant, x.key) f) is null))
   ),
   balance as (
     update balances b
-    set available = b.available + case when x.is_pending then 0 else x.earn end,
+    set available = b.available - x.redeem + case when x.is_pending then 0 else x.earn end,
         pending = b.pending + case when x.is_pending then x.earn else 0 end,
         updated_at = now()
     from plain x
@@ -72,7 +88,7 @@ begin
                            earn_breakdown, balance_held)
     select x.purchase, x.merchant, x.customer, x.p->>'orderId', (x.p->>'outletId')::uuid,
            (x.p->>'deviceId')::uuid, (x.p->>'managerId')::uuid, (x.p->>'total')::bigint,
-           (x.p->>'eligibleAmount')::bigint, (x.p->>'discount')::bigint, x.earn, 0,
+           (x.p->>'eligibleAmount')::bigint, (x.p->>'discount')::bigint, x.earn, x.redeem,
            (x.p->>'earnRateBp')::integer, x.p->>'tier', x.p->'receipt',
            case when jsonb_typeof(x.p->'lineEligible') = 'array'
                 then array(select jsonb_array_elements_text(x.p->'lineEligible')::boolean) end,
@@ -91,14 +107,21 @@ begin
     where x.earn > 0
     returning id, merchant_id, customer_id, purchase_id, points, state
   ),
+  -- The redeem entries first (the union's first part), so a purchase's redeem entry comes before its
+  -- earn entry, as one by one.
   entry as (
     insert into ledger_entries (merchant_id, customer_id, kind, bucket, points, purchase_id, lot_id)
+    select x.merchant, x.customer, 'redeem', 'available', -x.redeem, x.purchase, null
+    from plain x
+    where x.redeem > 0
+    union all
     select l.merchant_id, l.customer_id, 'earn', case when l.state = 'pending' then 'pending' else 'available' end,
            l.points, l.purchase_id, l.id
     from lot l
+    returning id, kind, purchase_id
   ),
   answer as (
-    select x.i, x.p, x.merchant, x.customer, x.purchase, x.earn, x.is_pending,
+    select x.i, x.p, x.merchant, x.customer, x.purchase, x.earn, x.redeem, x.is_pending,
            loyalty_purchase_answer(row(r.*)::purchases) as result
     from purchase r join plain x on x.purchase = r.id
   ),
@@ -106,7 +129,7 @@ begin
     insert into outbox_events (merchant_id, type, payload)
     select a.merchant, 'purchase.committed', jsonb_build_object(
       'purchaseId', a.purchase, 'orderId', a.p->>'orderId', 'customerId', a.customer,
-      'total', (a.p->>'total')::bigint, 'earnedPoints', a.earn, 'redeemedPoints', 0,
+      'total', (a.p->>'total')::bigint, 'earnedPoints', a.earn, 'redeemedPoints', a.redeem,
       'pendingPoints', case when a.is_pending then a.earn else 0 end,
       'balance', a.result->'balance', 'outletId', a.p->>'outletId',
       'occurredAt', a.result->'purchase'->'createdAt')
@@ -114,11 +137,53 @@ begin
     order by a.customer
   )
   select (select count(*) from plain), (select count(*) from plain where p->>'code' is not null),
-         (select count(*) from code), count(*), coalesce(array_agg(jsonb_build_object('i', a.i, 'result', a.result)), '{}')
-  into v_plain, v_coded, v_consumed, v_committed, v_answers
-  from answer a;
+         (select count(*) from code), count(*), coalesce(array_agg(jsonb_build_object('i', a.i, 'result', a.result)), '{}'),
+         array_agg(e.id) filter (where e.id is not null), array_agg(a.customer) filter (where e.id is not null),
+         array_agg(a.purchase) filter (where e.id is not null), array_agg(a.redeem) filter (where e.id is not null)
+  into v_plain, v_coded, v_consumed, v_committed, v_answers, v_entries, v_customers, v_purchases, v_points
+  from answer a left join entry e on e.purchase_id = a.purchase and e.kind = 'redeem';
   -- A customer or code not found: the caller commits the items one by one, each with its own answer.
   if v_committed <> v_plain or v_consumed <> v_coded then
+    raise exception 'plain_purchases_not_committed';
+  end if;
+  if v_entries is null then return v_answers; end if;
+
+  -- The redeems' lots, in a statement of their own (a batch that only earns does not set it up):
+  -- what each takes from which lot, soonest expiry first, never-expiring last, then oldest
+  -- (loyalty_take_points' order), from the first 32 lots with points left, not the lot its own
+  -- purchase earned above.
+  with spend as (
+    select * from unnest(v_entries, v_customers, v_purchases, v_points) s(entry, customer, purchase, points)
+  ),
+  take as materialized (
+    select s.entry, s.purchase, s.points as wanted, l.id as lot,
+           least(l.remaining, s.points - (l.upto - l.remaining)) as points
+    from spend s
+    cross join lateral (
+      select f.id, f.remaining, sum(f.remaining) over (order by f.expires_at nulls last, f.id) as upto
+      from (select l.id, l.remaining, l.expires_at from point_lots l
+            where l.customer_id = s.customer and l.state = 'active' and l.remaining > 0
+              and l.purchase_id is distinct from s.purchase
+            order by l.expires_at nulls last, l.id
+            limit 32) f
+    ) l
+    where l.upto - l.remaining < s.points
+  ),
+  taken as (
+    update point_lots l set remaining = l.remaining - t.points
+    from take t
+    where l.id = t.lot
+  ),
+  moved as (
+    insert into lot_moves (entry_id, lot_id, kind, purchase_id, points)
+    select t.entry, t.lot, 'redeem', t.purchase, -t.points
+    from take t
+    order by t.purchase, t.lot
+  )
+  select count(*) into v_covered
+  from (select 1 from take t group by t.entry, t.wanted having sum(t.points) = t.wanted) c;
+  -- Spread over more lots than were read: the caller commits the items one by one.
+  if v_covered <> cardinality(v_entries) then
     raise exception 'plain_purchases_not_committed';
   end if;
   return v_answers;

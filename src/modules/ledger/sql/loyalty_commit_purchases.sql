@@ -4,9 +4,10 @@
 -- "constraint"}}.
 -- First every balance row of the batch is locked, in customer id order: the order in which single
 -- commits and other batches lock them, so batches that run at the same time on the same customers
--- wait for each other instead of deadlocking. Then the plain purchases (earn only, nothing due; see
--- loyalty_commit_plain_purchases) are committed together, one statement per table; if any of them
--- does not fit, that part is rolled back as a whole and they are committed one by one with the rest.
+-- wait for each other instead of deadlocking. Then the plain purchases (no hold, no campaign points,
+-- nothing due; see loyalty_commit_plain_purchases) are committed together, one statement per table;
+-- if any of them does not fit, that part is rolled back as a whole and they are committed one by one
+-- with the rest.
 -- The rest run in customer id order, each in its own subtransaction (an exception block): one that
 -- fails is rolled back alone and the others commit. Items of one customer keep the order they were
 -- given in (a plain item is always its customer's first).

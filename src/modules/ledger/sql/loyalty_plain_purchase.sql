@@ -1,10 +1,10 @@
 -- Whether a commit payload (the argument of loyalty_commit_purchase) asks for nothing but a plain
--- purchase's writes: earn only (no redeem, no hold) and an earn breakdown without a campaign line.
--- loyalty_commit_plain_purchases commits these together, once the customer's rows agree (see there).
--- SQL and immutable, so a query that calls it has its expression inlined.
+-- purchase's writes: no hold and an earn breakdown without a campaign line (it may earn, redeem or
+-- both). loyalty_commit_plain_purchases commits these together, once the customer's rows agree (see
+-- there). SQL and immutable, so a query that calls it has its expression inlined.
 create or replace function loyalty_plain_purchase(p jsonb) returns boolean
 language sql immutable as $fn$
-  select (p->>'redeemPoints')::bigint = 0 and p->>'holdId' is null
+  select p->>'holdId' is null
          and jsonb_typeof(p->'earnBreakdown') = 'array'
          and not p->'earnBreakdown' @> '[{"source": "campaign"}]'
 $fn$;
