@@ -215,7 +215,7 @@ function SimulationCard({ campaign, onClose }: { campaign: Campaign; onClose: ()
               label={t('campaigns.simExtraPoints')}
               value={<span data-testid="simulation-extra-points">{i18n.num(result.extraPoints)}</span>}
             />
-            <Kpi label={t('campaigns.simExtraValue')} value={i18n.money(result.extraPointsValueMinor)} />
+            <Kpi wide label={t('campaigns.simExtraValue')} value={i18n.money(result.extraPointsValueMinor)} />
           </div>
           <TimeSeriesChart
             title={t('campaigns.simChart')}

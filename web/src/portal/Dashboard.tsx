@@ -178,7 +178,7 @@ export function DashboardPage() {
       ) : (
         <>
           <div className="grid-auto grid-kpi" data-testid="dashboard-totals">
-            <Kpi label={t('dashboard.revenue')} value={i18n.money(totals?.revenue)} />
+            <Kpi wide label={t('dashboard.revenue')} value={i18n.money(totals?.revenue)} />
             <Kpi
               label={t('dashboard.purchases')}
               value={<span data-testid="kpi-purchases">{i18n.num(totals?.purchases)}</span>}

@@ -530,9 +530,20 @@ export function Segmented<T extends string>({
 }
 
 /** A KPI tile. */
-export function Kpi({ label, value, hint }: { label: string; value: ReactNode; hint?: ReactNode }) {
+export function Kpi({
+  label,
+  value,
+  hint,
+  wide,
+}: {
+  label: string;
+  value: ReactNode;
+  hint?: ReactNode;
+  /** Two columns of a KPI grid: for a figure as long as a money total. */
+  wide?: boolean;
+}) {
   return (
-    <div className="card kpi">
+    <div className={wide ? 'card kpi kpi-wide' : 'card kpi'}>
       <div className="kpi-label">{label}</div>
       <div className="kpi-value">{value}</div>
       {hint ? <div className="kpi-hint">{hint}</div> : null}
