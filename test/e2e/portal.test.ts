@@ -183,6 +183,33 @@ describe.skipIf(!hasChromium)('merchant portal (browser)', () => {
       await navLink(page, 'Dashboard').click();
       await seeText(page.getByTestId('dashboard-totals'), '1,500.00');
       await screenshots(page, 'portal-dashboard-en');
+
+      // A chain's revenue: the money total stays inside its card, on a desktop and on a phone.
+      const large = await integrationCall(
+        server.baseUrl,
+        apiKey,
+        '/purchases',
+        { customer: { phone }, receipt: { total: 1_234_567_890 }, orderId: `${orderId}-2`, outletId },
+        { 'idempotency-key': randomUUID() },
+      );
+      expect(large.status).toBe(201);
+      await page.reload();
+      await seeText(page.getByTestId('dashboard-totals'), '12,347,178.90');
+      for (const width of [1440, 1024, 375]) {
+        await page.setViewportSize({ width, height: 900 });
+        const overflowing = await page
+          .getByTestId('dashboard-totals')
+          .locator('.kpi')
+          .evaluateAll((cards) =>
+            cards
+              .filter((card) => {
+                const value = card.querySelector('.kpi-value');
+                return value !== null && value.scrollWidth > value.clientWidth;
+              })
+              .map((card) => card.textContent),
+          );
+        expect(overflowing, `at ${width}px`).toEqual([]);
+      }
       expect(outsideRequests).toEqual([]);
     } finally {
       await close();
