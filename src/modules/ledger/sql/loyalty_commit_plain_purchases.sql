@@ -152,13 +152,10 @@ begin
   -- what each takes from which lot, soonest expiry first, never-expiring last, then oldest
   -- (loyalty_take_points' order), from the first 32 lots with points left, not the lot its own
   -- purchase earned above.
-  with spend as (
-    select * from unnest(v_entries, v_customers, v_purchases, v_points) s(entry, customer, purchase, points)
-  ),
-  take as materialized (
+  with take as materialized (
     select s.entry, s.purchase, s.points as wanted, l.id as lot,
            least(l.remaining, s.points - (l.upto - l.remaining)) as points
-    from spend s
+    from unnest(v_entries, v_customers, v_purchases, v_points) s(entry, customer, purchase, points)
     cross join lateral (
       select f.id, f.remaining, sum(f.remaining) over (order by f.expires_at nulls last, f.id) as upto
       from (select l.id, l.remaining, l.expires_at from point_lots l
