@@ -24,9 +24,10 @@ import { seedMerchant } from './lib/seed.js';
 // regulars with 100 purchases each and ANALYZE, stopped, and `postgres --single` runs
 // under `valgrind --tool=callgrind` on files of BENCH_SQL_CALLS lines, one transaction each:
 // `loyalty_commit_purchase` with the payload the API sends for a purchase by customer id
-// (earn-only, then with a redeem of 5 points), and the same lines building the payload without the
-// call, whose count is subtracted; then the same commits 16 to a transaction through
-// `loyalty_commit_purchases`, as group commit sends them under load; then a resolve's customer read
+// (earn-only, then with a redeem of 5 points, then earning double through a campaign with a points
+// budget), and the same lines building the payload without the call, whose count is subtracted; then
+// the same commits 16 to a transaction through `loyalty_commit_purchases`, as group commit sends them
+// under load; then a resolve's customer read
 // (`loyalty_customer_state` by id, a merchant without tiers). Prints the instructions per call, two
 // runs of each.
 // docs/performance.md, "CHECK constraints as domains", has the figures and how to read a profile
@@ -84,6 +85,8 @@ function lines(options: {
   outletId: string;
   customers: string[];
   redeem: number;
+  /** A campaign whose line in the earn breakdown doubles the base points. */
+  campaignId?: string;
   call: boolean;
   batch?: number;
   /** Commits in all (CALLS). */
@@ -95,6 +98,10 @@ function lines(options: {
     const customer = options.customers[next() % options.customers.length];
     const total = 1_000 + (next() % 49_000);
     const earn = Math.floor(total / 2_000);
+    const campaignLine = options.campaignId
+      ? `, jsonb_build_object('source', 'campaign', 'campaignId', '${options.campaignId}', ` +
+        `'name', 'Double points', 'points', ${earn})`
+      : '';
     const payload =
       `jsonb_build_object('merchantId', '${options.merchantId}', 'customerId', '${customer}', ` +
       `'orderId', gen_random_uuid()::text, 'code', null, 'idempotencyKey', gen_random_uuid()::text, ` +
@@ -103,7 +110,7 @@ function lines(options: {
       `'earnPoints', ${earn}, 'redeemPoints', ${options.redeem}, 'earnRateBp', 500, 'tier', null, ` +
       `'receipt', jsonb_build_object('total', ${total}), 'lineEligible', null, 'pendingDays', 0, ` +
       `'lifetimeDays', 365, 'holdId', null, 'earnBreakdown', jsonb_build_array(jsonb_build_object(` +
-      `'source', 'base', 'campaignId', null, 'name', 'Base', 'points', ${earn})))`;
+      `'source', 'base', 'campaignId', null, 'name', 'Base', 'points', ${earn})${campaignLine}))`;
     payloads.push(payload);
   }
   const batch = options.batch ?? 1;
@@ -184,6 +191,15 @@ async function main(): Promise<void> {
         .split('\n'),
     ];
     for (const line of warmUp) await db.executeQuery(CompiledQuery.raw(line));
+    // A campaign as a merchant runs one: double points on every purchase, within a points budget.
+    const campaign = await db.executeQuery<{ id: string }>(
+      CompiledQuery.raw(
+        `insert into campaigns (merchant_id, name, kind, status, effect, limit_total_points)
+         values ('${merchant.merchantId}', 'Double points', 'multiplier', 'active', '{"multiplier": 2}', 1000000000000)
+         returning id`,
+      ),
+    );
+    const campaignId = campaign.rows[0]?.id as string;
     await db.executeQuery(CompiledQuery.raw('analyze'));
     await db.destroy();
     run(path.join(bin, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop']);
@@ -211,6 +227,15 @@ async function main(): Promise<void> {
     const perCommit = (name: string, redeem: number, batch = 1) =>
       (count(name, lines({ ...base, redeem, call: true, batch })) - (batch === 1 ? driver : batchDriver)) /
       CALLS;
+    // With a campaign line the payload itself costs more: its own lines without the call are subtracted.
+    const perCampaignCommit = (name: string, batch = 1) => {
+      const campaign = { ...base, redeem: 0, batch, campaignId };
+      return (
+        (count(name, lines({ ...campaign, call: true })) -
+          count(`${name}-payload`, lines({ ...campaign, call: false }))) /
+        CALLS
+      );
+    };
     const grouped = `in transactions of ${BATCH} (group commit)`;
     const resolveDriver = count('payload-resolve', resolveLines({ ...base, call: false }));
     const perResolve = (name: string) =>
@@ -220,6 +245,16 @@ async function main(): Promise<void> {
       ['with a redeem of 5 points', perCommit('redeem1', 5), perCommit('redeem2', 5)],
       [`earn-only, ${grouped}`, perCommit('earn-batch1', 0, BATCH), perCommit('earn-batch2', 0, BATCH)],
       [`redeem, ${grouped}`, perCommit('redeem-batch1', 5, BATCH), perCommit('redeem-batch2', 5, BATCH)],
+      [
+        'with a campaign line (double points, a budget)',
+        perCampaignCommit('campaign1'),
+        perCampaignCommit('campaign2'),
+      ],
+      [
+        `campaign line, ${grouped}`,
+        perCampaignCommit('campaign-batch1', BATCH),
+        perCampaignCommit('campaign-batch2', BATCH),
+      ],
       ['resolve: the customer read by id (no tiers)', perResolve('resolve1'), perResolve('resolve2')],
     ] as const;
     console.log(
