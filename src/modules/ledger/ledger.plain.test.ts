@@ -21,7 +21,12 @@ import { issueCustomerCode } from '../customers/customers.service.js';
 
 let t: TestDatabase;
 let merchant: TestMerchant;
-let campaignId: string;
+/** Campaigns a purchase's earn breakdown may name: no limits, a points budget, once per customer, paused. */
+const campaigns: Record<CampaignRole, string> = { bonus: '', budget: '', once: '', paused: '' };
+const CAMPAIGN_ROLES = ['bonus', 'budget', 'once', 'paused'] as const;
+type CampaignRole = (typeof CAMPAIGN_ROLES)[number];
+/** What each campaign's line asks for: the budget's runs out within a batch of three of them. */
+const CAMPAIGN_POINTS: Record<CampaignRole, number> = { bonus: 15, budget: 40, once: 5, paused: 9 };
 /** The customers a generated batch may name, by role. */
 const customers: Record<string, string> = {};
 /** Purchases committed before the batches (their customer, key and payload), to retry in a batch. */
@@ -68,8 +73,30 @@ beforeAll(async () => {
     kind: 'referral',
     effect: { referrerPoints: 40, refereePoints: 25 },
   });
-  campaignId = (await createTestCampaign(t.db, merchant, { kind: 'bonus_points', effect: { points: 15 } }))
-    .id;
+  campaigns.bonus = (
+    await createTestCampaign(t.db, merchant, { kind: 'bonus_points', effect: { points: 15 } })
+  ).id;
+  campaigns.budget = (
+    await createTestCampaign(t.db, merchant, {
+      kind: 'bonus_points',
+      effect: { points: 40 },
+      limits: { totalPoints: 100 },
+    })
+  ).id;
+  campaigns.once = (
+    await createTestCampaign(t.db, merchant, {
+      kind: 'bonus_points',
+      effect: { points: 5 },
+      limits: { perCustomer: 1 },
+    })
+  ).id;
+  campaigns.paused = (
+    await createTestCampaign(t.db, merchant, {
+      kind: 'bonus_points',
+      effect: { points: 9 },
+      status: 'paused',
+    })
+  ).id;
   liveCode = (
     await issueCustomerCode(t.db, {
       merchantId: merchant.merchantId,
@@ -79,7 +106,8 @@ beforeAll(async () => {
   ).code;
   // A purchase with an Idempotency-Key, committed before: a batch may retry it.
   const key = randomUUID();
-  const payload = purchase('regular', { total: 4_000, key });
+  // It had the once-per-customer campaign's points: a batch's line of it grants the regular nothing.
+  const payload = purchase('regular', { total: 4_000, key, campaigns: ['once'] });
   await sql`select loyalty_commit_purchase(${JSON.stringify(payload)}::jsonb)`.execute(t.db);
   earlier.set(customers.regular as string, { key, payload });
 });
@@ -94,7 +122,7 @@ interface ItemSpec {
   key: 'none' | 'fresh' | 'retry' | 'reuse' | 'retry-earlier';
   dupOrder: boolean;
   code: 'none' | 'live' | 'wrong';
-  campaign: boolean;
+  campaigns: CampaignRole[];
   pendingDays: 0 | 3;
   lines: boolean;
 }
@@ -108,14 +136,21 @@ function purchase(
     orderId?: string;
     redeem?: number;
     code?: string;
-    campaign?: boolean;
+    campaigns?: CampaignRole[];
     pendingDays?: number;
     lines?: boolean;
   },
 ): Payload {
   const earn = Math.floor(options.total / 100);
   const breakdown: object[] = [{ source: 'base', campaignId: null, name: 'Base', points: earn }];
-  if (options.campaign) breakdown.push({ source: 'campaign', campaignId, name: 'Bonus', points: 15 });
+  for (const role of options.campaigns ?? []) {
+    breakdown.push({
+      source: 'campaign',
+      campaignId: campaigns[role],
+      name: role,
+      points: CAMPAIGN_POINTS[role],
+    });
+  }
   const receipt = options.lines
     ? {
         total: options.total,
@@ -181,7 +216,7 @@ function payloadsOf(specs: ItemSpec[]): Payload[] {
         orderId: spec.dupOrder && previous ? previous.orderId : undefined,
         redeem: spec.redeem ? Math.min(redeemOf(spec.role, spec.total), spec.total) : 0,
         code: spec.code === 'live' ? liveCode : spec.code === 'wrong' ? '000000' : undefined,
-        campaign: spec.campaign,
+        campaigns: spec.campaigns,
         pendingDays: spec.pendingDays,
         lines: spec.lines,
       });
@@ -199,7 +234,11 @@ const itemSpec: fc.Arbitrary<ItemSpec> = fc.record({
   key: fc.constantFrom<ItemSpec['key']>('none', 'fresh', 'fresh', 'retry', 'reuse', 'retry-earlier'),
   dupOrder: fc.constantFrom(false, false, false, false, true),
   code: fc.constantFrom<ItemSpec['code']>('none', 'none', 'none', 'live', 'wrong'),
-  campaign: fc.constantFrom(false, false, true),
+  // Mostly none or one line; a campaign at most once (the quote never names one twice).
+  campaigns: fc.oneof(
+    { arbitrary: fc.constant<CampaignRole[]>([]), weight: 3 },
+    { arbitrary: fc.subarray([...CAMPAIGN_ROLES], { minLength: 1, maxLength: 2 }), weight: 1 },
+  ),
   pendingDays: fc.constantFrom<0 | 3>(0, 0, 3),
   lines: fc.boolean(),
 });
@@ -272,6 +311,10 @@ async function snapshot(db: Kysely<DB>): Promise<Record<string, string[]>> {
              (select case when l.created_at = now() then 'new/' || l.points else l.id::text end
               from point_lots l where l.id = m.lot_id) as lot
       from lot_moves m where m.created_at = now()`,
+    grants: sql`
+      select g.campaign_id, g.customer_id, g.grants, g.points from campaign_grants g
+      where g.campaign_id in (select id from campaigns where merchant_id = ${merchant.merchantId})`,
+    budgets: sql`select id, granted_points from campaigns where merchant_id = ${merchant.merchantId}`,
     codes: sql`
       select c.code, c.consumed_at = now() as consumed_now, (select order_id from purchases where id = c.purchase_id) as order_id
       from customer_codes c where c.merchant_id = ${merchant.merchantId}`,
@@ -407,6 +450,43 @@ describe('set-based group commit', () => {
     expect(together.rows.moves?.filter((row) => row.includes('"entry":"redeem/-33"'))).toHaveLength(33);
   });
 
+  it('commits purchases with campaign points set-based, within each campaign limits', async () => {
+    const payloads = [
+      purchase('plain', { total: 1_000, campaigns: ['bonus', 'budget'] }),
+      purchase('rich', { total: 2_000, redeem: 300, campaigns: ['budget', 'once'] }),
+      purchase('pending', { total: 3_000, pendingDays: 3, campaigns: ['once', 'paused'] }),
+      // Had the once-per-customer campaign's points before: this line grants nothing.
+      purchase('regular', { total: 4_000, key: randomUUID(), campaigns: ['once'] }),
+      purchase('spread', { total: 1_900, redeem: 19, campaigns: ['bonus'] }),
+    ];
+    const together = await inRolledBack((db) => batched(db, payloads));
+    expect(together.singleCommits).toBe(0);
+    const alone = await inRolledBack((db) => oneByOne(db, payloads));
+    expect(together.answers).toEqual(alone.answers);
+    expect(together.rows).toEqual(alone.rows);
+    const earned = together.answers.map(
+      (answer) => (answer as { result: { purchase: { earnedPoints: number } } }).result.purchase.earnedPoints,
+    );
+    // Base points (a hundredth of the total) plus each line granted; the paused campaign and the
+    // regular's second once-per-customer line grant nothing.
+    expect(earned).toEqual([10 + 15 + 40, 20 + 40 + 5, 30 + 5, 40, 19 + 15]);
+    expect(together.rows.budgets).toContain(JSON.stringify({ id: campaigns.budget, granted_points: 80 }));
+    expect(together.rows.events?.filter((row) => row.includes('"type":"bonus.granted"'))).toHaveLength(6);
+  });
+
+  it('commits them one by one when a campaign budget does not cover every line of the batch', async () => {
+    // 3 x 40 points from a budget of 100: the third purchase gets the 20 left, as one by one.
+    const payloads = (['plain', 'rich', 'coded'] as const).map((role) =>
+      purchase(role, { total: 1_000, campaigns: ['budget'] }),
+    );
+    const together = await inRolledBack((db) => batched(db, payloads));
+    expect(together.singleCommits).toBe(3);
+    const alone = await inRolledBack((db) => oneByOne(db, payloads));
+    expect(together.answers).toEqual(alone.answers);
+    expect(together.rows).toEqual(alone.rows);
+    expect(together.rows.budgets).toContain(JSON.stringify({ id: campaigns.budget, granted_points: 100 }));
+  });
+
   it('commits them one by one when one of them does not fit, each with its own answer', async () => {
     const payloads = [
       purchase('plain', { total: 1_000 }),
@@ -428,11 +508,8 @@ describe('set-based group commit', () => {
 });
 
 describe('set-based group commit under concurrency', () => {
-  it('runs batches of other processes over the same customers in any order without a deadlock', {
-    timeout: 120_000,
-  }, async () => {
-    // Batches of several API processes may name the same customers (one process's never do at the
-    // same time): four connections, each committing batches of the same eight customers, shuffled.
+  /** Eight customers of a new merchant, with a commit payload for one of them. */
+  async function shopWithCustomers(breakdown: (points: number) => object[] = () => []) {
     const shop = await createTestMerchant(t.db);
     const ids = await Promise.all(
       Array.from({ length: 8 }, async () => (await createTestCustomer(t.db, { merchant: shop })).customerId),
@@ -445,14 +522,22 @@ describe('set-based group commit under concurrency', () => {
       eligibleAmount: 1_000,
       discount: 0,
       earnPoints: 10,
-      earnBreakdown: [{ source: 'base', campaignId: null, name: 'Base', points: 10 }],
+      earnBreakdown: [{ source: 'base', campaignId: null, name: 'Base', points: 10 }, ...breakdown(10)],
       redeemPoints: 0,
       earnRateBp: 100,
       receipt: { total: 1_000 },
       pendingDays: 0,
       lifetimeDays: null,
     });
-    const rounds = 25;
+    return { shop, ids, payload };
+  }
+
+  /**
+   * Batches of several API processes may name the same customers (one process's never do at the
+   * same time): four connections, each committing `rounds` batches of the same customers, shuffled.
+   * Returns the errors.
+   */
+  async function commitConcurrently(ids: string[], payload: (customerId: string) => object, rounds: number) {
     const failures: string[] = [];
     await Promise.all(
       Array.from({ length: 4 }, async () => {
@@ -468,12 +553,58 @@ describe('set-based group commit under concurrency', () => {
         }
       }),
     );
-    expect(failures).toEqual([]);
+    return failures;
+  }
+
+  it('runs batches of other processes over the same customers in any order without a deadlock', {
+    timeout: 120_000,
+  }, async () => {
+    const { shop, ids, payload } = await shopWithCustomers();
+    const rounds = 25;
+    expect(await commitConcurrently(ids, payload, rounds)).toEqual([]);
     const { rows } = await sql<{ n: number; points: number }>`
       select count(*)::int as n, sum(earned_points)::int as points from purchases where merchant_id = ${shop.merchantId}`.execute(
       t.db,
     );
     expect(rows[0]).toEqual({ n: 4 * rounds * ids.length, points: 4 * rounds * ids.length * 10 });
+    expect(await findLedgerViolations(t.db)).toEqual([]);
+  });
+
+  it('grants a campaign budget to the point across concurrent batches, never past it', {
+    timeout: 120_000,
+  }, async () => {
+    // 800 purchases ask 5 points each of a budget of 2,000 (it runs out half way) and 3 of a
+    // campaign without limits.
+    let budget = '';
+    let unlimited = '';
+    const { shop, ids, payload } = await shopWithCustomers(() => [
+      { source: 'campaign', campaignId: budget, name: 'Budget', points: 5 },
+      { source: 'campaign', campaignId: unlimited, name: 'Always', points: 3 },
+    ]);
+    budget = (
+      await createTestCampaign(t.db, shop, {
+        kind: 'bonus_points',
+        effect: { points: 5 },
+        limits: { totalPoints: 2_000 },
+      })
+    ).id;
+    unlimited = (await createTestCampaign(t.db, shop, { kind: 'bonus_points', effect: { points: 3 } })).id;
+    const rounds = 25;
+    const purchases = 4 * rounds * ids.length;
+    expect(await commitConcurrently(ids, payload, rounds)).toEqual([]);
+    const { rows } = await sql<{ n: number; points: number; budget: number; lots: number; grants: number }>`
+      select count(*)::int as n, sum(earned_points)::int as points,
+             (select granted_points::int from campaigns where id = ${budget}) as budget,
+             (select sum(points)::int from point_lots where campaign_id = ${budget}) as lots,
+             (select sum(points)::int from campaign_grants where campaign_id = ${budget}) as grants
+      from purchases where merchant_id = ${shop.merchantId}`.execute(t.db);
+    expect(rows[0]).toEqual({
+      n: purchases,
+      points: purchases * (10 + 3) + 2_000,
+      budget: 2_000,
+      lots: 2_000,
+      grants: 2_000,
+    });
     expect(await findLedgerViolations(t.db)).toEqual([]);
   });
 });

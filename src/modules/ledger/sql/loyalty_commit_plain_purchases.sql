@@ -2,20 +2,26 @@
 -- instead of one per purchase, and returns their answers ({"i": index, "result": ...}). Called by
 -- loyalty_commit_purchases, which holds every balance row of the batch (locked in customer id order)
 -- and commits the items this leaves (and all of them if this raises) one by one.
--- A plain purchase is what loyalty_commit_purchase would commit with nothing but its base writes:
--- the first item of its customer in the batch; no hold; an earn breakdown without a campaign line;
+-- A plain purchase is what loyalty_commit_purchase would commit with nothing but its base writes
+-- and its campaign points: the first item of its customer in the batch; no hold; an earn breakdown;
 -- no lot or hold of the customer past its expiry; not a referred customer's first purchase; its
 -- Idempotency-Key (if any) free and unused; points to redeem (if any) covered by the balance. It
 -- writes what that function writes for it, row for row: the balance, the purchase (with the balance
--- of its answer), the one-time code (when given), the redeem entry with a move per lot it takes from
--- (soonest expiry first, as loyalty_take_points), the earned lot and its entry, the outbox event.
+-- of its answer and the earn breakdown as applied), the one-time code (when given), the redeem entry
+-- with a move per lot it takes from (soonest expiry first, as loyalty_take_points), the earned lot
+-- and its entry, the outbox event; per campaign line granted (loyalty_grant_campaign's checks: the
+-- campaign active, its limits.perCustomer), the campaign's lot, its entry, the budget counter, the
+-- campaign_grants count and the bonus.granted event. Within one batch the bonus.granted events
+-- follow the purchase.committed ones (one by one they come just before their purchase's).
 -- Whatever does not fit (a customer or code not found, an orderId or key taken, a check failing,
--- points to redeem spread over more lots than are read here) raises, so the caller rolls this back
--- and commits every item alone, where each fails with its own error: the same answers as one by
--- one, and no partial batch.
+-- points to redeem spread over more lots than are read here, a campaign budget that does not cover
+-- every campaign line of the batch in full, one campaign twice in a breakdown) raises, so the caller
+-- rolls this back and commits every item alone, where each fails with its own error: the same
+-- answers as one by one, and no partial batch.
 -- The lots a redeem takes from are not locked ahead (loyalty_take_points locks each one it reads):
 -- every writer of a customer's lots holds that customer's balance row first, as the caller does
--- here, and the update takes the lock of each lot it changes.
+-- here, and the update takes the lock of each lot it changes. Campaigns with a budget are locked
+-- after the balance rows, in id order, as loyalty_grant_campaigns does.
 -- Why: setting up an insert's executor and its VALUES list is a quarter of a lone commit's
 -- PostgreSQL CPU; here it is paid once per batch (docs/performance.md, "Set-based group commit").
 -- One generic plan per connection (planning this statement costs more than running it), and every
@@ -34,7 +40,74 @@ declare
   v_purchases uuid[];
   v_points bigint[];
   v_covered integer;
+  -- Campaign points, when an item has a campaign line: per item (index + 1) the points granted and
+  -- the earn breakdown as applied; per line granted its item's index, campaign and points; the
+  -- plain purchases committed by index.
+  v_bonus bigint[];
+  v_breakdowns jsonb[];
+  v_line_items integer[];
+  v_line_campaigns uuid[];
+  v_line_points bigint[];
+  v_short integer;
+  v_items integer[];
+  v_ids uuid[];
 begin
+  if p_items @> '[{"earnBreakdown": [{"source": "campaign"}]}]' then
+    perform 1 from campaigns
+    where limit_total_points is not null
+      and id = any(array(select (l->>'campaignId')::uuid
+                         from jsonb_array_elements(p_items) e, jsonb_array_elements(e->'earnBreakdown') l
+                         where l->>'source' = 'campaign'))
+    order by id for update;
+    -- What each campaign line of a customer's first item grants (loyalty_grant_campaign's checks),
+    -- whether or not the item turns out plain; a budget must cover every line of the batch in full,
+    -- so the points do not depend on the order the items are committed in.
+    with items as (
+      select e.value as p, (e.ordinality - 1)::integer as i, (e.value->>'merchantId')::uuid as merchant,
+             (e.value->>'customerId')::uuid as customer,
+             row_number() over (partition by e.value->>'customerId' order by e.ordinality) as nth
+      from jsonb_array_elements(p_items) with ordinality e
+    ),
+    line as materialized (
+      select x.i, l.ordinality as n, l.value as item, c.id as campaign, (l.value->>'points')::bigint as wanted,
+             case when l.value->>'source' <> 'campaign' then null
+                  when c.id is null or (l.value->>'points')::bigint <= 0 then 0
+                  when c.limit_per_customer is not null
+                       and coalesce((select g.grants from campaign_grants g
+                                     where g.campaign_id = c.id and g.customer_id = x.customer), 0)
+                           >= c.limit_per_customer then 0
+                  else (l.value->>'points')::bigint end as points
+      from items x
+      cross join lateral jsonb_array_elements(x.p->'earnBreakdown') with ordinality l
+      left join campaigns c on l.value->>'source' = 'campaign' and c.id = (l.value->>'campaignId')::uuid
+                           and c.merchant_id = x.merchant and c.status = 'active'
+      where x.nth = 1 and loyalty_plain_purchase(x.p)
+    ),
+    granted as (
+      select x.i, coalesce(sum(l.points), 0) as bonus,
+             coalesce(jsonb_agg(case when l.points is null then l.item
+                                     else l.item || jsonb_build_object('points', l.points) end order by l.n)
+                        filter (where l.points is null or l.points > 0), '[]') as breakdown
+      from items x join line l on l.i = x.i
+      group by x.i
+    )
+    select array(select g.bonus from items x left join granted g on g.i = x.i order by x.i),
+           array(select g.breakdown from items x left join granted g on g.i = x.i order by x.i),
+           array(select l.i from line l where l.points > 0 order by l.i, l.n),
+           array(select l.campaign from line l where l.points > 0 order by l.i, l.n),
+           array(select l.points from line l where l.points > 0 order by l.i, l.n),
+           (select count(*) from campaigns c
+            join (select (l->>'campaignId')::uuid as campaign, sum((l->>'points')::bigint) as wanted
+                  from jsonb_array_elements(p_items) e, jsonb_array_elements(e->'earnBreakdown') l
+                  where l->>'source' = 'campaign'
+                  group by 1) w on w.campaign = c.id
+            where c.limit_total_points - c.granted_points < w.wanted)
+    into v_bonus, v_breakdowns, v_line_items, v_line_campaigns, v_line_points, v_short;
+    if v_short > 0 then
+      raise exception 'plain_purchases_not_committed';
+    end if;
+  end if;
+
   with items as (
     select e.value as p, (e.ordinality - 1)::integer as i, (e.value->>'merchantId')::uuid as merchant,
            (e.value->>'customerId')::uuid as customer, e.value->>'idempotencyKey' as key,
@@ -44,6 +117,7 @@ begin
   plain as materialized (
     select x.p, x.i, x.merchant, x.customer, x.key, loyalty_uuidv7() as purchase,
            (x.p->>'earnPoints')::bigint as earn, (x.p->>'redeemPoints')::bigint as redeem,
+           coalesce(v_bonus[x.i + 1], 0) as bonus, coalesce(v_breakdowns[x.i + 1], x.p->'earnBreakdown') as breakdown,
            (x.p->>'pendingDays')::integer > 0 as is_pending,
            now() + make_interval(days => (x.p->>'pendingDays')::integer) as available_at,
            (x.p->>'lifetimeDays')::integer as lifetime
@@ -67,8 +141,8 @@ begin
   ),
   balance as (
     update balances b
-    set available = b.available - x.redeem + case when x.is_pending then 0 else x.earn end,
-        pending = b.pending + case when x.is_pending then x.earn else 0 end,
+    set available = b.available - x.redeem + case when x.is_pending then 0 else x.earn + x.bonus end,
+        pending = b.pending + case when x.is_pending then x.earn + x.bonus else 0 end,
         updated_at = now()
     from plain x
     where b.customer_id = x.customer and b.merchant_id = x.merchant
@@ -88,12 +162,12 @@ begin
                            earn_breakdown, balance_held)
     select x.purchase, x.merchant, x.customer, x.p->>'orderId', (x.p->>'outletId')::uuid,
            (x.p->>'deviceId')::uuid, (x.p->>'managerId')::uuid, (x.p->>'total')::bigint,
-           (x.p->>'eligibleAmount')::bigint, (x.p->>'discount')::bigint, x.earn, x.redeem,
+           (x.p->>'eligibleAmount')::bigint, (x.p->>'discount')::bigint, x.earn + x.bonus, x.redeem,
            (x.p->>'earnRateBp')::integer, x.p->>'tier', x.p->'receipt',
            case when jsonb_typeof(x.p->'lineEligible') = 'array'
                 then array(select jsonb_array_elements_text(x.p->'lineEligible')::boolean) end,
            x.key, case when x.key is not null then x.p->>'requestHash' end,
-           b.available, b.pending, x.p->'earnBreakdown', b.held
+           b.available, b.pending, x.breakdown, b.held
     from plain x join balance b on b.customer_id = x.customer
     returning *
   ),
@@ -121,7 +195,7 @@ begin
     returning id, kind, purchase_id
   ),
   answer as (
-    select x.i, x.p, x.merchant, x.customer, x.purchase, x.earn, x.redeem, x.is_pending,
+    select x.i, x.p, x.merchant, x.customer, x.purchase, x.earn + x.bonus as earn, x.redeem, x.is_pending,
            loyalty_purchase_answer(row(r.*)::purchases) as result
     from purchase r join plain x on x.purchase = r.id
   ),
@@ -139,12 +213,62 @@ begin
   select (select count(*) from plain), (select count(*) from plain where p->>'code' is not null),
          (select count(*) from code), count(*), coalesce(array_agg(jsonb_build_object('i', a.i, 'result', a.result)), '{}'),
          array_agg(e.id) filter (where e.id is not null), array_agg(a.customer) filter (where e.id is not null),
-         array_agg(a.purchase) filter (where e.id is not null), array_agg(a.redeem) filter (where e.id is not null)
-  into v_plain, v_coded, v_consumed, v_committed, v_answers, v_entries, v_customers, v_purchases, v_points
+         array_agg(a.purchase) filter (where e.id is not null), array_agg(a.redeem) filter (where e.id is not null),
+         array_agg(a.i), array_agg(a.purchase)
+  into v_plain, v_coded, v_consumed, v_committed, v_answers, v_entries, v_customers, v_purchases, v_points,
+       v_items, v_ids
   from answer a left join entry e on e.purchase_id = a.purchase and e.kind = 'redeem';
   -- A customer or code not found: the caller commits the items one by one, each with its own answer.
   if v_committed <> v_plain or v_consumed <> v_coded then
     raise exception 'plain_purchases_not_committed';
+  end if;
+  -- The campaign points granted, in a statement of their own (a batch without campaign lines does not
+  -- set it up): loyalty_grant_campaign's writes for each line of a plain purchase committed above.
+  if cardinality(v_line_items) > 0 then
+    with line as materialized (
+      select d.purchase, (x.p->>'merchantId')::uuid as merchant, (x.p->>'customerId')::uuid as customer,
+             x.p->>'orderId' as order_id, (x.p->>'pendingDays')::integer > 0 as is_pending,
+             now() + make_interval(days => (x.p->>'pendingDays')::integer) as available_at,
+             coalesce(c.bonus_lifetime_days, (x.p->>'lifetimeDays')::integer) as lifetime,
+             c.id as campaign, c.name, c.kind, c.limit_total_points is not null as budgeted, g.points
+      from unnest(v_line_items, v_line_campaigns, v_line_points) g(i, campaign, points)
+      join unnest(v_items, v_ids) d(i, purchase) on d.i = g.i
+      cross join lateral (select p_items->g.i as p) x
+      join campaigns c on c.id = g.campaign
+    ),
+    lot as (
+      insert into point_lots (merchant_id, customer_id, source, purchase_id, campaign_id, points, remaining, state,
+                              available_at, expires_at)
+      select l.merchant, l.customer, 'earn', l.purchase, l.campaign, l.points, l.points,
+             case when l.is_pending then 'pending' else 'active' end, l.available_at,
+             case when l.lifetime is null then null else l.available_at + make_interval(days => l.lifetime) end
+      from line l
+      returning id, merchant_id, customer_id, purchase_id, campaign_id, points, state, expires_at
+    ),
+    entry as (
+      insert into ledger_entries (merchant_id, customer_id, kind, bucket, points, purchase_id, lot_id)
+      select l.merchant_id, l.customer_id, 'earn', case when l.state = 'pending' then 'pending' else 'available' end,
+             l.points, l.purchase_id, l.id
+      from lot l
+    ),
+    budget as (
+      update campaigns c set granted_points = c.granted_points + s.points
+      from (select l.campaign, sum(l.points) as points from line l where l.budgeted group by l.campaign) s
+      where c.id = s.campaign
+    ),
+    counted as (
+      insert into campaign_grants (campaign_id, customer_id, grants, points)
+      select l.campaign, l.customer, 1, l.points from line l
+      on conflict (campaign_id, customer_id)
+      do update set grants = campaign_grants.grants + 1, points = campaign_grants.points + excluded.points
+    )
+    insert into outbox_events (merchant_id, type, payload)
+    select l.merchant, 'bonus.granted', jsonb_build_object(
+      'customerId', l.customer, 'campaignId', l.campaign, 'campaignName', l.name, 'kind', l.kind,
+      'points', l.points, 'purchaseId', l.purchase, 'orderId', l.order_id, 'pending', l.is_pending,
+      'expiresAt', loyalty_iso(t.expires_at), 'occurredAt', loyalty_iso(now()))
+    from line l join lot t on t.purchase_id = l.purchase and t.campaign_id = l.campaign
+    order by l.customer;
   end if;
   if v_entries is null then return v_answers; end if;
 

@@ -4,8 +4,9 @@
 -- "constraint"}}.
 -- First every balance row of the batch is locked, in customer id order: the order in which single
 -- commits and other batches lock them, so batches that run at the same time on the same customers
--- wait for each other instead of deadlocking. Then the plain purchases (no hold, no campaign points,
--- nothing due; see loyalty_commit_plain_purchases) are committed together, one statement per table;
+-- wait for each other instead of deadlocking. Then the plain purchases (no hold, nothing due, campaign
+-- budgets enough for the batch; see loyalty_commit_plain_purchases) are committed together, one
+-- statement per table;
 -- if any of them does not fit, that part is rolled back as a whole and they are committed one by one
 -- with the rest.
 -- The rest run in customer id order, each in its own subtransaction (an exception block): one that
