@@ -65,24 +65,24 @@ export async function findProvenanceViolations(db: Database) {
 }
 
 /**
- * Ledger rows that name what the dropped foreign keys used to check (decision 005): a merchant other
- * than their customer's, or a purchase or lot that does not exist or is another customer's. Empty
- * when all hold.
+ * Ledger rows that name what the dropped foreign keys used to check (decisions 005, 006): a customer
+ * that does not exist, a merchant other than their customer's, or a purchase or lot that does not
+ * exist or is another customer's. Empty when all hold.
  */
 export async function findReferenceViolations(db: Database) {
   const { rows } = await sql<{ what: string; id: string }>`
-    select 'purchase' as what, p.id::text from purchases p join customers c on c.id = p.customer_id
-    where c.merchant_id <> p.merchant_id
+    select 'purchase' as what, p.id::text from purchases p left join customers c on c.id = p.customer_id
+    where c.id is null or c.merchant_id <> p.merchant_id
     union all
-    select 'lot', l.id::text from point_lots l join customers c on c.id = l.customer_id
+    select 'lot', l.id::text from point_lots l left join customers c on c.id = l.customer_id
     left join purchases p on p.id = l.purchase_id
-    where c.merchant_id <> l.merchant_id
+    where c.id is null or c.merchant_id <> l.merchant_id
        or (l.purchase_id is not null and (p.id is null or p.customer_id <> l.customer_id))
     union all
-    select 'entry', e.id::text from ledger_entries e join customers c on c.id = e.customer_id
+    select 'entry', e.id::text from ledger_entries e left join customers c on c.id = e.customer_id
     left join purchases p on p.id = e.purchase_id
     left join point_lots l on l.id = e.lot_id
-    where c.merchant_id <> e.merchant_id
+    where c.id is null or c.merchant_id <> e.merchant_id
        or (e.purchase_id is not null and (p.id is null or p.customer_id <> e.customer_id))
        or (e.lot_id is not null and (l.id is null or l.customer_id <> e.customer_id))
     union all

@@ -36,7 +36,7 @@ const DROPPED: Array<[table: string, column: string, references: string, cascade
 ];
 
 /** Drops the single-column foreign key of table.column, whatever its name. */
-async function dropForeignKey(db: Kysely<unknown>, table: string, column: string): Promise<void> {
+export async function dropForeignKey(db: Kysely<unknown>, table: string, column: string): Promise<void> {
   const { rows } = await sql<{ name: string }>`
     select c.conname as name
     from pg_constraint c

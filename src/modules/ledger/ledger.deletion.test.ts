@@ -8,6 +8,7 @@ import {
   createTestMerchant,
   type TestMerchant,
 } from '../../../test/helpers/factories.js';
+import { findReferenceViolations } from '../../../test/helpers/ledger.js';
 import { findCustomerState } from '../customers/customers.service.js';
 import { cancelHold, createHold } from './holds.service.js';
 import { commitPurchase, refundPurchase } from './ledger.service.js';
@@ -108,5 +109,148 @@ describe('a customer deleted while a write waits on them', () => {
     await waitForLockWait();
     await deletion.release();
     expect(await cancel).toBe('hold_not_found');
+  });
+});
+
+// Since migration 0032 purchases, lots and entries have no foreign key to their customer (decision
+// 006): a trigger deletes them with the customer, starting with the balance rows every ledger writer
+// holds. Nothing of a deleted customer may be left behind, whichever of the two came first.
+describe('a customer deleted while purchases commit', () => {
+  /** A commit payload for loyalty_commit_purchase, as commitPurchase builds it (earn-only). */
+  function payload(customerId: string, redeem = 0) {
+    return {
+      merchantId: merchant.merchantId,
+      customerId,
+      orderId: `order-${randomUUID()}`,
+      total: 1_000,
+      eligibleAmount: 1_000,
+      discount: redeem,
+      earnPoints: 10,
+      earnBreakdown: [{ source: 'base', campaignId: null, name: 'Base', points: 10 }],
+      redeemPoints: redeem,
+      earnRateBp: 100,
+      receipt: { total: 1_000 },
+      pendingDays: 0,
+      lifetimeDays: 365,
+    };
+  }
+
+  async function leftOf(customerIds: string[]) {
+    const { rows } = await sql<{ n: number }>`
+      select (select count(*) from purchases where customer_id = any(${customerIds}::uuid[]))
+           + (select count(*) from point_lots where customer_id = any(${customerIds}::uuid[]))
+           + (select count(*) from ledger_entries where customer_id = any(${customerIds}::uuid[]))
+           + (select count(*) from balances where customer_id = any(${customerIds}::uuid[])) as n`.execute(
+      t.db,
+    );
+    return Number(rows[0]?.n);
+  }
+
+  it('a deletion that waited on a commit deletes what it wrote', async () => {
+    const { customerId } = await createTestCustomer(t.db, { merchant, points: 100 });
+    const writer = new pg.Client({ connectionString: t.url });
+    await writer.connect();
+    try {
+      await writer.query('begin');
+      await writer.query('select loyalty_commit_purchase($1::jsonb)', [
+        JSON.stringify(payload(customerId, 20)),
+      ]);
+      const deletion = sql`delete from customers where id = ${customerId}`.execute(t.db);
+      await waitForLockWait();
+      await writer.query('commit');
+      await deletion;
+    } finally {
+      await writer.end();
+    }
+    expect(await leftOf([customerId])).toBe(0);
+    expect(await findReferenceViolations(t.db)).toEqual([]);
+  });
+
+  it('a commit that waited on a deletion writes nothing and answers customer_not_found', async () => {
+    const gone = await createTestCustomer(t.db, { merchant, points: 100 });
+    const other = await createTestCustomer(t.db, { merchant, points: 100 });
+    const deletion = await deleteCustomerHeld(gone.customerId);
+    const alone = errorCodeOf(
+      sql`select loyalty_commit_purchase(${JSON.stringify(payload(gone.customerId, 20))}::jsonb)`.execute(
+        t.db,
+      ),
+    );
+    // A batch with another customer: that purchase commits, the deleted customer's fails alone.
+    const batch = sql<{ r: { i: number; result?: unknown; error?: { message: string } }[] }>`
+      select loyalty_commit_purchases(${JSON.stringify([payload(gone.customerId), payload(other.customerId)])}::jsonb) as r`.execute(
+      t.db,
+    );
+    await waitForLockWait();
+    await deletion.release();
+    expect(await alone).toBe('P0001');
+    const answers = ((await batch).rows[0]?.r ?? []).sort((a, b) => a.i - b.i);
+    expect(answers.map((answer) => answer.error?.message ?? 'committed')).toEqual([
+      'customer_not_found',
+      'committed',
+    ]);
+    expect(await leftOf([gone.customerId])).toBe(0);
+    expect(await findReferenceViolations(t.db)).toEqual([]);
+  });
+
+  it('leaves nothing of customers deleted while batches, commits and the jobs run over them', {
+    timeout: 120_000,
+  }, async () => {
+    const shop = await createTestMerchant(t.db);
+    const customers = await Promise.all(
+      Array.from(
+        { length: 24 },
+        async () => (await createTestCustomer(t.db, { merchant: shop, points: 500 })).customerId,
+      ),
+    );
+    const doomed = customers.filter((_, i) => i % 2 === 0);
+    const forShop = (customerId: string, redeem = 0) => ({
+      ...payload(customerId, redeem),
+      merchantId: shop.merchantId,
+    });
+    // What a commit may answer here: its customer deleted, or its points expired by the job.
+    const expected = new Set(['customer_not_found', 'insufficient_points']);
+    const failures: string[] = [];
+    let running = true;
+    const writers = Array.from({ length: 3 }, async (_, w) => {
+      while (running) {
+        const batch = [...customers]
+          .sort(() => Math.random() - 0.5)
+          .slice(0, 8)
+          .map((id, i) => forShop(id, i % 2 ? 5 : 0));
+        try {
+          if (w === 0) {
+            for (const item of batch.slice(0, 2)) {
+              await sql`select loyalty_commit_purchase(${JSON.stringify(item)}::jsonb)`
+                .execute(t.db)
+                .catch((error) => {
+                  if (!expected.has((error as Error).message)) throw error;
+                });
+            }
+          } else {
+            const { rows } = await sql<{ r: { error?: { message: string } }[] }>`
+              select loyalty_commit_purchases(${JSON.stringify(batch)}::jsonb) as r`.execute(t.db);
+            for (const answer of rows[0]?.r ?? []) {
+              if (answer.error && !expected.has(answer.error.message)) failures.push(answer.error.message);
+            }
+          }
+          await sql`select loyalty_expire_points(now() + interval '400 days', 50), loyalty_activate_points(now(), 50)`.execute(
+            t.db,
+          );
+        } catch (error) {
+          failures.push(String(error));
+        }
+      }
+    });
+    for (const customerId of doomed) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await sql`delete from customers where id = ${customerId}`.execute(t.db);
+    }
+    running = false;
+    await Promise.all(writers);
+    expect(failures).toEqual([]);
+    expect(await leftOf(doomed)).toBe(0);
+    expect(await findReferenceViolations(t.db)).toEqual([]);
+    // The customers left kept every purchase they made.
+    expect(await leftOf(customers.filter((id) => !doomed.includes(id)))).toBeGreaterThan(12);
   });
 });

@@ -18,6 +18,8 @@ begin
   loop
     v_scanned := v_scanned + 1;
     perform 1 from balances where customer_id = c.customer_id for update;
+    -- Deleted meanwhile (the balance row goes first): nothing of theirs is written.
+    continue when not found;
     v_sum := 0;
     for v_lot in
       select id, remaining from point_lots

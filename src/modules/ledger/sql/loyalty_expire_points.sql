@@ -27,6 +27,8 @@ begin
   loop
     v_scanned := v_scanned + c.lots;
     perform 1 from balances where customer_id = c.customer_id for update;
+    -- Deleted meanwhile (the balance row goes first): nothing of theirs is written.
+    continue when not found;
     v_sum := loyalty_expire_customer(c.merchant_id, c.customer_id, p_now);
     if v_sum > 0 then
       v_customers := v_customers + 1;

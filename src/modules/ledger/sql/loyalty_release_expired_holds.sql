@@ -20,6 +20,8 @@ begin
   loop
     v_scanned := v_scanned + 1;
     perform 1 from balances where customer_id = c.customer_id for update;
+    -- Deleted meanwhile (the balance row goes first): nothing of theirs is written.
+    continue when not found;
     -- Due lots expire first, as every write does before it releases: a hold's points landing in
     -- a lot past its expiry expire with it (loyalty_land_points), never the lot's other points.
     perform loyalty_expire_customer(c.merchant_id, c.customer_id, now());
