@@ -1,5 +1,5 @@
 import { type Kysely, sql } from 'kysely';
-import { LEDGER_FUNCTIONS, readLedgerFunction } from '../../modules/ledger/ledger.sql.js';
+import { installLedgerFunctions } from '../../modules/ledger/ledger.sql.js';
 
 // Lot-level provenance (docs/decisions/002-ledger-provenance.md): every change of a lot after its
 // creation is a move of a ledger entry (lot_moves), so a lot's remaining is its points plus the sum
@@ -70,9 +70,7 @@ create trigger lot_moves_no_truncate before truncate on lot_moves
 drop function loyalty_take_points(uuid, bigint);
 `)
     .execute(db);
-  for (const name of LEDGER_FUNCTIONS) {
-    await sql.raw(readLedgerFunction(name)).execute(db);
-  }
+  await installLedgerFunctions(db);
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {

@@ -1,5 +1,5 @@
 import { type Kysely, sql } from 'kysely';
-import { LEDGER_FUNCTIONS, readLedgerFunction } from '../../modules/ledger/ledger.sql.js';
+import { installLedgerFunctions } from '../../modules/ledger/ledger.sql.js';
 
 // A leaner write per purchase (docs/performance.md, "Write path"). Expand only (decision 003): the
 // previous release keeps working on this schema.
@@ -17,9 +17,7 @@ import { LEDGER_FUNCTIONS, readLedgerFunction } from '../../modules/ledger/ledge
 // update locks and changes the balance of an earn-only purchase).
 
 export async function up(db: Kysely<unknown>): Promise<void> {
-  for (const name of LEDGER_FUNCTIONS) {
-    await sql.raw(readLedgerFunction(name)).execute(db);
-  }
+  await installLedgerFunctions(db);
   await sql
     .raw(`
 alter table purchases

@@ -1,5 +1,5 @@
 import { type Kysely, sql } from 'kysely';
-import { LEDGER_FUNCTIONS, readLedgerFunction } from '../../modules/ledger/ledger.sql.js';
+import { installLedgerFunctions } from '../../modules/ledger/ledger.sql.js';
 
 // Enrollment and the campaigns that grant points outside a purchase (welcome, birthday, referral).
 // Expand only (decision 003): the previous release ignores the new columns and table, and its inserts
@@ -77,9 +77,7 @@ create table bot_referrals (
 );
 `)
     .execute(db);
-  for (const name of LEDGER_FUNCTIONS) {
-    await sql.raw(readLedgerFunction(name)).execute(db);
-  }
+  await installLedgerFunctions(db);
 }
 
 // The constraints stay wide and the functions installed: rows written since may use them.

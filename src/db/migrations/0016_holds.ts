@@ -1,5 +1,5 @@
 import { type Kysely, sql } from 'kysely';
-import { LEDGER_FUNCTIONS, readLedgerFunction } from '../../modules/ledger/ledger.sql.js';
+import { installLedgerFunctions } from '../../modules/ledger/ledger.sql.js';
 
 // Holds: points reserved before payment (docs/decisions/004-holds.md). Expand only (decision 003):
 // the previous release keeps working on this schema (new columns have defaults, the view keeps its
@@ -69,9 +69,7 @@ select b.customer_id, b.merchant_id,
 from balances b;
 `)
     .execute(db);
-  for (const name of LEDGER_FUNCTIONS) {
-    await sql.raw(readLedgerFunction(name)).execute(db);
-  }
+  await installLedgerFunctions(db);
 }
 
 // The columns, the view's column and the wider checks stay: the installed functions use them.

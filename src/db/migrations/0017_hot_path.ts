@@ -1,5 +1,5 @@
 import { type Kysely, sql } from 'kysely';
-import { LEDGER_FUNCTIONS, readLedgerFunction } from '../../modules/ledger/ledger.sql.js';
+import { installLedgerFunctions } from '../../modules/ledger/ledger.sql.js';
 
 // The hot path of the integration API (docs/performance.md, "Write path"). Expand only (decision
 // 003): the previous release keeps working on this schema.
@@ -11,9 +11,7 @@ import { LEDGER_FUNCTIONS, readLedgerFunction } from '../../modules/ledger/ledge
 //   with room at their next non-HOT update; no rewrite of the table is needed.
 
 export async function up(db: Kysely<unknown>): Promise<void> {
-  for (const name of LEDGER_FUNCTIONS) {
-    await sql.raw(readLedgerFunction(name)).execute(db);
-  }
+  await installLedgerFunctions(db);
   await sql.raw('alter table balances set (fillfactor = 50)').execute(db);
 }
 

@@ -1,6 +1,5 @@
 import type { Kysely } from 'kysely';
-import { sql } from 'kysely';
-import { LEDGER_FUNCTIONS, readLedgerFunction } from '../../modules/ledger/ledger.sql.js';
+import { installLedgerFunctions } from '../../modules/ledger/ledger.sql.js';
 
 // The expiry job reads the lots it expires (docs/performance.md, "At scale"): loyalty_expire_points
 // takes the soonest due lots by point_lots_expiry_idx instead of walking the active lots in
@@ -8,9 +7,7 @@ import { LEDGER_FUNCTIONS, readLedgerFunction } from '../../modules/ledger/ledge
 // src/modules/ledger/sql/ as the other ledger migrations do.
 
 export async function up(db: Kysely<unknown>): Promise<void> {
-  for (const name of LEDGER_FUNCTIONS) {
-    await sql.raw(readLedgerFunction(name)).execute(db);
-  }
+  await installLedgerFunctions(db);
 }
 
 // The previous function's definition is not kept; the current one works on the previous schema.

@@ -1,6 +1,5 @@
 import type { Kysely } from 'kysely';
-import { sql } from 'kysely';
-import { LEDGER_FUNCTIONS, readLedgerFunction } from '../../modules/ledger/ledger.sql.js';
+import { installLedgerFunctions } from '../../modules/ledger/ledger.sql.js';
 
 // The hot reads' plans stay index scans however small their tables were when a connection planned
 // them (docs/performance.md, "Plans cached while a table was small"): loyalty_idempotency_find and
@@ -8,9 +7,7 @@ import { LEDGER_FUNCTIONS, readLedgerFunction } from '../../modules/ledger/ledge
 // installed from src/modules/ledger/sql/ as the other ledger migrations do.
 
 export async function up(db: Kysely<unknown>): Promise<void> {
-  for (const name of LEDGER_FUNCTIONS) {
-    await sql.raw(readLedgerFunction(name)).execute(db);
-  }
+  await installLedgerFunctions(db);
 }
 
 // The previous definitions are not kept; the current ones work on the previous schema.

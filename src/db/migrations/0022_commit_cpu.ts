@@ -1,6 +1,5 @@
 import type { Kysely } from 'kysely';
-import { sql } from 'kysely';
-import { LEDGER_FUNCTIONS, readLedgerFunction } from '../../modules/ledger/ledger.sql.js';
+import { installLedgerFunctions } from '../../modules/ledger/ledger.sql.js';
 
 // Less PostgreSQL CPU per commit (docs/performance.md, "What a commit costs the database"):
 // loyalty_iso is declared stable, as its body is, so the planner inlines it instead of parsing and
@@ -10,9 +9,7 @@ import { LEDGER_FUNCTIONS, readLedgerFunction } from '../../modules/ledger/ledge
 // src/modules/ledger/sql/ as the other ledger migrations do.
 
 export async function up(db: Kysely<unknown>): Promise<void> {
-  for (const name of LEDGER_FUNCTIONS) {
-    await sql.raw(readLedgerFunction(name)).execute(db);
-  }
+  await installLedgerFunctions(db);
 }
 
 // The previous definitions are not kept; the current ones work on the previous schema.

@@ -1,5 +1,5 @@
 import { type Kysely, sql } from 'kysely';
-import { LEDGER_FUNCTIONS, readLedgerFunction } from '../../modules/ledger/ledger.sql.js';
+import { installLedgerFunctions } from '../../modules/ledger/ledger.sql.js';
 
 // One-column CHECK constraints of the tables a purchase, a redeem or a refund writes become domains
 // (docs/performance.md, "CHECK constraints as domains"). PostgreSQL reads a table's CHECK
@@ -197,9 +197,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
         .execute(db);
     }
   });
-  for (const name of LEDGER_FUNCTIONS) {
-    await sql.raw(readLedgerFunction(name)).execute(db);
-  }
+  await installLedgerFunctions(db);
 }
 
 // Back to table constraints under their old names; the functions work on either schema.

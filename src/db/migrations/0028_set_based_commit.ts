@@ -1,6 +1,5 @@
 import type { Kysely } from 'kysely';
-import { sql } from 'kysely';
-import { LEDGER_FUNCTIONS, readLedgerFunction } from '../../modules/ledger/ledger.sql.js';
+import { installLedgerFunctions } from '../../modules/ledger/ledger.sql.js';
 
 // Set-based group commit (docs/performance.md, "Set-based group commit"): loyalty_commit_purchases
 // locks its batch's balance rows in customer id order, then commits the plain purchases together
@@ -9,9 +8,7 @@ import { LEDGER_FUNCTIONS, readLedgerFunction } from '../../modules/ledger/ledge
 // migrations do.
 
 export async function up(db: Kysely<unknown>): Promise<void> {
-  for (const name of LEDGER_FUNCTIONS) {
-    await sql.raw(readLedgerFunction(name)).execute(db);
-  }
+  await installLedgerFunctions(db);
 }
 
 // The previous definitions are not kept; loyalty_commit_purchases as installed works on the previous

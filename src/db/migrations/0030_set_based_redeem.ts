@@ -1,6 +1,5 @@
 import type { Kysely } from 'kysely';
-import { sql } from 'kysely';
-import { LEDGER_FUNCTIONS, readLedgerFunction } from '../../modules/ledger/ledger.sql.js';
+import { installLedgerFunctions } from '../../modules/ledger/ledger.sql.js';
 
 // Group commit's set-based part takes redeeming purchases too: a plain purchase may pay with points
 // (no hold, no campaign points), its redeem entry, lot moves and lot updates written with one
@@ -8,9 +7,7 @@ import { LEDGER_FUNCTIONS, readLedgerFunction } from '../../modules/ledger/ledge
 // ledger functions are installed from src/modules/ledger/sql/ as the other ledger migrations do.
 
 export async function up(db: Kysely<unknown>): Promise<void> {
-  for (const name of LEDGER_FUNCTIONS) {
-    await sql.raw(readLedgerFunction(name)).execute(db);
-  }
+  await installLedgerFunctions(db);
 }
 
 // The previous definitions are not kept: the ones installed answer the previous schema alike.

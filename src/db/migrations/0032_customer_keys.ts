@@ -1,5 +1,5 @@
 import { type Kysely, sql } from 'kysely';
-import { LEDGER_FUNCTIONS, readLedgerFunction } from '../../modules/ledger/ledger.sql.js';
+import { installLedgerFunctions } from '../../modules/ledger/ledger.sql.js';
 import { dropForeignKey } from './0020_write_path_keys.js';
 
 // The customer keys of the ledger's three append-only tables (decision 006, docs/performance.md,
@@ -36,9 +36,7 @@ create trigger customers_delete_ledger after delete on customers
   for each statement execute function customers_delete_ledger_fn();
 `)
     .execute(db);
-  for (const name of LEDGER_FUNCTIONS) {
-    await sql.raw(readLedgerFunction(name)).execute(db);
-  }
+  await installLedgerFunctions(db);
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {

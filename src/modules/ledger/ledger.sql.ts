@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { type Kysely, sql } from 'kysely';
 
 // The ledger's stored functions live as SQL source beside this module (./sql/<name>.sql, one
 // `create or replace function` each), so they are read and reviewed where they are used. The
@@ -64,6 +65,13 @@ export function readLedgerFunction(name: LedgerFunction): string {
     if (existsSync(file)) return readFileSync(file, 'utf8');
   }
   throw new Error(`ledger function source ${name}.sql not found`);
+}
+
+/** Installs every ledger function from its source, as each migration that changes one does. */
+export async function installLedgerFunctions(db: Kysely<unknown>): Promise<void> {
+  for (const name of LEDGER_FUNCTIONS) {
+    await sql.raw(readLedgerFunction(name)).execute(db);
+  }
 }
 
 /** The body of a function's source, between its `$fn$` quotes, as PostgreSQL stores it (prosrc). */
