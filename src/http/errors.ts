@@ -32,6 +32,7 @@ export const ERROR_STATUS = {
   idempotency_key_in_use: 409,
   duplicate_order_id: 409,
   customer_exists: 409,
+  birth_date_already_set: 409,
   user_exists: 409,
   merchant_required: 409,
   conflict: 409,

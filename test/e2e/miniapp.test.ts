@@ -303,4 +303,29 @@ describe.skipIf(!hasChromium)('Telegram Mini App (browser)', () => {
         .execute();
     }
   }, 120_000);
+  it('asks for the date of birth once: saved, it shows in the footnote and the card is gone', async () => {
+    const { page, close } = await newPage(browser, { width: 375, height: 812 });
+    try {
+      await openInjected(page, signInitData(botToken, TELEGRAM_USER), LIGHT_THEME);
+      const card = page.getByTestId('miniapp-birthday');
+      await see(card);
+      await screenshots(page, 'miniapp-birthday');
+      await card.getByLabel('Ваш день рождения').fill('1990-03-12');
+      await card.getByRole('button', { name: 'Сохранить' }).click();
+      await seeText(page.getByTestId('miniapp-birthdate'), 'День рождения: 12 мар. 1990');
+      expect(await card.count()).toBe(0);
+      const { birth_date: birthDate } = await server.db
+        .selectFrom('customers')
+        .select('birth_date')
+        .where('id', '=', customerId)
+        .executeTakeFirstOrThrow();
+      expect(birthDate).not.toBeNull();
+      // Opened again, the Mini App no longer asks.
+      await page.reload();
+      await see(page.getByTestId('miniapp-birthdate'));
+      expect(await page.getByTestId('miniapp-birthday').count()).toBe(0);
+    } finally {
+      await close();
+    }
+  }, 120_000);
 });

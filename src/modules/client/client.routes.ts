@@ -10,8 +10,9 @@ import {
   getCustomerProfile,
   issueCustomerCode,
   listCustomerTransactions,
+  setCustomerBirthDate,
 } from '../customers/customers.service.js';
-import { ErrorResponse } from '../integration/integration.schema.js';
+import { BirthDate, ErrorResponse } from '../integration/integration.schema.js';
 import { signInWithMiniApp } from './miniapp-auth.js';
 
 const security = [{ userToken: [] }];
@@ -35,7 +36,10 @@ const TelegramAuthResponse = z.object({
 });
 
 const MeResponse = z.object({
-  customer: CustomerSummary.extend({ referralCode: z.string() }),
+  customer: CustomerSummary.extend({
+    referralCode: z.string(),
+    birthDate: z.string().nullable().describe('YYYY-MM-DD, or null while not given (birthday campaigns)'),
+  }),
   merchant: z.object({ id: z.string(), name: z.string() }),
   balance: z.object({ available: z.int(), pending: z.int(), held: z.int() }),
   tier: z
@@ -55,6 +59,12 @@ const MeResponse = z.object({
     .string()
     .nullable()
     .describe("The bot link that joins a friend as this customer's referral; null while no bot is connected"),
+});
+
+const MeUpdateBody = z.strictObject({
+  birthDate: BirthDate.describe(
+    "The customer's date of birth, for the merchant's birthday campaigns: given once (409 birth_date_already_set after)",
+  ),
 });
 
 const OffersQuery = z.strictObject({
@@ -145,6 +155,30 @@ function authenticatedRoutes(deps: { db: Database; config: Config }): FastifyPlu
         },
       },
       async (request) => getCustomerProfile(deps.db, customerOf(request)),
+    );
+
+    app.patch(
+      '/me',
+      {
+        schema: {
+          tags: ['client'],
+          summary: 'Give the date of birth (once; the shop corrects it after)',
+          security,
+          body: MeUpdateBody,
+          response: {
+            200: MeResponse,
+            400: ErrorResponse,
+            401: ErrorResponse,
+            403: ErrorResponse,
+            409: ErrorResponse,
+          },
+        },
+      },
+      async (request) => {
+        const auth = customerOf(request);
+        await setCustomerBirthDate(deps.db, { ...auth, birthDate: request.body.birthDate });
+        return getCustomerProfile(deps.db, auth);
+      },
     );
 
     app.get(

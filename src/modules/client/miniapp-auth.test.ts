@@ -193,7 +193,13 @@ describe('POST /api/v1/client/auth/telegram', () => {
     const me = await t.app.inject({ method: 'GET', url: '/api/v1/client/me', headers: auth });
     expect(me.statusCode).toBe(200);
     expect(me.json()).toEqual({
-      customer: { id: customer.id, name: 'Анна', phone, referralCode: customer.referralCode },
+      customer: {
+        id: customer.id,
+        name: 'Анна',
+        phone,
+        referralCode: customer.referralCode,
+        birthDate: null,
+      },
       merchant: { id: merchant.merchantId, name: 'Кофейня «Зерно»' },
       // 5% of 1 500 ₽ at the base rate: the purchase itself lifted the customer into Silver.
       balance: { available: 75, pending: 0, held: 0 },

@@ -289,6 +289,7 @@ export async function getCustomerProfile(db: Executor, options: { merchantId: st
       'c.name',
       'c.phone',
       'c.referral_code as referralCode',
+      sql<string | null>`to_char(c.birth_date, 'YYYY-MM-DD')`.as('birthDate'),
       'b.available',
       'b.pending',
       'b.held',
@@ -310,7 +311,13 @@ export async function getCustomerProfile(db: Executor, options: { merchantId: st
   if (!row) throw new AppError('customer_not_found', 'Customer not found');
   const rules = ProgrammeRules.parse(row.rules);
   return {
-    customer: { id: row.id, name: row.name, phone: row.phone, referralCode: row.referralCode },
+    customer: {
+      id: row.id,
+      name: row.name,
+      phone: row.phone,
+      referralCode: row.referralCode,
+      birthDate: row.birthDate,
+    },
     merchant: { id: row.merchantId, name: row.merchantName },
     balance: { available: row.available, pending: row.pending, held: row.held },
     tier: describeTierProgress(rules, Number(row.spend)),
@@ -470,4 +477,34 @@ export async function listCustomerTransactions(
     .limit(options.limit);
   if (options.before !== undefined) query = query.where('e.id', '<', options.before);
   return query.execute();
+}
+
+/**
+ * The customer gives their date of birth (the Mini App), for the merchant's birthday campaigns. Once
+ * only: a date already given (by the customer, at the till or in the portal) is not replaced, or a
+ * customer could move their birthday to collect its bonus again; the merchant corrects it.
+ */
+export async function setCustomerBirthDate(
+  db: Executor,
+  options: { merchantId: string; customerId: string; birthDate: string },
+): Promise<void> {
+  const updated = await db
+    .updateTable('customers')
+    .set({ birth_date: options.birthDate })
+    .where('id', '=', options.customerId)
+    .where('merchant_id', '=', options.merchantId)
+    .where('birth_date', 'is', null)
+    .executeTakeFirst();
+  if (updated.numUpdatedRows > 0n) return;
+  const customer = await db
+    .selectFrom('customers')
+    .select(sql<string | null>`to_char(birth_date, 'YYYY-MM-DD')`.as('birthDate'))
+    .where('id', '=', options.customerId)
+    .where('merchant_id', '=', options.merchantId)
+    .executeTakeFirst();
+  if (!customer) throw new AppError('customer_not_found', 'Customer not found');
+  throw new AppError('birth_date_already_set', 'The date of birth is already set; the shop can correct it', {
+    field: 'birthDate',
+    birthDate: customer.birthDate,
+  });
 }

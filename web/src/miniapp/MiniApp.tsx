@@ -170,13 +170,76 @@ function Home({ client }: { client: MiniAppClient }) {
       <Offers client={client} />
       <History client={client} />
       <ReferralCard code={data.referralCode} link={data.referralLink} />
+      {data.customer.birthDate ? null : <BirthdayCard client={client} />}
       <p className="ma-hint ma-small ma-footnote">
         {t('miniapp.rules', {
           rate: i18n.percentBp(data.programme.earnRateBp),
           value: i18n.money(data.programme.pointValueMinor),
         })}
+        {data.customer.birthDate ? (
+          <span data-testid="miniapp-birthdate">
+            {' · '}
+            {t('miniapp.birthdaySet', { date: i18n.date(data.customer.birthDate) })}
+          </span>
+        ) : null}
       </p>
     </div>
+  );
+}
+
+/** Asks for the date of birth until it is given (once: the shop corrects it after), for birthday gifts. */
+function BirthdayCard({ client }: { client: MiniAppClient }) {
+  const { t } = useI18n();
+  const queries = useQueryClient();
+  const [value, setValue] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const [isSaving, setSaving] = useState(false);
+  const today = new Date().toISOString().slice(0, 10);
+  const save = async () => {
+    setSaving(true);
+    setError(null);
+    try {
+      const me = await client.setBirthDate(value);
+      queries.setQueryData(['miniapp', 'me'], me);
+      void queries.invalidateQueries({ queryKey: ['miniapp', 'offers'] });
+    } catch (failure) {
+      setError(failure instanceof Error ? failure.message : String(failure));
+    } finally {
+      setSaving(false);
+    }
+  };
+  return (
+    <section className="ma-card" aria-label={t('miniapp.birthdayTitle')} data-testid="miniapp-birthday">
+      <div className="ma-title">{t('miniapp.birthdayTitle')}</div>
+      <p className="ma-hint ma-small">{t('miniapp.birthdayText')}</p>
+      <form
+        className="ma-row-between ma-birthday"
+        onSubmit={(event) => {
+          event.preventDefault();
+          if (value) void save();
+        }}
+      >
+        <input
+          type="date"
+          className="ma-input"
+          value={value}
+          min="1900-01-01"
+          max={today}
+          required
+          aria-label={t('miniapp.birthdayTitle')}
+          onChange={(event) => setValue(event.target.value)}
+        />
+        <button type="submit" className="ma-button" disabled={!value || isSaving}>
+          {t('miniapp.birthdaySave')}
+        </button>
+      </form>
+      {error ? (
+        <p className="ma-error" role="alert">
+          {error}
+        </p>
+      ) : null}
+      <p className="ma-hint ma-small">{t('miniapp.birthdayOnce')}</p>
+    </section>
   );
 }
 

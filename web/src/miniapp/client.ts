@@ -2,7 +2,7 @@ import { ApiError, errorFrom, send } from '../lib/api';
 
 /** The customer's profile as GET /api/v1/client/me answers. */
 export interface ClientMe {
-  customer: { id: string; name: string | null; phone: string };
+  customer: { id: string; name: string | null; phone: string; birthDate: string | null };
   merchant: { id: string; name: string };
   balance: { available: number; pending: number; held: number };
   tier: {
@@ -81,20 +81,21 @@ export class MiniAppClient {
     return this.signingIn;
   }
 
-  private async call<T>(method: string, path: string, isRetry = false): Promise<T> {
+  private async call<T>(method: string, path: string, body?: object, isRetry = false): Promise<T> {
     if (!this.token) await this.signIn();
+    const hasBody = method === 'POST' || method === 'PATCH';
     const response = await send(`/api/v1/client${path}`, {
       method,
       headers: {
         authorization: `Bearer ${this.token ?? ''}`,
-        ...(method === 'POST' ? { 'content-type': 'application/json' } : {}),
+        ...(hasBody ? { 'content-type': 'application/json' } : {}),
       },
-      body: method === 'POST' ? '{}' : undefined,
+      body: hasBody ? JSON.stringify(body ?? {}) : undefined,
     });
     // The token expired or was revoked: sign in again once with the same initData.
     if (response.status === 401 && !isRetry) {
       this.token = null;
-      return this.call<T>(method, path, true);
+      return this.call<T>(method, path, body, true);
     }
     if (!response.ok) throw await errorFrom(response);
     return (await response.json()) as T;
@@ -102,6 +103,11 @@ export class MiniAppClient {
 
   me(): Promise<ClientMe> {
     return this.call<ClientMe>('GET', '/me');
+  }
+
+  /** Gives the date of birth (YYYY-MM-DD), once; answers the profile. */
+  setBirthDate(birthDate: string): Promise<ClientMe> {
+    return this.call<ClientMe>('PATCH', '/me', { birthDate });
   }
 
   code(): Promise<ClientCode> {
