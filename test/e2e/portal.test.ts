@@ -163,6 +163,11 @@ describe.skipIf(!hasChromium)('merchant portal (browser)', () => {
       await seeText(page.getByTestId('customer-available'), '125');
       await seeText(ledger, 'Компенсация');
 
+      // The date of birth, for birthday campaigns: set here, shown in the details.
+      await page.getByLabel('Дата рождения').fill('1985-07-21');
+      await page.getByRole('button', { name: 'Сохранить' }).click();
+      await seeText(page.getByTestId('customer-birth-date'), '21 июл. 1985');
+
       await navLink(page, 'Клиенты').click();
       await see(page.getByRole('cell', { name: /Иван Петров/ }));
       await screenshots(page, 'portal-customers');

@@ -20,6 +20,7 @@ export const PERMISSIONS = {
   'apikeys:write': ['owner', 'admin'],
   'customers:read': ['owner', 'admin', 'manager', 'cashier'],
   'customers:adjust': ['owner', 'admin', 'manager'],
+  'customers:write': ['owner', 'admin', 'manager'],
   'transactions:read': ['owner', 'admin', 'manager', 'cashier'],
   'transactions:export': ['owner', 'admin', 'manager'],
   'webhooks:read': ['owner', 'admin'],

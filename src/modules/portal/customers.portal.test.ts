@@ -161,3 +161,58 @@ describe('POST /customers/:id/adjustments', () => {
     expect(balance.json().balance.available).toBe(10);
   });
 });
+
+describe('PATCH /customers/:id', () => {
+  it("sets, corrects and clears the date of birth, audited; the customer's own date is corrected here", async () => {
+    const customer = await createTestCustomer(t.db, { merchant: team.merchant });
+    const url = `/customers/${customer.customerId}`;
+    const patch = (payload: object, user = team.manager) =>
+      portalRequest(t.app, user, { method: 'PATCH', url, payload });
+    // The customer gave a wrong date in the Mini App, and cannot give another one.
+    const own = await t.app.inject({
+      method: 'PATCH',
+      url: '/api/v1/client/me',
+      headers: { authorization: `Bearer ${customer.token}` },
+      payload: { birthDate: '1990-12-03' },
+    });
+    expect(own.statusCode).toBe(200);
+
+    const corrected = await patch({ birthDate: '1990-03-12' });
+    expect(corrected.statusCode, corrected.body).toBe(200);
+    expect(corrected.json().customer.birthDate).toBe('1990-03-12');
+    expect((await get(url)).json().customer.birthDate).toBe('1990-03-12');
+    const cleared = await patch({ birthDate: null });
+    expect(cleared.json().customer.birthDate).toBeNull();
+
+    const audit = await portalRequest(t.app, team.owner, { method: 'GET', url: '/audit-log' });
+    const entries = audit
+      .json()
+      .items.filter((e: { entityId: string; action: string }) => e.entityId === customer.customerId);
+    expect(entries.slice(0, 2)).toMatchObject([
+      { action: 'customer.update', before: { birthDate: '1990-03-12' }, after: { birthDate: null } },
+      {
+        action: 'customer.update',
+        actor: team.manager.email,
+        before: { birthDate: '1990-12-03' },
+        after: { birthDate: '1990-03-12' },
+      },
+    ]);
+  });
+
+  it("refuses a bad date naming birthDate, and another merchant's customer is a 404", async () => {
+    const customer = await createTestCustomer(t.db, { merchant: team.merchant });
+    const url = `/customers/${customer.customerId}`;
+    for (const payload of [{ birthDate: '2100-01-01' }, { birthDate: '1990-13-01' }, {}, { name: 'x' }]) {
+      const res = await portalRequest(t.app, team.owner, { method: 'PATCH', url, payload });
+      expect(res.statusCode, JSON.stringify(payload)).toBe(400);
+      expect(res.json().error.message).toMatch(/birthDate|name/);
+    }
+    const other = await createTestCustomer(t.db, {});
+    const foreign = await portalRequest(t.app, team.owner, {
+      method: 'PATCH',
+      url: `/customers/${other.customerId}`,
+      payload: { birthDate: '1990-03-12' },
+    });
+    expect(foreign.statusCode).toBe(404);
+  });
+});

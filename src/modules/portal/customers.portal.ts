@@ -2,12 +2,13 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Database } from '../../db/database.js';
 import { text } from '../../lib/text.js';
-import { ErrorResponse } from '../integration/integration.schema.js';
+import { BirthDate, ErrorResponse } from '../integration/integration.schema.js';
 import {
   adjustCustomerPoints,
   getCustomerDetail,
   getCustomerLedger,
   searchCustomers,
+  updateCustomerBirthDate,
 } from './customers.service.js';
 import { actorOf, allow, IdParams, merchantIdOf, portalErrors, portalSecurity } from './portal.http.js';
 
@@ -30,6 +31,9 @@ const AdjustBody = z.strictObject({
     .refine((p) => p !== 0, 'must not be zero')
     .describe('Points to add (positive) or take (negative)'),
   reason: text(1, 200),
+});
+const UpdateBody = z.strictObject({
+  birthDate: BirthDate.nullable().describe('YYYY-MM-DD, or null to clear it (birthday campaigns)'),
 });
 
 const CustomerListResponse = z.object({
@@ -86,7 +90,10 @@ const LedgerResponse = z.object({
   ),
 });
 
-/** Customers: search, profile, ledger (customers:read) and manual adjustments (customers:adjust). */
+/**
+ * Customers: search, profile, ledger (customers:read), the date of birth (customers:write) and manual
+ * adjustments (customers:adjust).
+ */
 export function customerRoutes(deps: { db: Database }): FastifyPluginAsyncZod {
   const { db } = deps;
   return async (app) => {
@@ -119,6 +126,31 @@ export function customerRoutes(deps: { db: Database }): FastifyPluginAsyncZod {
       },
       async (request) =>
         getCustomerDetail(db, { merchantId: merchantIdOf(request), customerId: request.params.id }),
+    );
+
+    app.patch(
+      '/customers/:id',
+      {
+        onRequest: allow('customers:write'),
+        schema: {
+          tags,
+          summary: "Set or correct the customer's date of birth (audited)",
+          security: portalSecurity,
+          params: IdParams,
+          body: UpdateBody,
+          response: { 200: CustomerResponse, ...portalErrors },
+        },
+      },
+      async (request) => {
+        const merchantId = merchantIdOf(request);
+        await updateCustomerBirthDate(db, {
+          merchantId,
+          customerId: request.params.id,
+          birthDate: request.body.birthDate,
+          actor: actorOf(request),
+        });
+        return getCustomerDetail(db, { merchantId, customerId: request.params.id });
+      },
     );
 
     app.get(

@@ -154,6 +154,43 @@ export async function getCustomerLedger(
 }
 
 /** Adds or takes points by hand with a reason; audited with the balance before and after. */
+/** Sets or clears a customer's date of birth (the merchant corrects what the customer gave), audited. */
+export async function updateCustomerBirthDate(
+  db: Executor,
+  options: { merchantId: string; customerId: string; birthDate: string | null; actor: Actor },
+): Promise<void> {
+  await runAudited(
+    db,
+    {
+      actor: options.actor,
+      merchantId: options.merchantId,
+      action: 'customer.update',
+      entityType: 'customer',
+    },
+    async (trx) => {
+      const before = await trx
+        .selectFrom('customers')
+        .select(sql<string | null>`to_char(birth_date, 'YYYY-MM-DD')`.as('birthDate'))
+        .where('id', '=', options.customerId)
+        .where('merchant_id', '=', options.merchantId)
+        .forUpdate()
+        .executeTakeFirst();
+      if (!before) throw new AppError('customer_not_found', 'Customer not found');
+      await trx
+        .updateTable('customers')
+        .set({ birth_date: options.birthDate })
+        .where('id', '=', options.customerId)
+        .execute();
+      return {
+        result: undefined,
+        entityId: options.customerId,
+        before: { birthDate: before.birthDate },
+        after: { birthDate: options.birthDate },
+      };
+    },
+  );
+}
+
 export async function adjustCustomerPoints(
   db: Executor,
   options: { merchantId: string; customerId: string; points: number; reason: string; actor: Actor },

@@ -85,6 +85,11 @@ const MATRIX: Array<{ name: string; allowed: StaffRole[]; request: () => [Method
     request: () => ['POST', `/customers/${customerA}/adjustments`, { points: 1, reason: 'Бонус' }],
   },
   {
+    name: 'PATCH /customers/:id',
+    allowed: ['owner', 'admin', 'manager'],
+    request: () => ['PATCH', `/customers/${customerA}`, { birthDate: '1990-03-12' }],
+  },
+  {
     name: 'GET /transactions.csv',
     allowed: ['owner', 'admin', 'manager'],
     request: () => ['GET', '/transactions.csv'],

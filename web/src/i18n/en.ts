@@ -237,6 +237,8 @@ export const en: Record<MessageKey, string> = {
   'customers.lastPurchase': 'Last purchase',
   'customers.referralCode': 'Referral code',
   'customers.birthDate': 'Date of birth',
+  'customers.birthDateHint': 'For birthday campaigns; empty clears it',
+  'customers.birthDateSaved': 'Date of birth saved',
   'customers.joined': 'Member since',
   'customers.tier': 'Tier',
   'customers.nextTier': 'To “{tier}”: {amount}',

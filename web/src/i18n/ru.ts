@@ -237,6 +237,8 @@ export const ru = {
   'customers.lastPurchase': 'Последняя покупка',
   'customers.referralCode': 'Код приглашения',
   'customers.birthDate': 'Дата рождения',
+  'customers.birthDateHint': 'Для акций ко дню рождения; пустое поле её стирает',
+  'customers.birthDateSaved': 'Дата рождения сохранена',
   'customers.joined': 'В программе с',
   'customers.tier': 'Уровень',
   'customers.nextTier': 'До «{tier}»: {amount}',

@@ -144,6 +144,7 @@ export function CustomerPage() {
   const { t } = i18n;
   const { customerId = '' } = useParams();
   const canAdjust = useCan('customers:adjust');
+  const canWrite = useCan('customers:write');
   const profile = useQuery({
     queryKey: ['customer', customerId],
     queryFn: () => portalApi.get<CustomerProfile>(`/customers/${customerId}`),
@@ -303,8 +304,11 @@ export function CustomerPage() {
                 {customer.referralCode ?? '—'}
               </dd>
               <dt>{t('customers.birthDate')}</dt>
-              <dd>{customer.birthDate ?? '—'}</dd>
+              <dd data-testid="customer-birth-date">
+                {customer.birthDate ? i18n.date(customer.birthDate) : '—'}
+              </dd>
             </dl>
+            {canWrite ? <BirthDateForm customerId={customer.id} birthDate={customer.birthDate ?? null} /> : null}
           </Card>
         </div>
       </div>
@@ -319,6 +323,37 @@ function BackLink() {
       <Icon name="back" size={16} />
       {t('customers.back')}
     </Link>
+  );
+}
+
+/** Sets or corrects the date of birth (a customer gives theirs once, in the Mini App). */
+function BirthDateForm({ customerId, birthDate }: { customerId: string; birthDate: string | null }) {
+  const { t } = useI18n();
+  const [value, setValue] = useState(birthDate ?? '');
+  const save = useAction(
+    () => portalApi.patch(`/customers/${customerId}`, { birthDate: value === '' ? null : value }),
+    { invalidate: [['customer', customerId]], success: t('customers.birthDateSaved') },
+  );
+  return (
+    <form
+      className="row"
+      style={{ gap: 8, alignItems: 'flex-end', marginTop: 12 }}
+      onSubmit={(event) => {
+        event.preventDefault();
+        save.mutate();
+      }}
+    >
+      <TextField
+        label={t('customers.birthDate')}
+        type="date"
+        value={value}
+        onChange={setValue}
+        hint={t('customers.birthDateHint')}
+      />
+      <Button type="submit" busy={save.isPending} disabled={value === (birthDate ?? '')}>
+        {t('common.save')}
+      </Button>
+    </form>
   );
 }
 
