@@ -308,7 +308,9 @@ export function CustomerPage() {
                 {customer.birthDate ? i18n.date(customer.birthDate) : '—'}
               </dd>
             </dl>
-            {canWrite ? <BirthDateForm customerId={customer.id} birthDate={customer.birthDate ?? null} /> : null}
+            {canWrite ? (
+              <BirthDateForm customerId={customer.id} birthDate={customer.birthDate ?? null} />
+            ) : null}
           </Card>
         </div>
       </div>
