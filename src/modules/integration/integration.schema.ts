@@ -97,7 +97,8 @@ export const BirthDate = z
       value >= '1900-01-01' &&
       date.getTime() <= Date.now()
     );
-  }, 'expected a real date of birth YYYY-MM-DD, not in the future');
+  }, 'expected a real date of birth YYYY-MM-DD, not in the future')
+  .meta({ format: 'date' });
 
 /**
  * POST /customers: enroll a customer at the till. The POS context (outletId, deviceId, managerId) is
