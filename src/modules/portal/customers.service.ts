@@ -153,7 +153,6 @@ export async function getCustomerLedger(
   return listCustomerTransactions(db, options);
 }
 
-/** Adds or takes points by hand with a reason; audited with the balance before and after. */
 /** Sets or clears a customer's date of birth (the merchant corrects what the customer gave), audited. */
 export async function updateCustomerBirthDate(
   db: Executor,
@@ -191,6 +190,7 @@ export async function updateCustomerBirthDate(
   );
 }
 
+/** Adds or takes points by hand with a reason; audited with the balance before and after. */
 export async function adjustCustomerPoints(
   db: Executor,
   options: { merchantId: string; customerId: string; points: number; reason: string; actor: Actor },
