@@ -38,6 +38,7 @@ import * as m0029 from './migrations/0029_deleted_customer_answers.js';
 import * as m0030 from './migrations/0030_set_based_redeem.js';
 import * as m0031 from './migrations/0031_set_based_campaign_points.js';
 import * as m0032 from './migrations/0032_customer_keys.js';
+import * as m0033 from './migrations/0033_set_based_hold_purchases.js';
 
 // Migrations are listed here explicitly (append-only), so they work the same from source, from a
 // build and inside the image, with no directory scanning.
@@ -81,6 +82,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0030_set_based_redeem': m0030,
   '0031_set_based_campaign_points': m0031,
   '0032_customer_keys': m0032,
+  '0033_set_based_hold_purchases': m0033,
 };
 
 /** Kysely's bookkeeping table (its default name). */

@@ -12,6 +12,8 @@ import {
 import { addLot, findLedgerViolations } from '../../../test/helpers/ledger.js';
 import type { DB } from '../../db/types.js';
 import { issueCustomerCode } from '../customers/customers.service.js';
+import { createHold } from './holds.service.js';
+import { adjustPoints } from './ledger.service.js';
 
 // Group commit's set-based part (loyalty_commit_plain_purchases): a batch's plain purchases are
 // committed with one statement per table. Whatever a batch holds, its outcome must be the one of
@@ -33,8 +35,24 @@ const customers: Record<string, string> = {};
 const earlier = new Map<string, { key: string; payload: Payload }>();
 /** A live one-time code of the `coded` customer. */
 let liveCode: string;
+/** Holds a purchase may redeem: the `holder`'s (active) and the `lapsed` customer's (past its expiry). */
+const holds = { active: '', lapsed: '' };
+/** The points of each hold. */
+const HOLD_POINTS = 30;
 
-const ROLES = ['plain', 'rich', 'pending', 'due', 'referred', 'coded', 'regular', 'spread', 'many'] as const;
+const ROLES = [
+  'plain',
+  'rich',
+  'pending',
+  'due',
+  'referred',
+  'coded',
+  'regular',
+  'spread',
+  'many',
+  'holder',
+  'lapsed',
+] as const;
 type Role = (typeof ROLES)[number];
 
 type Payload = Record<string, unknown> & { customerId: string; orderId: string };
@@ -44,7 +62,10 @@ beforeAll(async () => {
   merchant = await createTestMerchant(t.db, { rules: { pointsLifetimeDays: 365 } });
   for (const role of ROLES) {
     customers[role] = (
-      await createTestCustomer(t.db, { merchant, points: role === 'rich' ? 5_000 : 0 })
+      await createTestCustomer(t.db, {
+        merchant,
+        points: role === 'rich' ? 5_000 : role === 'holder' || role === 'lapsed' ? 200 : 0,
+      })
     ).customerId;
   }
   // Lots a redeem takes from in expiry order, never-expiring last: 7 (10 days), 6 (20), 5 (30), 8 (60), 20.
@@ -62,6 +83,25 @@ beforeAll(async () => {
   // A lot past its expiry that the expiry job has not reached yet.
   await addLot(t.db, merchant, customers.due as string, 70, 30);
   await sql`update point_lots set expires_at = now() - interval '1 hour' where customer_id = ${customers.due}`.execute(
+    t.db,
+  );
+  // Points reserved before payment: each run is rolled back, so the active hold stays active.
+  for (const [role, hold] of [
+    ['holder', 'active'],
+    ['lapsed', 'lapsed'],
+  ] as const) {
+    holds[hold] = (
+      await createHold(t.db, {
+        merchantId: merchant.merchantId,
+        customerId: customers[role] as string,
+        points: HOLD_POINTS,
+        ttlSeconds: 600,
+        receipt: { total: 50_000 },
+        context: {},
+      })
+    ).hold.id;
+  }
+  await sql`update holds set expires_at = now() - interval '1 minute' where id = ${holds.lapsed}`.execute(
     t.db,
   );
   // A referred customer without purchases: the first one grants the referral points.
@@ -125,6 +165,8 @@ interface ItemSpec {
   campaigns: CampaignRole[];
   pendingDays: 0 | 3;
   lines: boolean;
+  /** A hold to redeem: the active one (its points, or one more), or the one past its expiry. */
+  hold: 'none' | 'active' | 'mismatch' | 'lapsed';
 }
 
 /** A loyalty_commit_purchase argument, as commitPurchase builds it. */
@@ -139,6 +181,7 @@ function purchase(
     campaigns?: CampaignRole[];
     pendingDays?: number;
     lines?: boolean;
+    holdId?: string;
   },
 ): Payload {
   const earn = Math.floor(options.total / 100);
@@ -182,7 +225,7 @@ function purchase(
     lineEligible: options.lines ? [true, false] : null,
     pendingDays: options.pendingDays ?? 0,
     lifetimeDays: 365,
-    holdId: null,
+    holdId: options.holdId ?? null,
   };
 }
 
@@ -192,6 +235,15 @@ function redeemOf(role: Role | 'unknown', total: number): number {
   if (role === 'spread') return [4, 7, 12, 19, 40, 46, 47][total % 7] as number;
   if (role === 'many') return [3, 33][total % 2] as number;
   return 10;
+}
+
+/** The hold an item redeems, and its points to redeem (they must equal the hold's). */
+function holdOf(hold: ItemSpec['hold']): { holdId?: string; redeem?: number } {
+  if (hold === 'none') return {};
+  return {
+    holdId: hold === 'lapsed' ? holds.lapsed : holds.active,
+    redeem: hold === 'mismatch' ? HOLD_POINTS + 1 : HOLD_POINTS,
+  };
 }
 
 /** The batch's payloads: retries and reused keys or orderIds refer to the previous item of the customer. */
@@ -219,6 +271,7 @@ function payloadsOf(specs: ItemSpec[]): Payload[] {
         campaigns: spec.campaigns,
         pendingDays: spec.pendingDays,
         lines: spec.lines,
+        ...holdOf(spec.hold),
       });
     }
     if (spec.role !== 'unknown') last.set(spec.role, payload);
@@ -241,6 +294,8 @@ const itemSpec: fc.Arbitrary<ItemSpec> = fc.record({
   ),
   pendingDays: fc.constantFrom<0 | 3>(0, 0, 3),
   lines: fc.boolean(),
+  // Mostly the holder's own hold; the others fail (one by one), as any hold named by another customer.
+  hold: fc.constantFrom<ItemSpec['hold']>('none', 'none', 'none', 'active', 'active', 'mismatch', 'lapsed'),
 });
 
 interface Outcome {
@@ -315,6 +370,10 @@ async function snapshot(db: Kysely<DB>): Promise<Record<string, string[]>> {
       select g.campaign_id, g.customer_id, g.grants, g.points from campaign_grants g
       where g.campaign_id in (select id from campaigns where merchant_id = ${merchant.merchantId})`,
     budgets: sql`select id, granted_points from campaigns where merchant_id = ${merchant.merchantId}`,
+    holds: sql`
+      select h.customer_id, h.points, h.status, h.released_at = now() as released_now,
+             (select order_id from purchases where id = h.purchase_id) as order_id
+      from holds h where h.merchant_id = ${merchant.merchantId}`,
     codes: sql`
       select c.code, c.consumed_at = now() as consumed_now, (select order_id from purchases where id = c.purchase_id) as order_id
       from customer_codes c where c.merchant_id = ${merchant.merchantId}`,
@@ -435,6 +494,49 @@ describe('set-based group commit', () => {
     expect(spreadMoves?.map((row) => Number((JSON.parse(row) as { points: unknown }).points)).sort()).toEqual(
       [-1, -5, -6, -7].sort(),
     );
+    const alone = await inRolledBack((db) => oneByOne(db, payloads));
+    expect(together.answers).toEqual(alone.answers);
+    expect(together.rows).toEqual(alone.rows);
+  });
+
+  it('commits purchases that redeem a hold set-based, its points back to their lots and out again', async () => {
+    const payloads = [
+      purchase('holder', { total: 3_000, redeem: HOLD_POINTS, holdId: holds.active, campaigns: ['bonus'] }),
+      purchase('plain', { total: 1_000 }),
+      purchase('spread', { total: 1_900, redeem: 19 }),
+    ];
+    const together = await inRolledBack((db) => batched(db, payloads));
+    expect(together.singleCommits).toBe(0);
+    const alone = await inRolledBack((db) => oneByOne(db, payloads));
+    expect(together.answers).toEqual(alone.answers);
+    expect(together.rows).toEqual(alone.rows);
+    const held = together.rows.balances?.map(
+      (row) => JSON.parse(row) as { customer_id: string; held: number },
+    );
+    expect(held?.find((row) => row.customer_id === customers.holder)?.held).toBe(0);
+    expect(together.rows.holds).toContainEqual(
+      expect.stringContaining('"status":"committed","released_now":true'),
+    );
+    // The hold's points: released (+30) into the lot they were reserved from and redeemed (-30) from it.
+    expect(together.rows.moves?.filter((row) => row.includes('"entry":"release/30"'))).toHaveLength(1);
+    expect(together.rows.moves?.filter((row) => row.includes('"entry":"redeem/-30"'))).toHaveLength(1);
+    expect(together.rows.events?.filter((row) => row.includes('"type":"hold.released"'))).toHaveLength(1);
+  });
+
+  it('commits a purchase whose hold does not fit alone, with its own error, and the rest set-based', async () => {
+    const payloads = [
+      // Another customer's hold, one past its expiry, the wrong points.
+      purchase('plain', { total: 1_000, redeem: HOLD_POINTS, holdId: holds.active }),
+      purchase('lapsed', { total: 1_000, redeem: HOLD_POINTS, holdId: holds.lapsed }),
+      purchase('holder', { total: 1_000, redeem: HOLD_POINTS + 1, holdId: holds.active }),
+      purchase('rich', { total: 2_000, redeem: 300 }),
+    ];
+    const together = await inRolledBack((db) => batched(db, payloads));
+    const codes = together.answers.map(
+      (answer) => (answer as { error?: { message: string } }).error?.message ?? 'ok',
+    );
+    expect(codes).toEqual(['hold_customer_mismatch', 'hold_expired', 'hold_mismatch', 'ok']);
+    expect(together.singleCommits).toBe(0);
     const alone = await inRolledBack((db) => oneByOne(db, payloads));
     expect(together.answers).toEqual(alone.answers);
     expect(together.rows).toEqual(alone.rows);
@@ -567,6 +669,79 @@ describe('set-based group commit under concurrency', () => {
       t.db,
     );
     expect(rows[0]).toEqual({ n: 4 * rounds * ids.length, points: 4 * rounds * ids.length * 10 });
+    expect(await findLedgerViolations(t.db)).toEqual([]);
+  });
+
+  it('commits each hold once across concurrent batches and cancels, never both', {
+    timeout: 120_000,
+  }, async () => {
+    const { shop, ids, payload } = await shopWithCustomers();
+    const holdOf = new Map<string, string>();
+    for (const customerId of ids) {
+      await adjustPoints(t.db, {
+        merchantId: shop.merchantId,
+        customerId,
+        points: 100,
+        reason: 'test',
+        rules: shop.rules,
+      });
+      const hold = await createHold(t.db, {
+        merchantId: shop.merchantId,
+        customerId,
+        points: HOLD_POINTS,
+        ttlSeconds: 600,
+        receipt: { total: 50_000 },
+        context: {},
+      });
+      holdOf.set(customerId, hold.hold.id);
+    }
+    const withHold = (customerId: string) => ({
+      ...payload(customerId),
+      redeemPoints: HOLD_POINTS,
+      holdId: holdOf.get(customerId),
+    });
+    const failures: string[] = [];
+    const batches = Array.from({ length: 3 }, async () => {
+      for (let round = 0; round < 4; round++) {
+        const batch = [...ids].sort(() => Math.random() - 0.5).map(withHold);
+        const { rows } = await sql<{ r: { error?: { message: string } }[] }>`
+          select loyalty_commit_purchases(${JSON.stringify(batch)}::jsonb) as r`.execute(t.db);
+        for (const answer of rows[0]?.r ?? []) if (answer.error) failures.push(answer.error.message);
+      }
+    });
+    const cancels = (async () => {
+      for (const customerId of [...ids].sort(() => Math.random() - 0.5)) {
+        try {
+          await sql`select loyalty_cancel_hold(${JSON.stringify({ merchantId: shop.merchantId, holdId: holdOf.get(customerId) })}::jsonb)`.execute(
+            t.db,
+          );
+        } catch (error) {
+          failures.push((error as Error).message);
+        }
+      }
+    })();
+    await Promise.all([...batches, cancels]);
+    // Every commit after the first of a hold, and every cancel after its commit, is refused.
+    expect(new Set(failures)).toEqual(new Set(['hold_not_active']));
+    const { rows } = await sql<{ status: string; n: number; purchases: number; linked: number }>`
+      select h.status, count(*)::int as n,
+             (select count(*)::int from purchases p
+              where p.merchant_id = ${shop.merchantId} and p.redeemed_points = ${HOLD_POINTS}) as purchases,
+             count(p.id)::int as linked
+      from holds h left join purchases p on p.id = h.purchase_id and p.customer_id = h.customer_id
+      where h.merchant_id = ${shop.merchantId}
+      group by h.status`.execute(t.db);
+    const committed = rows.find((row) => row.status === 'committed');
+    expect(rows.reduce((sum, row) => sum + row.n, 0)).toBe(ids.length);
+    expect(rows.every((row) => row.status === 'committed' || row.status === 'cancelled')).toBe(true);
+    // One purchase per committed hold, linked to it; every other purchase redeemed nothing.
+    expect(committed?.purchases ?? 0).toBe(committed?.n ?? 0);
+    expect(committed?.linked ?? 0).toBe(committed?.n ?? 0);
+    const { rows: held } = await sql<{ held: number }>`
+      select coalesce(sum(held), 0)::int as held from balances where merchant_id = ${shop.merchantId}`.execute(
+      t.db,
+    );
+    expect(held[0]?.held).toBe(0);
     expect(await findLedgerViolations(t.db)).toEqual([]);
   });
 

@@ -3,16 +3,21 @@
 -- loyalty_commit_purchases, which holds every balance row of the batch (locked in customer id order)
 -- and commits the items this leaves (and all of them if this raises) one by one.
 -- A plain purchase is what loyalty_commit_purchase would commit with nothing but its base writes
--- and its campaign points: the first item of its customer in the batch; no hold; an earn breakdown;
--- no lot or hold of the customer past its expiry; not a referred customer's first purchase; its
--- Idempotency-Key (if any) free and unused; points to redeem (if any) covered by the balance. It
--- writes what that function writes for it, row for row: the balance, the purchase (with the balance
--- of its answer and the earn breakdown as applied), the one-time code (when given), the redeem entry
--- with a move per lot it takes from (soonest expiry first, as loyalty_take_points), the earned lot
--- and its entry, the outbox event; per campaign line granted (loyalty_grant_campaign's checks: the
+-- and its campaign points: the first item of its customer in the batch; an earn breakdown; no lot or
+-- hold of the customer past its expiry; not a referred customer's first purchase; its
+-- Idempotency-Key (if any) free and unused; points to redeem (if any) covered by the balance, or by
+-- its hold (this merchant's and customer's, active, not past its expiry, its points the ones to
+-- redeem). It writes what that function writes for it, row for row: the balance, the purchase (with
+-- the balance of its answer and the earn breakdown as applied), the one-time code (when given), the
+-- redeem entry with a move per lot it takes from (soonest expiry first, as loyalty_take_points), the
+-- earned lot and its entry, the outbox event; for a hold (loyalty_use_hold, loyalty_take_hold_points)
+-- its two release entries, a release and a redeem move per lot of its reservation (they cancel out
+-- on the lot's remaining, so the lot is not updated), the hold committed and linked to the purchase,
+-- and hold.released before the purchase's event; per campaign line granted (loyalty_grant_campaign's checks: the
 -- campaign active, its limits.perCustomer), the campaign's lot, its entry, the budget counter, the
 -- campaign_grants count and the bonus.granted event. Within one batch the bonus.granted events
 -- follow the purchase.committed ones (one by one they come just before their purchase's).
+-- An item whose hold does not fit is left to be committed alone, where it fails with its own error.
 -- Whatever does not fit (a customer or code not found, an orderId or key taken, a check failing,
 -- points to redeem spread over more lots than are read here, a campaign budget that does not cover
 -- every campaign line of the batch in full, one campaign twice in a breakdown) raises, so the caller
@@ -34,7 +39,7 @@ declare
   v_coded integer;
   v_consumed integer;
   v_answers jsonb[];
-  -- The redeem entries written: their ids, customers, purchases and points.
+  -- The redeem entries written (but a hold's, whose lots are the hold's): ids, customers, purchases, points.
   v_entries bigint[];
   v_customers uuid[];
   v_purchases uuid[];
@@ -117,6 +122,9 @@ begin
   plain as materialized (
     select x.p, x.i, x.merchant, x.customer, x.key, loyalty_uuidv7() as purchase,
            (x.p->>'earnPoints')::bigint as earn, (x.p->>'redeemPoints')::bigint as redeem,
+           (x.p->>'holdId')::uuid as hold,
+           -- The hold's points, back from held before the purchase redeems them.
+           case when x.p->>'holdId' is null then 0 else (x.p->>'redeemPoints')::bigint end as unheld,
            coalesce(v_bonus[x.i + 1], 0) as bonus, coalesce(v_breakdowns[x.i + 1], x.p->'earnBreakdown') as breakdown,
            (x.p->>'pendingDays')::integer > 0 as is_pending,
            now() + make_interval(days => (x.p->>'pendingDays')::integer) as available_at,
@@ -131,18 +139,24 @@ begin
            and h.expires_at <= now() limit 1) is null
       and ((select c.referred_by from customers c where c.id = x.customer) is null
            or (select 1 from purchases q where q.customer_id = x.customer limit 1) is not null)
-      -- Too few points: committed alone, where it fails with insufficient_points.
-      and ((x.p->>'redeemPoints')::bigint = 0
+      -- Too few points: committed alone, where it fails with insufficient_points. A hold's are its own.
+      and ((x.p->>'redeemPoints')::bigint = 0 or x.p->>'holdId' is not null
            or (select b.available from balances b where b.customer_id = x.customer)
               >= (x.p->>'redeemPoints')::bigint)
+      -- A hold that does not fit: committed alone, where it fails with its own error.
+      and (x.p->>'holdId' is null
+           or (select 1 from holds h where h.id = (x.p->>'holdId')::uuid and h.merchant_id = x.merchant
+               and h.customer_id = x.customer and h.status = 'active' and h.expires_at > now()
+               and h.points = (x.p->>'redeemPoints')::bigint) is not null)
       and (x.key is null
            or (pg_try_advisory_xact_lock(hashtextextended(x.merchant::text || '/' || x.key, 0))
                and (select f.request_hash from loyalty_idempotency_find(x.merchant, x.key) f) is null))
   ),
   balance as (
     update balances b
-    set available = b.available - x.redeem + case when x.is_pending then 0 else x.earn + x.bonus end,
+    set available = b.available + x.unheld - x.redeem + case when x.is_pending then 0 else x.earn + x.bonus end,
         pending = b.pending + case when x.is_pending then x.earn + x.bonus else 0 end,
+        held = b.held - x.unheld,
         updated_at = now()
     from plain x
     where b.customer_id = x.customer and b.merchant_id = x.merchant
@@ -181,39 +195,77 @@ begin
     where x.earn > 0
     returning id, merchant_id, customer_id, purchase_id, points, state
   ),
-  -- The redeem entries first (the union's first part), so a purchase's redeem entry comes before its
-  -- earn entry, as one by one.
+  -- A hold's release entries, then the redeem entries, then the earn entries (the union's parts), so
+  -- a purchase's entries come in the order they come one by one.
   entry as (
-    insert into ledger_entries (merchant_id, customer_id, kind, bucket, points, purchase_id, lot_id)
-    select x.merchant, x.customer, 'redeem', 'available', -x.redeem, x.purchase, null
+    insert into ledger_entries (merchant_id, customer_id, kind, bucket, points, purchase_id, lot_id, reason)
+    select x.merchant, x.customer, 'release', r.bucket, r.sign * x.unheld, null::uuid, null::bigint, 'committed'
+    from plain x cross join (values ('held', -1), ('available', 1)) r(bucket, sign)
+    where x.unheld > 0
+    union all
+    select x.merchant, x.customer, 'redeem', 'available', -x.redeem, x.purchase, null, null
     from plain x
     where x.redeem > 0
     union all
     select l.merchant_id, l.customer_id, 'earn', case when l.state = 'pending' then 'pending' else 'available' end,
-           l.points, l.purchase_id, l.id
+           l.points, l.purchase_id, l.id, null
     from lot l
-    returning id, kind, purchase_id
+    returning id, kind, bucket, customer_id, purchase_id
+  ),
+  -- The hold's reservation, per lot: back into the lot (release) and out again to the purchase
+  -- (redeem), as loyalty_use_hold and loyalty_take_hold_points move it. The lot's remaining ends
+  -- where it was, so the lot is left alone.
+  hold_move as (
+    insert into lot_moves (entry_id, lot_id, kind, purchase_id, points)
+    select e.id, m.lot_id, e.kind, case when e.kind = 'redeem' then x.purchase end,
+           case when e.kind = 'redeem' then m.points else -m.points end
+    from plain x
+    join holds h on h.id = x.hold
+    join lot_moves m on m.entry_id = h.entry_id and m.kind = 'hold'
+    join entry e on e.customer_id = x.customer
+                and ((e.kind = 'release' and e.bucket = 'available') or (e.kind = 'redeem' and e.purchase_id = x.purchase))
+    order by x.customer, e.kind desc, m.id
+  ),
+  hold as (
+    update holds h set status = 'committed', released_at = now(), purchase_id = x.purchase
+    from plain x
+    where h.id = x.hold
   ),
   answer as (
     select x.i, x.p, x.merchant, x.customer, x.purchase, x.earn + x.bonus as earn, x.redeem, x.is_pending,
-           loyalty_purchase_answer(row(r.*)::purchases) as result
+           x.bonus, x.hold, loyalty_purchase_answer(row(r.*)::purchases) as result
     from purchase r join plain x on x.purchase = r.id
   ),
+  -- A customer's hold.released (its balance: before the campaign points, as one by one) comes first.
   event as (
     insert into outbox_events (merchant_id, type, payload)
-    select a.merchant, 'purchase.committed', jsonb_build_object(
-      'purchaseId', a.purchase, 'orderId', a.p->>'orderId', 'customerId', a.customer,
-      'total', (a.p->>'total')::bigint, 'earnedPoints', a.earn, 'redeemedPoints', a.redeem,
-      'pendingPoints', case when a.is_pending then a.earn else 0 end,
-      'balance', a.result->'balance', 'outletId', a.p->>'outletId',
-      'occurredAt', a.result->'purchase'->'createdAt')
-    from answer a
-    order by a.customer
+    select v.merchant, v.type, v.payload
+    from (
+      select a.customer, 1 as n, a.merchant, 'hold.released' as type, jsonb_build_object(
+        'holdId', a.hold, 'customerId', a.customer, 'points', a.redeem, 'reason', 'committed',
+        'purchaseId', a.purchase, 'balance', a.result->'balance' || jsonb_build_object(
+          'available', (a.result->'balance'->>'available')::bigint - case when a.is_pending then 0 else a.bonus end,
+          'pending', (a.result->'balance'->>'pending')::bigint - case when a.is_pending then a.bonus else 0 end),
+        'occurredAt', loyalty_iso(now())) as payload
+      from answer a
+      where a.hold is not null
+      union all
+      select a.customer, 2, a.merchant, 'purchase.committed', jsonb_build_object(
+        'purchaseId', a.purchase, 'orderId', a.p->>'orderId', 'customerId', a.customer,
+        'total', (a.p->>'total')::bigint, 'earnedPoints', a.earn, 'redeemedPoints', a.redeem,
+        'pendingPoints', case when a.is_pending then a.earn else 0 end,
+        'balance', a.result->'balance', 'outletId', a.p->>'outletId',
+        'occurredAt', a.result->'purchase'->'createdAt')
+      from answer a
+    ) v
+    order by v.customer, v.n
   )
   select (select count(*) from plain), (select count(*) from plain where p->>'code' is not null),
          (select count(*) from code), count(*), coalesce(array_agg(jsonb_build_object('i', a.i, 'result', a.result)), '{}'),
-         array_agg(e.id) filter (where e.id is not null), array_agg(a.customer) filter (where e.id is not null),
-         array_agg(a.purchase) filter (where e.id is not null), array_agg(a.redeem) filter (where e.id is not null),
+         array_agg(e.id) filter (where a.hold is null and e.id is not null),
+         array_agg(a.customer) filter (where a.hold is null and e.id is not null),
+         array_agg(a.purchase) filter (where a.hold is null and e.id is not null),
+         array_agg(a.redeem) filter (where a.hold is null and e.id is not null),
          array_agg(a.i), array_agg(a.purchase)
   into v_plain, v_coded, v_consumed, v_committed, v_answers, v_entries, v_customers, v_purchases, v_points,
        v_items, v_ids
