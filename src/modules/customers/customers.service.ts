@@ -6,6 +6,11 @@ import type { EarnBreakdownItem } from '../campaigns/campaigns.schema.js';
 import { selectTier } from '../programme/programme.rules.js';
 import { ProgrammeRules, type Tier } from '../programme/programme.schema.js';
 
+/** A customer's date of birth as the API shows it ('YYYY-MM-DD', no time zone), selected as birthDate. */
+export function birthDateOf(column: 'birth_date' | 'c.birth_date') {
+  return sql<string | null>`to_char(${sql.ref(column)}, 'YYYY-MM-DD')`.as('birthDate');
+}
+
 /** How the POS names a customer: exactly one of a one-time code, a phone or an id. */
 export type CustomerRef = { code: string } | { phone: string } | { customerId: string };
 
@@ -289,7 +294,7 @@ export async function getCustomerProfile(db: Executor, options: { merchantId: st
       'c.name',
       'c.phone',
       'c.referral_code as referralCode',
-      sql<string | null>`to_char(c.birth_date, 'YYYY-MM-DD')`.as('birthDate'),
+      birthDateOf('c.birth_date'),
       'b.available',
       'b.pending',
       'b.held',
@@ -498,7 +503,7 @@ export async function setCustomerBirthDate(
   if (updated.numUpdatedRows > 0n) return;
   const customer = await db
     .selectFrom('customers')
-    .select(sql<string | null>`to_char(birth_date, 'YYYY-MM-DD')`.as('birthDate'))
+    .select(birthDateOf('birth_date'))
     .where('id', '=', options.customerId)
     .where('merchant_id', '=', options.merchantId)
     .executeTakeFirst();

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Executor } from '../../db/database.js';
 import { AppError } from '../../http/errors.js';
 import type { Actor } from '../audit/audit.service.js';
-import { findCustomerState, listCustomerTransactions } from '../customers/customers.service.js';
+import { birthDateOf, findCustomerState, listCustomerTransactions } from '../customers/customers.service.js';
 import { adjustPoints, type Balance } from '../ledger/ledger.service.js';
 import { selectTier } from '../programme/programme.rules.js';
 import { runAudited } from './portal.audit.js';
@@ -98,7 +98,7 @@ export async function getCustomerDetail(db: Executor, options: { merchantId: str
         'telegram_user_id as telegramUserId',
         'referral_code as referralCode',
         'referred_by as referredBy',
-        sql<string | null>`to_char(birth_date, 'YYYY-MM-DD')`.as('birthDate'),
+        birthDateOf('birth_date'),
         sql<Date | null>`(select max(p.created_at) from purchases p where p.customer_id = customers.id)`.as(
           'lastPurchaseAt',
         ),
@@ -169,7 +169,7 @@ export async function updateCustomerBirthDate(
     async (trx) => {
       const before = await trx
         .selectFrom('customers')
-        .select(sql<string | null>`to_char(birth_date, 'YYYY-MM-DD')`.as('birthDate'))
+        .select(birthDateOf('birth_date'))
         .where('id', '=', options.customerId)
         .where('merchant_id', '=', options.merchantId)
         .forUpdate()
