@@ -44,7 +44,9 @@ export async function beat(
 /**
  * Starts writing heartbeats: one now, then every `intervalMs` (default 15 s). Failed beats (the
  * database is down) are reported to `onError` and retried on the next tick. The returned function
- * stops the timer and removes the worker's row, so a clean shutdown is not shown as a dead worker.
+ * stops the timer and removes the worker's row, so a clean shutdown is not shown as a dead worker;
+ * when that fails (a shutdown because the database went away) it goes to `onStopError`: the row
+ * stays and the worker is shown as dead once its last beat is old, which is the truth.
  */
 export function startHeartbeat(
   db: Executor,
@@ -53,6 +55,7 @@ export function startHeartbeat(
     intervalMs?: number;
     hostname?: string;
     onError?: (error: unknown) => void;
+    onStopError?: (error: unknown) => void;
   },
 ): () => Promise<void> {
   const meta = {
@@ -82,6 +85,6 @@ export function startHeartbeat(
       .deleteFrom('worker_heartbeats')
       .where('worker_id', '=', options.workerId)
       .execute()
-      .catch(onError);
+      .catch(options.onStopError ?? onError);
   };
 }

@@ -187,6 +187,12 @@ export async function startWorkers(deps: {
   const stopHeartbeat = startHeartbeat(db, {
     workerId,
     onError: (err) => log.warn({ err }, 'heartbeat failed'),
+    // At shutdown, most often because the database went away: one line, no stack.
+    onStopError: (err) =>
+      log.info(
+        { reason: err instanceof Error ? err.message : String(err) },
+        'heartbeat row left at shutdown',
+      ),
   });
   return async () => {
     stopScheduler();

@@ -2,6 +2,8 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../../../test/helpers/app.js';
 import { adminRequest } from '../../../test/helpers/outbox.js';
+import { createDatabase } from '../../db/database.js';
+import { findFreePort } from '../../db/embedded.js';
 import { startHeartbeat } from '../../jobs/heartbeat.js';
 import { enqueueEvent } from '../../jobs/outbox.queue.js';
 
@@ -39,6 +41,26 @@ describe('GET /api/v1/admin/system', () => {
       outbox: { pending: 1, processing: 0, delivered: 0, dead: 0, deadTotal: 0 },
     });
     expect((await adminRequest(t.app, { method: 'GET', url: '/api/v1/admin/system' })).statusCode).toBe(401);
+  });
+
+  it('reports a heartbeat row it cannot remove at shutdown apart from failed beats', async () => {
+    // A database that went away (nothing listens on the port): beats fail, and so does the stop.
+    const gone = createDatabase({
+      connectionString: `postgres://postgres@127.0.0.1:${await findFreePort()}/x`,
+    });
+    const beats: unknown[] = [];
+    const stops: unknown[] = [];
+    const stop = startHeartbeat(gone.db, {
+      workerId: 'worker-lost',
+      onError: (error) => beats.push(error),
+      onStopError: (error) => stops.push(error),
+    });
+    await stop();
+    await gone.db.destroy();
+    // The first beat and the clean-up of old rows; the row's removal only to onStopError.
+    expect(beats).toHaveLength(2);
+    expect(stops).toHaveLength(1);
+    expect(String(stops[0])).toMatch(/ECONNREFUSED/);
   });
 
   it('shows live workers from their heartbeats, and a silent one as not alive', async () => {
