@@ -25,13 +25,15 @@ import { seedMerchant } from './lib/seed.js';
 // under `valgrind --tool=callgrind` on files of BENCH_SQL_CALLS lines, one transaction each:
 // `loyalty_commit_purchase` with the payload the API sends for a purchase by customer id
 // (earn-only, then with a redeem of 5 points, then earning double through a campaign with a points
-// budget), and the same lines building the payload without the call, whose count is subtracted; then
-// the same commits 16 to a transaction through `loyalty_commit_purchases`, as group commit sends them
-// under load; then a resolve's customer read
+// budget, then redeeming a hold of 5 points created in the same transaction), and the same lines
+// building the payload (and the hold) without the call, whose count is subtracted; then the same
+// commits 16 to a transaction through `loyalty_commit_purchases`, as group commit sends them under
+// load; then a resolve's customer read
 // (`loyalty_customer_state` by id, a merchant without tiers). Prints the instructions per call, two
 // runs of each.
 // docs/performance.md, "CHECK constraints as domains", has the figures and how to read a profile
-// (BENCH_SQL_KEEP=1 keeps the callgrind files for callgrind_annotate).
+// (BENCH_SQL_KEEP=1 keeps the callgrind files for callgrind_annotate). BENCH_SQL_ROWS=earn-batch,hold-batch
+// counts only those rows (keys below), in the order the rows are listed.
 
 const CALLS = Number(process.env.BENCH_SQL_CALLS?.trim() || 400);
 if (!Number.isInteger(CALLS) || CALLS < 10)
@@ -87,6 +89,11 @@ function lines(options: {
   redeem: number;
   /** A campaign whose line in the earn breakdown doubles the base points. */
   campaignId?: string;
+  /**
+   * Each purchase redeems a hold of `redeem` points, created in the same transaction by a statement
+   * before the commit's (without the call, that statement is kept: its cost is subtracted too).
+   */
+  hold?: boolean;
   call: boolean;
   batch?: number;
   /** Commits in all (CALLS). */
@@ -94,6 +101,8 @@ function lines(options: {
 }) {
   const next = numbers(42);
   const payloads: string[] = [];
+  const holds: string[] = [];
+  const batch = options.batch ?? 1;
   for (let k = 0; k < (options.count ?? CALLS); k++) {
     const customer = options.customers[next() % options.customers.length];
     const total = 1_000 + (next() % 49_000);
@@ -102,6 +111,15 @@ function lines(options: {
       ? `, jsonb_build_object('source', 'campaign', 'campaignId', '${options.campaignId}', ` +
         `'name', 'Double points', 'points', ${earn})`
       : '';
+    // The k-th hold of the transaction, created by the statement before the commit.
+    const holdId = options.hold ? `current_setting('bench.holds')::jsonb->>${k % batch}` : 'null';
+    if (options.hold) {
+      holds.push(
+        `loyalty_create_hold(jsonb_build_object('merchantId', '${options.merchantId}', 'customerId', ` +
+          `'${customer}', 'points', ${options.redeem}, 'ttlSeconds', 86400, 'receipt', ` +
+          `jsonb_build_object('total', ${total})))->'hold'->'id'`,
+      );
+    }
     const payload =
       `jsonb_build_object('merchantId', '${options.merchantId}', 'customerId', '${customer}', ` +
       `'orderId', gen_random_uuid()::text, 'code', null, 'idempotencyKey', gen_random_uuid()::text, ` +
@@ -109,17 +127,22 @@ function lines(options: {
       `'total', ${total}, 'eligibleAmount', ${total}, 'discount', ${options.redeem * 100}, ` +
       `'earnPoints', ${earn}, 'redeemPoints', ${options.redeem}, 'earnRateBp', 500, 'tier', null, ` +
       `'receipt', jsonb_build_object('total', ${total}), 'lineEligible', null, 'pendingDays', 0, ` +
-      `'lifetimeDays', 365, 'holdId', null, 'earnBreakdown', jsonb_build_array(jsonb_build_object(` +
+      `'lifetimeDays', 365, 'holdId', ${holdId}, 'earnBreakdown', jsonb_build_array(jsonb_build_object(` +
       `'source', 'base', 'campaignId', null, 'name', 'Base', 'points', ${earn})${campaignLine}))`;
     payloads.push(payload);
   }
-  const batch = options.batch ?? 1;
   const out: string[] = [];
   for (let k = 0; k < payloads.length; k += batch) {
     const group = payloads.slice(k, k + batch);
     const arg = batch === 1 ? group[0] : `jsonb_build_array(${group.join(', ')})`;
     const call = batch === 1 ? 'loyalty_commit_purchase' : 'loyalty_commit_purchases';
-    out.push(options.call ? `select ${call}(${arg}) is not null;` : `select length(${arg}::text) > 0;`);
+    // One line, one transaction: the holds (if any), then the commit.
+    const before = options.hold
+      ? `select set_config('bench.holds', jsonb_build_array(${holds.slice(k, k + batch).join(', ')})::text, true); `
+      : '';
+    out.push(
+      before + (options.call ? `select ${call}(${arg}) is not null;` : `select length(${arg}::text) > 0;`),
+    );
   }
   return `${out.join('\n')}\n`;
 }
@@ -222,45 +245,71 @@ async function main(): Promise<void> {
       return Number(summary);
     };
     console.log(`· callgrind: ${CALLS} commits per run ...`);
-    const driver = count('payload', lines({ ...base, redeem: 0, call: false }));
-    const batchDriver = count('payload-batch', lines({ ...base, redeem: 0, call: false, batch: BATCH }));
-    const perCommit = (name: string, redeem: number, batch = 1) =>
-      (count(name, lines({ ...base, redeem, call: true, batch })) - (batch === 1 ? driver : batchDriver)) /
-      CALLS;
-    // With a campaign line the payload itself costs more: its own lines without the call are subtracted.
-    const perCampaignCommit = (name: string, batch = 1) => {
-      const campaign = { ...base, redeem: 0, batch, campaignId };
-      return (
-        (count(name, lines({ ...campaign, call: true })) -
-          count(`${name}-payload`, lines({ ...campaign, call: false }))) /
-        CALLS
-      );
+    /** Counted once, when a row first needs it. */
+    const once = (f: () => number) => {
+      let value: number | undefined;
+      return () => {
+        value ??= f();
+        return value;
+      };
     };
-    const grouped = `in transactions of ${BATCH} (group commit)`;
-    const resolveDriver = count('payload-resolve', resolveLines({ ...base, call: false }));
-    const perResolve = (name: string) =>
-      (count(name, resolveLines({ ...base, call: true })) - resolveDriver) / CALLS;
-    const rows = [
-      ['earn-only', perCommit('earn1', 0), perCommit('earn2', 0)],
-      ['with a redeem of 5 points', perCommit('redeem1', 5), perCommit('redeem2', 5)],
-      [`earn-only, ${grouped}`, perCommit('earn-batch1', 0, BATCH), perCommit('earn-batch2', 0, BATCH)],
-      [`redeem, ${grouped}`, perCommit('redeem-batch1', 5, BATCH), perCommit('redeem-batch2', 5, BATCH)],
-      [
-        'with a campaign line (double points, a budget)',
-        perCampaignCommit('campaign1'),
-        perCampaignCommit('campaign2'),
-      ],
-      [
-        `campaign line, ${grouped}`,
-        perCampaignCommit('campaign-batch1', BATCH),
-        perCampaignCommit('campaign-batch2', BATCH),
-      ],
-      ['resolve: the customer read by id (no tiers)', perResolve('resolve1'), perResolve('resolve2')],
-    ] as const;
-    console.log(
-      `\ninstructions per call (payload building subtracted: ${Math.round(driver / CALLS)} per commit)`,
+    const driver = once(() => count('payload', lines({ ...base, redeem: 0, call: false })));
+    const batchDriver = once(() =>
+      count('payload-batch', lines({ ...base, redeem: 0, call: false, batch: BATCH })),
     );
-    for (const [name, a, b] of rows) {
+    const perCommit = (name: string, redeem: number, batch = 1) =>
+      (count(name, lines({ ...base, redeem, call: true, batch })) -
+        (batch === 1 ? driver() : batchDriver())) /
+      CALLS;
+    // With a campaign line or a hold the payload itself costs more (a hold's creation is in it): its
+    // own lines without the call are subtracted.
+    const withOwnPayload = (name: string, options: Omit<Parameters<typeof lines>[0], 'call'>) =>
+      (count(name, lines({ ...options, call: true })) -
+        count(`${name}-payload`, lines({ ...options, call: false }))) /
+      CALLS;
+    const perCampaignCommit = (name: string, batch = 1) =>
+      withOwnPayload(name, { ...base, redeem: 0, batch, campaignId });
+    const perHoldCommit = (name: string, batch = 1) =>
+      withOwnPayload(name, { ...base, redeem: 5, batch, hold: true });
+    const grouped = `in transactions of ${BATCH} (group commit)`;
+    const resolveDriver = once(() => count('payload-resolve', resolveLines({ ...base, call: false })));
+    const perResolve = (name: string) =>
+      (count(name, resolveLines({ ...base, call: true })) - resolveDriver()) / CALLS;
+    // Each row: its key (BENCH_SQL_ROWS picks rows by key), its name, how one run of it is counted.
+    const rows: [string, string, (run: 1 | 2) => number][] = [
+      ['earn', 'earn-only', (run) => perCommit(`earn${run}`, 0)],
+      ['redeem', 'with a redeem of 5 points', (run) => perCommit(`redeem${run}`, 5)],
+      ['earn-batch', `earn-only, ${grouped}`, (run) => perCommit(`earn-batch${run}`, 0, BATCH)],
+      ['redeem-batch', `redeem, ${grouped}`, (run) => perCommit(`redeem-batch${run}`, 5, BATCH)],
+      [
+        'campaign',
+        'with a campaign line (double points, a budget)',
+        (run) => perCampaignCommit(`campaign${run}`),
+      ],
+      [
+        'campaign-batch',
+        `campaign line, ${grouped}`,
+        (run) => perCampaignCommit(`campaign-batch${run}`, BATCH),
+      ],
+      ['hold', 'redeeming a hold of 5 points', (run) => perHoldCommit(`hold${run}`)],
+      ['hold-batch', `hold, ${grouped}`, (run) => perHoldCommit(`hold-batch${run}`, BATCH)],
+      ['resolve', 'resolve: the customer read by id (no tiers)', (run) => perResolve(`resolve${run}`)],
+    ];
+    const only = process.env.BENCH_SQL_ROWS?.split(',')
+      .map((key) => key.trim())
+      .filter(Boolean);
+    const unknown = only?.filter((key) => !rows.some(([k]) => k === key)) ?? [];
+    if (unknown.length > 0)
+      throw new Error(
+        `BENCH_SQL_ROWS: unknown ${unknown.join(', ')} (rows: ${rows.map(([k]) => k).join(', ')})`,
+      );
+    const counted = rows
+      .filter(([key]) => !only?.length || only.includes(key))
+      .map(([, name, run]) => [name, run(1), run(2)] as const);
+    console.log(
+      `\ninstructions per call (payload building subtracted: ${Math.round(driver() / CALLS)} per commit)`,
+    );
+    for (const [name, a, b] of counted) {
       console.log(`  ${name.padEnd(52)} ${(a / 1e6).toFixed(3)} M   again ${(b / 1e6).toFixed(3)} M`);
     }
     if (process.env.BENCH_SQL_KEEP === '1') console.log(`\ncallgrind files kept in ${dir}`);
