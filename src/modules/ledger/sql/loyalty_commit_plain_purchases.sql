@@ -13,10 +13,12 @@
 -- earned lot and its entry, the outbox event; for a hold (loyalty_use_hold, loyalty_take_hold_points)
 -- its two release entries, a release and a redeem move per lot of its reservation (they cancel out
 -- on the lot's remaining, so the lot is not updated), the hold committed and linked to the purchase,
--- and hold.released before the purchase's event; per campaign line granted (loyalty_grant_campaign's checks: the
+-- and hold.released; per campaign line granted (loyalty_grant_campaign's checks: the
 -- campaign active, its limits.perCustomer), the campaign's lot, its entry, the budget counter, the
--- campaign_grants count and the bonus.granted event. Within one batch the bonus.granted events
--- follow the purchase.committed ones (one by one they come just before their purchase's).
+-- campaign_grants count and the bonus.granted event. Within one batch the hold.released and
+-- bonus.granted events follow the purchase.committed ones, and a hold's release entries its
+-- purchase's entries (one by one they come just before their purchase's): the writes a batch without
+-- holds or campaign lines never needs are statements of their own, not set up for every batch.
 -- An item whose hold does not fit is left to be committed alone, where it fails with its own error.
 -- Whatever does not fit (a customer or code not found, an orderId or key taken, a check failing,
 -- points to redeem spread over more lots than are read here, a campaign budget that does not cover
@@ -39,8 +41,9 @@ declare
   v_coded integer;
   v_consumed integer;
   v_answers jsonb[];
-  -- The redeem entries written (but a hold's, whose lots are the hold's): ids, customers, purchases, points.
+  -- The redeem entries written: their ids, customers, purchases, points and holds (null: no hold).
   v_entries bigint[];
+  v_holds uuid[];
   v_customers uuid[];
   v_purchases uuid[];
   v_points bigint[];
@@ -195,84 +198,96 @@ begin
     where x.earn > 0
     returning id, merchant_id, customer_id, purchase_id, points, state
   ),
-  -- A hold's release entries, then the redeem entries, then the earn entries (the union's parts), so
-  -- a purchase's entries come in the order they come one by one.
+  -- The redeem entries first (the union's first part), so a purchase's redeem entry comes before its
+  -- earn entry, as one by one.
   entry as (
-    insert into ledger_entries (merchant_id, customer_id, kind, bucket, points, purchase_id, lot_id, reason)
-    select x.merchant, x.customer, 'release', r.bucket, r.sign * x.unheld, null::uuid, null::bigint, 'committed'
-    from plain x cross join (values ('held', -1), ('available', 1)) r(bucket, sign)
-    where x.unheld > 0
-    union all
-    select x.merchant, x.customer, 'redeem', 'available', -x.redeem, x.purchase, null, null
+    insert into ledger_entries (merchant_id, customer_id, kind, bucket, points, purchase_id, lot_id)
+    select x.merchant, x.customer, 'redeem', 'available', -x.redeem, x.purchase, null
     from plain x
     where x.redeem > 0
     union all
     select l.merchant_id, l.customer_id, 'earn', case when l.state = 'pending' then 'pending' else 'available' end,
-           l.points, l.purchase_id, l.id, null
+           l.points, l.purchase_id, l.id
     from lot l
-    returning id, kind, bucket, customer_id, purchase_id
-  ),
-  -- The hold's reservation, per lot: back into the lot (release) and out again to the purchase
-  -- (redeem), as loyalty_use_hold and loyalty_take_hold_points move it. The lot's remaining ends
-  -- where it was, so the lot is left alone.
-  hold_move as (
-    insert into lot_moves (entry_id, lot_id, kind, purchase_id, points)
-    select e.id, m.lot_id, e.kind, case when e.kind = 'redeem' then x.purchase end,
-           case when e.kind = 'redeem' then m.points else -m.points end
-    from plain x
-    join holds h on h.id = x.hold
-    join lot_moves m on m.entry_id = h.entry_id and m.kind = 'hold'
-    join entry e on e.customer_id = x.customer
-                and ((e.kind = 'release' and e.bucket = 'available') or (e.kind = 'redeem' and e.purchase_id = x.purchase))
-    order by x.customer, e.kind desc, m.id
-  ),
-  hold as (
-    update holds h set status = 'committed', released_at = now(), purchase_id = x.purchase
-    from plain x
-    where h.id = x.hold
+    returning id, kind, purchase_id
   ),
   answer as (
     select x.i, x.p, x.merchant, x.customer, x.purchase, x.earn + x.bonus as earn, x.redeem, x.is_pending,
-           x.bonus, x.hold, loyalty_purchase_answer(row(r.*)::purchases) as result
+           x.hold, loyalty_purchase_answer(row(r.*)::purchases) as result
     from purchase r join plain x on x.purchase = r.id
   ),
-  -- A customer's hold.released (its balance: before the campaign points, as one by one) comes first.
   event as (
     insert into outbox_events (merchant_id, type, payload)
-    select v.merchant, v.type, v.payload
-    from (
-      select a.customer, 1 as n, a.merchant, 'hold.released' as type, jsonb_build_object(
-        'holdId', a.hold, 'customerId', a.customer, 'points', a.redeem, 'reason', 'committed',
-        'purchaseId', a.purchase, 'balance', a.result->'balance' || jsonb_build_object(
-          'available', (a.result->'balance'->>'available')::bigint - case when a.is_pending then 0 else a.bonus end,
-          'pending', (a.result->'balance'->>'pending')::bigint - case when a.is_pending then a.bonus else 0 end),
-        'occurredAt', loyalty_iso(now())) as payload
-      from answer a
-      where a.hold is not null
-      union all
-      select a.customer, 2, a.merchant, 'purchase.committed', jsonb_build_object(
-        'purchaseId', a.purchase, 'orderId', a.p->>'orderId', 'customerId', a.customer,
-        'total', (a.p->>'total')::bigint, 'earnedPoints', a.earn, 'redeemedPoints', a.redeem,
-        'pendingPoints', case when a.is_pending then a.earn else 0 end,
-        'balance', a.result->'balance', 'outletId', a.p->>'outletId',
-        'occurredAt', a.result->'purchase'->'createdAt')
-      from answer a
-    ) v
-    order by v.customer, v.n
+    select a.merchant, 'purchase.committed', jsonb_build_object(
+      'purchaseId', a.purchase, 'orderId', a.p->>'orderId', 'customerId', a.customer,
+      'total', (a.p->>'total')::bigint, 'earnedPoints', a.earn, 'redeemedPoints', a.redeem,
+      'pendingPoints', case when a.is_pending then a.earn else 0 end,
+      'balance', a.result->'balance', 'outletId', a.p->>'outletId',
+      'occurredAt', a.result->'purchase'->'createdAt')
+    from answer a
+    order by a.customer
   )
   select (select count(*) from plain), (select count(*) from plain where p->>'code' is not null),
          (select count(*) from code), count(*), coalesce(array_agg(jsonb_build_object('i', a.i, 'result', a.result)), '{}'),
-         array_agg(e.id) filter (where a.hold is null and e.id is not null),
-         array_agg(a.customer) filter (where a.hold is null and e.id is not null),
-         array_agg(a.purchase) filter (where a.hold is null and e.id is not null),
-         array_agg(a.redeem) filter (where a.hold is null and e.id is not null),
-         array_agg(a.i), array_agg(a.purchase)
+         array_agg(e.id) filter (where e.id is not null), array_agg(a.customer) filter (where e.id is not null),
+         array_agg(a.purchase) filter (where e.id is not null), array_agg(a.redeem) filter (where e.id is not null),
+         array_agg(a.hold) filter (where e.id is not null), array_agg(a.i), array_agg(a.purchase)
   into v_plain, v_coded, v_consumed, v_committed, v_answers, v_entries, v_customers, v_purchases, v_points,
-       v_items, v_ids
+       v_holds, v_items, v_ids
   from answer a left join entry e on e.purchase_id = a.purchase and e.kind = 'redeem';
   -- A customer or code not found: the caller commits the items one by one, each with its own answer.
   if v_committed <> v_plain or v_consumed <> v_coded then
     raise exception 'plain_purchases_not_committed';
+  end if;
+  -- The holds redeemed, in a statement of their own (a batch without holds does not set it up):
+  -- loyalty_use_hold's and loyalty_take_hold_points' writes for each. The release entries (held
+  -- -points, available +points); each hold's reservation, per lot, back into the lot (release) and
+  -- out again to the purchase's redeem entry (redeem): the lot's remaining ends where it was, so the
+  -- lot is left alone; the hold committed and linked to its purchase; hold.released with the
+  -- balance before campaign points. Within one batch these entries and events follow the purchase's
+  -- (one by one they come first).
+  if v_holds is not null and cardinality(array_remove(v_holds, null)) > 0 then
+    with used as materialized (
+      select s.hold, s.purchase, s.entry as redeem, h.merchant_id as merchant, h.customer_id as customer, h.points,
+             h.entry_id, b.available, b.pending, b.held, coalesce(v_bonus[d.i + 1], 0) as bonus,
+             (p_items->d.i->>'pendingDays')::integer > 0 as is_pending
+      from unnest(v_entries, v_purchases, v_holds) s(entry, purchase, hold)
+      join unnest(v_items, v_ids) d(i, purchase) on d.purchase = s.purchase
+      join holds h on h.id = s.hold
+      join balances b on b.customer_id = h.customer_id
+      where s.hold is not null
+    ),
+    released as (
+      insert into ledger_entries (merchant_id, customer_id, kind, bucket, points, reason)
+      select u.merchant, u.customer, 'release', r.bucket, r.sign * u.points, 'committed'
+      from used u cross join (values (1, 'held', -1), (2, 'available', 1)) r(n, bucket, sign)
+      order by u.customer, r.n
+      returning id, customer_id, bucket
+    ),
+    moved as (
+      insert into lot_moves (entry_id, lot_id, kind, purchase_id, points)
+      select case when k.kind = 'release' then e.id else u.redeem end, m.lot_id, k.kind,
+             case when k.kind = 'redeem' then u.purchase end, k.sign * m.points
+      from used u
+      join released e on e.customer_id = u.customer and e.bucket = 'available'
+      join lot_moves m on m.entry_id = u.entry_id and m.kind = 'hold'
+      cross join (values ('release', -1), ('redeem', 1)) k(kind, sign)
+      order by u.customer, k.sign, m.id
+    ),
+    committed as (
+      update holds h set status = 'committed', released_at = now(), purchase_id = u.purchase
+      from used u
+      where h.id = u.hold
+    )
+    insert into outbox_events (merchant_id, type, payload)
+    select u.merchant, 'hold.released', jsonb_build_object(
+      'holdId', u.hold, 'customerId', u.customer, 'points', u.points, 'reason', 'committed',
+      'purchaseId', u.purchase, 'balance', jsonb_build_object(
+        'available', u.available - case when u.is_pending then 0 else u.bonus end,
+        'pending', u.pending - case when u.is_pending then u.bonus else 0 end, 'held', u.held),
+      'occurredAt', loyalty_iso(now()))
+    from used u
+    order by u.customer;
   end if;
   -- The campaign points granted, in a statement of their own (a batch without campaign lines does not
   -- set it up): loyalty_grant_campaign's writes for each line of a plain purchase committed above.
@@ -322,7 +337,10 @@ begin
     from line l join lot t on t.purchase_id = l.purchase and t.campaign_id = l.campaign
     order by l.customer;
   end if;
-  if v_entries is null then return v_answers; end if;
+  -- No redeem but a hold's: nothing taken from lots in order.
+  if v_entries is null or cardinality(v_entries) = cardinality(array_remove(v_holds, null)) then
+    return v_answers;
+  end if;
 
   -- The redeems' lots, in a statement of their own (a batch that only earns does not set it up):
   -- what each takes from which lot, soonest expiry first, never-expiring last, then oldest
@@ -331,7 +349,7 @@ begin
   with take as materialized (
     select s.entry, s.purchase, s.points as wanted, l.id as lot,
            least(l.remaining, s.points - (l.upto - l.remaining)) as points
-    from unnest(v_entries, v_customers, v_purchases, v_points) s(entry, customer, purchase, points)
+    from unnest(v_entries, v_customers, v_purchases, v_points, v_holds) s(entry, customer, purchase, points, hold)
     cross join lateral (
       select f.id, f.remaining, sum(f.remaining) over (order by f.expires_at nulls last, f.id) as upto
       from (select l.id, l.remaining, l.expires_at from point_lots l
@@ -340,7 +358,7 @@ begin
             order by l.expires_at nulls last, l.id
             limit 32) f
     ) l
-    where l.upto - l.remaining < s.points
+    where s.hold is null and l.upto - l.remaining < s.points
   ),
   taken as (
     update point_lots l set remaining = l.remaining - t.points
@@ -356,7 +374,7 @@ begin
   select count(*) into v_covered
   from (select 1 from take t group by t.entry, t.wanted having sum(t.points) = t.wanted) c;
   -- Spread over more lots than were read: the caller commits the items one by one.
-  if v_covered <> cardinality(v_entries) then
+  if v_covered <> cardinality(v_entries) - cardinality(array_remove(v_holds, null)) then
     raise exception 'plain_purchases_not_committed';
   end if;
   return v_answers;
