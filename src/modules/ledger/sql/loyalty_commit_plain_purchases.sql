@@ -44,6 +44,8 @@ declare
   -- The redeem entries written: their ids, customers, purchases, points and holds (null: no hold).
   v_entries bigint[];
   v_holds uuid[];
+  -- How many of those redeem a hold.
+  v_held integer;
   v_customers uuid[];
   v_purchases uuid[];
   v_points bigint[];
@@ -246,7 +248,8 @@ begin
   -- lot is left alone; the hold committed and linked to its purchase; hold.released with the
   -- balance before campaign points. Within one batch these entries and events follow the purchase's
   -- (one by one they come first).
-  if v_holds is not null and cardinality(array_remove(v_holds, null)) > 0 then
+  v_held := coalesce(cardinality(array_remove(v_holds, null)), 0);
+  if v_held > 0 then
     with used as materialized (
       select s.hold, s.purchase, s.entry as redeem, h.merchant_id as merchant, h.customer_id as customer, h.points,
              h.entry_id, b.available, b.pending, b.held, coalesce(v_bonus[d.i + 1], 0) as bonus,
@@ -338,7 +341,7 @@ begin
     order by l.customer;
   end if;
   -- No redeem but a hold's: nothing taken from lots in order.
-  if v_entries is null or cardinality(v_entries) = cardinality(array_remove(v_holds, null)) then
+  if v_entries is null or cardinality(v_entries) = v_held then
     return v_answers;
   end if;
 
@@ -374,7 +377,7 @@ begin
   select count(*) into v_covered
   from (select 1 from take t group by t.entry, t.wanted having sum(t.points) = t.wanted) c;
   -- Spread over more lots than were read: the caller commits the items one by one.
-  if v_covered <> cardinality(v_entries) - cardinality(array_remove(v_holds, null)) then
+  if v_covered <> cardinality(v_entries) - v_held then
     raise exception 'plain_purchases_not_committed';
   end if;
   return v_answers;
