@@ -15,6 +15,7 @@ import type { DB } from '../src/db/types.js';
 import { AppError } from '../src/http/errors.js';
 import { FailureLimiter } from '../src/http/rate-limit.js';
 import { outboxCounts } from '../src/jobs/outbox.queue.js';
+import { lanes } from '../src/lib/coalescer.js';
 import { SecretBox } from '../src/lib/crypto.js';
 import { CampaignCache } from '../src/modules/campaigns/campaigns.service.js';
 import { IntegrationReads, READ_BATCH } from '../src/modules/integration/integration.reads.js';
@@ -81,6 +82,7 @@ import { runWrk, WRK_SEQ, type WrkResult, wrkMissing } from './lib/wrk.js';
 //   GROUP_COMMIT          passed to the API (src/config.ts); the SQL path phase batches the same way
 //   GROUP_READS           passed to the API (src/config.ts); the SQL path phase reads the same way
 //   GROUP_READS_IN_FLIGHT passed to the API (src/config.ts); the SQL path phase the same
+//   GROUP_BATCH_SLOW_MS   passed to the API (src/config.ts); the SQL path phase the same
 //   DATABASE_PREPARED_STATEMENTS  passed to the API (src/config.ts); the SQL path phase's pool the same
 //   BENCH_REPLICAS        0 skips the replicas phase (default 1; skipped without pgbouncer)
 //
@@ -138,6 +140,7 @@ function readSettings() {
     GROUP_COMMIT_IN_FLIGHT: process.env.GROUP_COMMIT_IN_FLIGHT,
     GROUP_READS: process.env.GROUP_READS,
     GROUP_READS_IN_FLIGHT: process.env.GROUP_READS_IN_FLIGHT,
+    GROUP_BATCH_SLOW_MS: process.env.GROUP_BATCH_SLOW_MS,
     DATABASE_PREPARED_STATEMENTS: process.env.DATABASE_PREPARED_STATEMENTS,
   });
   return {
@@ -152,9 +155,15 @@ function readSettings() {
     soakOnly: intFromEnv('BENCH_SOAK_ONLY', 0, 0, 1) === 1,
     poolMax: config.DATABASE_POOL_MAX,
     groupCommit: config.GROUP_COMMIT
-      ? { maxBatch: config.GROUP_COMMIT_MAX_BATCH, inFlight: config.GROUP_COMMIT_IN_FLIGHT }
+      ? {
+          maxBatch: config.GROUP_COMMIT_MAX_BATCH,
+          ...lanes(config.GROUP_COMMIT_IN_FLIGHT, config.GROUP_BATCH_SLOW_MS),
+        }
       : null,
-    groupReads: config.GROUP_READS ? { inFlight: config.GROUP_READS_IN_FLIGHT } : null,
+    groupReads: config.GROUP_READS
+      ? { ...READ_BATCH, ...lanes(config.GROUP_READS_IN_FLIGHT, config.GROUP_BATCH_SLOW_MS) }
+      : null,
+    batchSlowMs: config.GROUP_BATCH_SLOW_MS,
     preparedStatements: config.DATABASE_PREPARED_STATEMENTS,
   };
 }
@@ -263,7 +272,10 @@ async function main(): Promise<void> {
         DATABASE_POOL_MAX: String(settings.poolMax),
         GROUP_COMMIT: settings.groupCommit ? '1' : '0',
         GROUP_READS: settings.groupReads ? '1' : '0',
-        GROUP_READS_IN_FLIGHT: String(settings.groupReads?.inFlight ?? 2),
+        GROUP_COMMIT_MAX_BATCH: String(settings.groupCommit?.maxBatch ?? 16),
+        GROUP_COMMIT_IN_FLIGHT: String(settings.groupCommit?.inFlight ?? 1),
+        GROUP_READS_IN_FLIGHT: String(settings.groupReads?.inFlight ?? 1),
+        GROUP_BATCH_SLOW_MS: String(settings.batchSlowMs),
         DATABASE_PREPARED_STATEMENTS: settings.preparedStatements ? '1' : '0',
       },
     });
@@ -483,9 +495,7 @@ async function main(): Promise<void> {
       // And it groups concurrent commits the same way (GROUP_COMMIT).
       commits: settings.groupCommit ? new CommitBatcher(ceilingDb, settings.groupCommit) : undefined,
       // And its customer reads (GROUP_READS).
-      reads: settings.groupReads
-        ? new IntegrationReads(ceilingDb, { ...READ_BATCH, inFlight: settings.groupReads.inFlight })
-        : undefined,
+      reads: settings.groupReads ? new IntegrationReads(ceilingDb, settings.groupReads) : undefined,
     };
     const ceilingOp =
       (phase: string): Operation =>
@@ -855,6 +865,7 @@ async function main(): Promise<void> {
         `REDIS_URL ${process.env.REDIS_URL ? 'set' : 'unset'}; commits: half earn-only, half earn+redeem; ` +
         `group commit ${settings.groupCommit ? `on (batches of up to ${settings.groupCommit.maxBatch}, ${settings.groupCommit.inFlight} in flight)` : 'off'}; ` +
         `batched reads ${settings.groupReads ? `on (${settings.groupReads.inFlight} in flight)` : 'off'}; ` +
+        `a batch is slow after ${settings.batchSlowMs > 0 ? `${settings.batchSlowMs} ms` : 'never'}; ` +
         `prepared statements ${settings.preparedStatements ? 'on' : 'off'}`,
     );
     say('');

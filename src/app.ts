@@ -22,6 +22,7 @@ import { countAliveWorkers } from './jobs/heartbeat.js';
 import { OutboxNotifier } from './jobs/outbox.notify.js';
 import { oldestPendingSeconds, outboxCounts } from './jobs/outbox.queue.js';
 import { createAlertSender } from './jobs/workers.js';
+import { lanes } from './lib/coalescer.js';
 import { resolveRelease } from './lib/release.js';
 import { traceLogMixin } from './lib/tracing.js';
 import { adminRoutes } from './modules/admin/admin.routes.js';
@@ -166,11 +167,18 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const commits = config.GROUP_COMMIT
     ? new CommitBatcher(deps.db, {
         maxBatch: config.GROUP_COMMIT_MAX_BATCH,
-        inFlight: config.GROUP_COMMIT_IN_FLIGHT,
+        ...lanes(config.GROUP_COMMIT_IN_FLIGHT, config.GROUP_BATCH_SLOW_MS, () =>
+          metrics.slowBatches.inc({ kind: 'commit' }),
+        ),
       })
     : undefined;
   const reads = config.GROUP_READS
-    ? new IntegrationReads(deps.db, { ...READ_BATCH, inFlight: config.GROUP_READS_IN_FLIGHT })
+    ? new IntegrationReads(deps.db, {
+        ...READ_BATCH,
+        ...lanes(config.GROUP_READS_IN_FLIGHT, config.GROUP_BATCH_SLOW_MS, () =>
+          metrics.slowBatches.inc({ kind: 'read' }),
+        ),
+      })
     : undefined;
   app.addHook('onClose', async () => notifier.close());
   if (deps.listener) {

@@ -97,11 +97,12 @@ const EnvSchema = z.object({
   /** Purchases per group-commit transaction at most. */
   GROUP_COMMIT_MAX_BATCH: int(16, 2, 256),
   /**
-   * Group-commit transactions running at once per API process (each holds a pool connection). Fewer
-   * in flight means larger batches: 2 gave more commits per second and a shorter tail than 4
-   * (docs/performance.md, "Named prepared statements, taken").
+   * Group-commit transactions running at once per API process (each holds a pool connection). One:
+   * under load the commits that arrive while it runs wait and go together, the largest batches and
+   * the least work per commit (docs/performance.md, "One batch in flight"); a batch running longer
+   * than GROUP_BATCH_SLOW_MS no longer holds the slot, so a lock wait does not stop the process.
    */
-  GROUP_COMMIT_IN_FLIGHT: int(2, 1, 100),
+  GROUP_COMMIT_IN_FLIGHT: int(1, 1, 100),
   /**
    * Batched reads of the POS hot path: the customer lookups of resolves, quotes and commits that
    * arrive while GROUP_READS_IN_FLIGHT statements of them are running run together, up to 32 in one
@@ -110,12 +111,18 @@ const EnvSchema = z.object({
    */
   GROUP_READS: bool(true),
   /**
-   * Batched-read statements running at once per API process (each holds a pool connection). Two
-   * by default: one gave ~5% more resolves per second on two cores but made commits at a steady
-   * rate wait longer (p50 10 against 7 ms; docs/performance.md, "Named prepared statements,
-   * taken"); four, fewer resolves.
+   * Batched-read statements running at once per API process (each holds a pool connection). One,
+   * like group commit: larger batches, more resolves per second and shorter commits at a steady
+   * rate (docs/performance.md, "One batch in flight").
    */
-  GROUP_READS_IN_FLIGHT: int(2, 1, 100),
+  GROUP_READS_IN_FLIGHT: int(1, 1, 100),
+  /**
+   * A group commit or batched read running this long (ms) no longer counts against its IN_FLIGHT:
+   * the requests waiting behind it start, up to 3 more batches of its kind while the running ones
+   * stay slow (a lock wait, a cold page), so one stuck batch does not hold every request of the
+   * process. 0: never more than IN_FLIGHT at once.
+   */
+  GROUP_BATCH_SLOW_MS: int(50, 0, 60_000),
   /**
    * idle_in_transaction_session_timeout of every pool connection (API, worker, CLI, replica), ms: a
    * session of ours left idle inside a transaction is ended by PostgreSQL instead of holding locks and

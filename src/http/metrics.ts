@@ -27,6 +27,7 @@ export interface Metrics {
   externalRequests: Counter<'provider' | 'result' | 'status'>;
   portalLogins: Counter<'result'>;
   portalRefreshes: Counter<'result'>;
+  slowBatches: Counter<'kind'>;
 }
 
 /** Creates a registry (one per app, so tests can build several) with the standard metrics. */
@@ -74,6 +75,14 @@ export function createMetrics(options: { withDefaults?: boolean } = {}): Metrics
       name: 'portal_auth_refresh_total',
       help: 'Portal and admin panel token refreshes by result',
       labelNames: ['result'],
+      registers: [registry],
+    }),
+    slowBatches: new Counter({
+      name: 'pos_slow_batches_total',
+      help:
+        'Group commits (kind="commit") and batched customer reads (kind="read") of the POS API still ' +
+        'running after GROUP_BATCH_SLOW_MS, whose slot went to the requests behind them (lock waits)',
+      labelNames: ['kind'],
       registers: [registry],
     }),
   };

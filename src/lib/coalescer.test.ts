@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Coalescer, type Settled } from './coalescer.js';
 
 /** An operation that records how it was called and answers when released. */
@@ -129,5 +129,77 @@ describe('Coalescer', () => {
     await releaseAll();
     expect(calls).toEqual([['x'], ['y', 'z']]);
     await expect(Promise.all(answers)).resolves.toEqual(['X', 'Y', 'Z']);
+  });
+  describe('a batch that runs longer than slowAfterMs', () => {
+    // Only the coalescer's timer is faked: releaseAll still turns the event loop.
+    beforeEach(() => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    });
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it('frees its slot: the calls waiting behind it start, up to maxInFlight batches in all', async () => {
+      const { operation, calls, releaseAll } = recording();
+      const coalescer = new Coalescer(operation, {
+        maxBatch: 8,
+        inFlight: 1,
+        slowAfterMs: 50,
+        maxInFlight: 2,
+      });
+      const answers = ['a', 'b', 'c'].map((item) => coalescer.run(item));
+      expect(calls).toEqual([['a']]);
+      // Within the threshold the waiting calls keep waiting for the running batch.
+      await vi.advanceTimersByTimeAsync(49);
+      expect(calls).toEqual([['a']]);
+      // Past it, the slow batch no longer holds the slot: the waiting calls run as a batch.
+      await vi.advanceTimersByTimeAsync(1);
+      expect(calls).toEqual([['a'], ['b', 'c']]);
+      // Two batches run, both slow now: maxInFlight lets no third start.
+      const late = coalescer.run('d');
+      await vi.advanceTimersByTimeAsync(100);
+      expect(calls).toEqual([['a'], ['b', 'c']]);
+      await releaseAll();
+      expect(calls).toEqual([['a'], ['b', 'c'], ['d']]);
+      await expect(Promise.all([...answers, late])).resolves.toEqual(['A', 'B', 'C', 'D']);
+    });
+
+    it('keeps its keys: a call of a key it holds still waits for it', async () => {
+      const { operation, calls, releaseAll } = recording();
+      const keyOf = (item: string) => item.slice(0, 1);
+      const coalescer = new Coalescer(operation, {
+        maxBatch: 8,
+        inFlight: 1,
+        slowAfterMs: 10,
+        maxInFlight: 4,
+        keyOf,
+      });
+      const answers = ['a1', 'a2', 'b1'].map((item) => coalescer.run(item));
+      await vi.advanceTimersByTimeAsync(10);
+      expect(calls).toEqual([['a1'], ['b1']]);
+      await releaseAll();
+      expect(calls).toEqual([['a1'], ['b1'], ['a2']]);
+      await expect(Promise.all(answers)).resolves.toEqual(['A1', 'A2', 'B1']);
+    });
+
+    it('counts once: a batch that ends after turning slow frees one place, not two', async () => {
+      const { operation, calls, releaseAll } = recording();
+      const coalescer = new Coalescer(operation, {
+        maxBatch: 1,
+        inFlight: 1,
+        slowAfterMs: 10,
+        maxInFlight: 3,
+      });
+      const first = coalescer.run('a');
+      await vi.advanceTimersByTimeAsync(10);
+      await releaseAll();
+      await first;
+      // Back to one batch at a time: the second call waits for the first.
+      const answers = [coalescer.run('x'), coalescer.run('y')];
+      expect(calls.slice(1)).toEqual([['x']]);
+      await releaseAll();
+      expect(calls.slice(1)).toEqual([['x'], ['y']]);
+      await expect(Promise.all(answers)).resolves.toEqual(['X', 'Y']);
+    });
   });
 });

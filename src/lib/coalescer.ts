@@ -3,6 +3,10 @@
 // while every slot is busy queue and, when a slot frees, run together (`many`, at most `maxBatch`).
 // Every call is answered with its own outcome: `many` gives one per item, in the order given, and
 // if it throws as a whole, every item of that batch fails with its error.
+// With `slowAfterMs`, a batch that has run that long stops holding its slot (it may be waiting on a
+// lock): the calls waiting behind it start, up to `maxInFlight` batches in all. So one slot can be
+// the rule under load (the largest batches, the least work per call) without one stuck batch
+// holding up every call of the process.
 // With `keyOf`, batches that run at the same time hold no key in common: a call whose key is in a
 // running batch waits for the next one (calls of one key keep their order). For group commit the key
 // is the customer, whose balance row a batch locks until it commits: a second batch with that
@@ -23,7 +27,31 @@ export interface CoalescedOperation<I, O> {
 
 export interface CoalescerOptions {
   maxBatch: number;
+  /** Batches running at once, those past `slowAfterMs` not counted. */
   inFlight: number;
+  /** A batch running this long no longer counts against `inFlight` (unset: always counts). */
+  slowAfterMs?: number;
+  /** Batches running at once, slow ones included (default: `inFlight`). */
+  maxInFlight?: number;
+  /** Called when a batch turns slow (for a metric). */
+  onSlow?: () => void;
+}
+
+/** Batches that may start past `inFlight` while the running ones are slow (`lanes`). */
+export const SPARE_LANES = 3;
+
+/**
+ * The slots of a Coalescer: `inFlight` batches at once and, with `slowAfterMs` > 0, up to
+ * SPARE_LANES more while the running ones have run that long (0: never more than `inFlight`).
+ */
+export function lanes(
+  inFlight: number,
+  slowAfterMs: number,
+  onSlow?: () => void,
+): Pick<CoalescerOptions, 'inFlight' | 'slowAfterMs' | 'maxInFlight' | 'onSlow'> {
+  return slowAfterMs > 0
+    ? { inFlight, slowAfterMs, maxInFlight: inFlight + SPARE_LANES, onSlow }
+    : { inFlight };
 }
 
 /** The options of a Coalescer whose items have keys (see the note above). */
@@ -40,7 +68,9 @@ interface Waiting<I, O> {
 /** Runs concurrent calls together (see the note above). */
 export class Coalescer<I, O> {
   private readonly queue: Waiting<I, O>[] = [];
+  /** Batches running, and those of them not yet slow (see slowAfterMs). */
   private running = 0;
+  private counted = 0;
   /** Keys of the running batches. */
   private readonly busy = new Set<string>();
 
@@ -58,16 +88,34 @@ export class Coalescer<I, O> {
   }
 
   private startBatches(): void {
-    while (this.running < this.options.inFlight && this.queue.length > 0) {
+    const { inFlight, maxInFlight = inFlight, slowAfterMs, keyOf, onSlow } = this.options;
+    while (this.counted < inFlight && this.running < maxInFlight && this.queue.length > 0) {
       const batch = this.take();
       // Every waiting call's key is in a running batch: the next to end starts them.
       if (batch.length === 0) return;
-      const { keyOf } = this.options;
       // No other running batch holds these keys (take), so this batch's end frees them all.
       const keys = keyOf ? batch.map((waiting) => keyOf(waiting.item)) : [];
       for (const key of keys) this.busy.add(key);
       this.running += 1;
+      this.counted += 1;
+      let isCounted = true;
+      const uncount = () => {
+        if (!isCounted) return;
+        isCounted = false;
+        this.counted -= 1;
+      };
+      const slow =
+        slowAfterMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              uncount();
+              onSlow?.();
+              this.startBatches();
+            }, slowAfterMs);
+      slow?.unref();
       void this.runBatch(batch).finally(() => {
+        clearTimeout(slow);
+        uncount();
         for (const key of keys) this.busy.delete(key);
         this.running -= 1;
         this.startBatches();

@@ -35,7 +35,7 @@ export type ReplayOrCustomerRow = { request_hash: string | null; result: unknown
  * Batches of at most this many reads; at most `inFlight` statements of each kind at once (the
  * API sets it from GROUP_READS_IN_FLIGHT).
  */
-export const READ_BATCH: CoalescerOptions = { maxBatch: 32, inFlight: 2 };
+export const READ_BATCH: CoalescerOptions = { maxBatch: 32, inFlight: 1 };
 
 /** The batched readers of one API process. */
 export class IntegrationReads {

@@ -276,3 +276,72 @@ describe('group commit through the POS API (GROUP_COMMIT=1)', () => {
     }
   });
 });
+
+describe('one group commit in flight, and a batch stuck on a lock (GROUP_BATCH_SLOW_MS)', () => {
+  /**
+   * Holds customer `held`'s balance row locked in a transaction of its own, commits for `held` (it
+   * waits on the lock) and then for `other`; tells whether `other` was answered while the lock was
+   * still held, then releases it. Both must end 201.
+   */
+  async function otherAnsweredDuringLock(env: Record<string, string>): Promise<boolean> {
+    const api = await createTestApp({ env: { GROUP_COMMIT: '1', GROUP_COMMIT_IN_FLIGHT: '1', ...env } });
+    try {
+      const shop = await createTestMerchant(api.db);
+      const [held, other] = await Promise.all(
+        [1, 2].map(
+          async () => (await createTestCustomer(api.db, { merchant: shop, points: 100 })).customerId,
+        ),
+      );
+      let release = () => {};
+      let locked = () => {};
+      const isLocked = new Promise<void>((resolve) => {
+        locked = resolve;
+      });
+      const lock = api.db.transaction().execute(async (trx) => {
+        await sql`select 1 from balances where customer_id = ${held} for update`.execute(trx);
+        locked();
+        await new Promise<void>((resolve) => {
+          release = resolve;
+        });
+      });
+      await isLocked;
+      const stuck = postCommit(
+        api.app,
+        shop,
+        commitPayload(shop, { customerId: held as string, total: 1_000 }),
+      );
+      // The stuck commit holds the one slot before the other arrives.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const answered = postCommit(
+        api.app,
+        shop,
+        commitPayload(shop, { customerId: other as string, total: 1_000 }),
+      );
+      const first = await Promise.race([
+        answered.then(() => 'other' as const),
+        new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 1_500)),
+      ]);
+      release();
+      await lock;
+      const [stuckAnswer, otherAnswer] = await Promise.all([stuck, answered]);
+      expect([stuckAnswer.statusCode, otherAnswer.statusCode]).toEqual([201, 201]);
+      expect(await findLedgerViolations(api.db)).toEqual([]);
+      const metrics = await api.app.inject({ method: 'GET', url: '/metrics' });
+      const slow = /pos_slow_batches_total\{kind="commit"\} (\d+)/.exec(metrics.body)?.[1] ?? '0';
+      expect(slow).toBe(first === 'other' ? '1' : '0');
+      return first === 'other';
+    } finally {
+      await api.close();
+    }
+  }
+
+  it('answers other customers while a batch waits on a lock', { timeout: 30_000 }, async () => {
+    expect(await otherAnsweredDuringLock({ GROUP_BATCH_SLOW_MS: '50' })).toBe(true);
+  });
+
+  it('with GROUP_BATCH_SLOW_MS=0 the slot stays held until the stuck batch ends', {
+    timeout: 30_000,
+  }, async () => {
+    expect(await otherAnsweredDuringLock({ GROUP_BATCH_SLOW_MS: '0' })).toBe(false);
+  });
+});
