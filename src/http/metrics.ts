@@ -35,7 +35,7 @@ export function createMetrics(options: { withDefaults?: boolean } = {}): Metrics
   const registry = new Registry();
   const shared = new Registry();
   if (options.withDefaults !== false) collectDefaultMetrics({ register: registry });
-  return {
+  const metrics: Metrics = {
     registry,
     shared,
     httpRequests: new Counter({
@@ -86,6 +86,9 @@ export function createMetrics(options: { withDefaults?: boolean } = {}): Metrics
       registers: [registry],
     }),
   };
+  // Both series from the start at 0, so that the first slow batch shows as an increase.
+  for (const kind of ['commit', 'read']) metrics.slowBatches.inc({ kind }, 0);
+  return metrics;
 }
 
 /**
