@@ -28,9 +28,9 @@ import { seedMerchant } from './lib/seed.js';
 // budget, then redeeming a hold of 5 points created in the same transaction), and the same lines
 // building the payload (and the hold) without the call, whose count is subtracted; then the same
 // commits 16 to a transaction through `loyalty_commit_purchases`, as group commit sends them under
-// load; then a resolve's customer read
-// (`loyalty_customer_state` by id, a merchant without tiers). Prints the instructions per call, two
-// runs of each.
+// load (earn-only also 4 to a transaction: the batches of one slot at a steady 1,000/s); then a
+// resolve's customer read (`loyalty_customer_state` by id, a merchant without tiers). Prints the
+// instructions per call, two runs of each.
 // docs/performance.md, "CHECK constraints as domains", has the figures and how to read a profile
 // (BENCH_SQL_KEEP=1 keeps the callgrind files for callgrind_annotate). BENCH_SQL_ROWS=earn-batch,hold-batch
 // counts only those rows (keys below), in the order the rows are listed.
@@ -41,6 +41,8 @@ if (!Number.isInteger(CALLS) || CALLS < 10)
 const CUSTOMERS = 2_000;
 /** Commits per transaction in the group-commit rows: GROUP_COMMIT_MAX_BATCH's default. */
 const BATCH = 16;
+/** Commits per transaction of the small-batch row: what one group-commit slot gathers at a steady 1,000/s. */
+const SMALL_BATCH = 4;
 /** Customers with many purchases, and how many each (see the warm-up). */
 const REGULARS = 64;
 const REGULAR_PURCHASES = 100;
@@ -254,12 +256,20 @@ async function main(): Promise<void> {
       };
     };
     const driver = once(() => count('payload', lines({ ...base, redeem: 0, call: false })));
-    const batchDriver = once(() =>
-      count('payload-batch', lines({ ...base, redeem: 0, call: false, batch: BATCH })),
-    );
+    const batchDrivers = new Map<number, () => number>();
+    const batchDriver = (batch: number) => {
+      let counted = batchDrivers.get(batch);
+      if (!counted) {
+        counted = once(() =>
+          count(`payload-batch${batch}`, lines({ ...base, redeem: 0, call: false, batch })),
+        );
+        batchDrivers.set(batch, counted);
+      }
+      return counted();
+    };
     const perCommit = (name: string, redeem: number, batch = 1) =>
       (count(name, lines({ ...base, redeem, call: true, batch })) -
-        (batch === 1 ? driver() : batchDriver())) /
+        (batch === 1 ? driver() : batchDriver(batch))) /
       CALLS;
     // With a campaign line or a hold the payload itself costs more (a hold's creation is in it): its
     // own lines without the call are subtracted.
@@ -280,6 +290,11 @@ async function main(): Promise<void> {
       ['earn', 'earn-only', (run) => perCommit(`earn${run}`, 0)],
       ['redeem', 'with a redeem of 5 points', (run) => perCommit(`redeem${run}`, 5)],
       ['earn-batch', `earn-only, ${grouped}`, (run) => perCommit(`earn-batch${run}`, 0, BATCH)],
+      [
+        'earn-batch4',
+        `earn-only, in transactions of ${SMALL_BATCH}`,
+        (run) => perCommit(`earn-batch4-${run}`, 0, SMALL_BATCH),
+      ],
       ['redeem-batch', `redeem, ${grouped}`, (run) => perCommit(`redeem-batch${run}`, 5, BATCH)],
       [
         'campaign',
