@@ -39,6 +39,7 @@ import * as m0030 from './migrations/0030_set_based_redeem.js';
 import * as m0031 from './migrations/0031_set_based_campaign_points.js';
 import * as m0032 from './migrations/0032_customer_keys.js';
 import * as m0033 from './migrations/0033_set_based_hold_purchases.js';
+import * as m0034 from './migrations/0034_plans_by_key.js';
 
 // Migrations are listed here explicitly (append-only), so they work the same from source, from a
 // build and inside the image, with no directory scanning.
@@ -83,6 +84,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0031_set_based_campaign_points': m0031,
   '0032_customer_keys': m0032,
   '0033_set_based_hold_purchases': m0033,
+  '0034_plans_by_key': m0034,
 };
 
 /** Kysely's bookkeeping table (its default name). */

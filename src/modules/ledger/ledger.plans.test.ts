@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db.js';
@@ -6,6 +8,8 @@ import {
   createTestMerchant,
   type TestMerchant,
 } from '../../../test/helpers/factories.js';
+import { issueCustomerCode } from '../customers/customers.service.js';
+import { createHold } from './holds.service.js';
 
 // The hot path's functions look rows up by key, so one generic plan per connection is right for every
 // customer. Left to choose, PostgreSQL plans a statement again for each call once a regular (a
@@ -99,4 +103,126 @@ describe('the hot path keeps one plan per connection', () => {
     ).toBe(true);
     expect(plans.filter((p) => p.includes(`'${id}'::uuid`))).toEqual([]);
   });
+});
+
+// The set-based commit (loyalty_commit_plain_purchases) keeps one generic plan per connection too,
+// made with the statistics of the moment, when lots and holds past their expiry are few (the jobs
+// take them twice an hour and every minute). Time passing makes rows due without changing the
+// statistics: a campaign's lots expiring at midnight, holds of a busy hour. Each read of the
+// statement must stay on the batch's own customers, codes and holds: a plan that walked every due
+// lot or hold of all merchants would cost each batch as much as there are.
+describe('the set-based commit, planned while little was due', () => {
+  it('reads only the batch’s own lots, codes and holds when many become due', async () => {
+    const [earner, coded, holder, crowd] = [
+      await createTestCustomer(t.db, { merchant }),
+      await createTestCustomer(t.db, { merchant }),
+      await createTestCustomer(t.db, { merchant, points: 200 }),
+      await createTestCustomer(t.db, { merchant }),
+    ];
+    const { code } = await issueCustomerCode(t.db, {
+      merchantId: merchant.merchantId,
+      customerId: coded.customerId,
+      ttlSeconds: 3_600,
+    });
+    const { hold } = await createHold(t.db, {
+      merchantId: merchant.merchantId,
+      customerId: holder.customerId,
+      points: 30,
+      ttlSeconds: 600,
+      receipt: { total: 5_000 },
+      context: {},
+    });
+    // Another customer's 3,000 lots and 3,000 holds, none due yet, and 3,000 live codes; then the
+    // statistics, as autovacuum takes them.
+    await sql`insert into point_lots (merchant_id, customer_id, source, points, remaining, state, available_at,
+                                      expires_at)
+              select ${merchant.merchantId}, ${crowd.customerId}, 'adjust', 1, 1, 'active', now() - interval '2 days',
+                     now() + interval '1 hour'
+              from generate_series(1, 3000)`.execute(t.db);
+    await sql`insert into customer_codes (merchant_id, code, customer_id, expires_at)
+              select ${merchant.merchantId}, lpad(n::text, 6, '0'), ${crowd.customerId}, now() + interval '1 hour'
+              from generate_series(1, 3000) n
+              on conflict do nothing`.execute(t.db);
+    await sql`insert into holds (merchant_id, customer_id, points, expires_at, entry_id, receipt)
+              select ${merchant.merchantId}, ${crowd.customerId}, 1, now() + interval '1 hour', 1, '{}'
+              from generate_series(1, 3000)`.execute(t.db);
+    await sql`analyze`.execute(t.db);
+
+    const item = (customerId: string, extra: Record<string, unknown>) => ({
+      merchantId: merchant.merchantId,
+      customerId,
+      orderId: randomUUID(),
+      code: null,
+      idempotencyKey: randomUUID(),
+      requestHash: 'h',
+      outletId: merchant.outletId,
+      deviceId: null,
+      managerId: null,
+      total: 5_000,
+      eligibleAmount: 5_000,
+      discount: 0,
+      earnPoints: 50,
+      earnBreakdown: [{ source: 'base', campaignId: null, name: 'Base', points: 50 }],
+      redeemPoints: 0,
+      earnRateBp: 100,
+      tier: null,
+      receipt: { total: 5_000 },
+      lineEligible: null,
+      pendingDays: 0,
+      lifetimeDays: 365,
+      holdId: null,
+      ...extra,
+    });
+    const batch = JSON.stringify([
+      item(earner.customerId, {}),
+      item(coded.customerId, { code }),
+      item(holder.customerId, { holdId: hold.id, redeemPoints: 30, discount: 30 }),
+    ]);
+    const TABLES = ['point_lots', 'customer_codes', 'holds'];
+    // Rows of each table the transaction read (heap rows fetched, index entries returned), and how
+    // many purchases went the one-by-one way.
+    const READ = `select c.relname as table,
+        (coalesce(pg_stat_get_xact_tuples_fetched(c.oid), 0) + coalesce(pg_stat_get_xact_tuples_returned(c.oid), 0)
+         + (select coalesce(sum(pg_stat_get_xact_tuples_returned(i.indexrelid)), 0) from pg_index i
+            where i.indrelid = c.oid))::int as rows
+      from pg_class c where c.relname = any($1) and c.relkind = 'r'`;
+    const commitBatch = async (client: pg.Client) => {
+      await client.query('begin');
+      try {
+        await client.query(`set local track_functions = 'pl'`);
+        const { rows } = await client.query<{ answers: { i: number; error?: unknown }[] }>(
+          'select loyalty_commit_purchases($1::jsonb) as answers',
+          [batch],
+        );
+        const read = await client.query<{ table: string; rows: number }>(READ, [TABLES]);
+        const single = await client.query<{ n: number }>(
+          `select coalesce(pg_stat_get_xact_function_calls('loyalty_commit_purchase'::regproc), 0)::int as n`,
+        );
+        return {
+          errors: (rows[0]?.answers ?? []).filter((a) => a.error),
+          read: Object.fromEntries(read.rows.map((r) => [r.table, r.rows])),
+          single: single.rows[0]?.n,
+        };
+      } finally {
+        await client.query('rollback');
+      }
+    };
+
+    await withClient(async (client) => {
+      // The plans are made now (each batch is rolled back).
+      expect(await commitBatch(client)).toMatchObject({ errors: [], single: 0 });
+      // An hour and a minute later, as far as the crowd's lots and holds are concerned.
+      await sql`update point_lots set expires_at = now() - interval '1 minute' where customer_id = ${crowd.customerId}`.execute(
+        t.db,
+      );
+      await sql`update holds set expires_at = now() - interval '1 minute' where customer_id = ${crowd.customerId}`.execute(
+        t.db,
+      );
+      const later = await commitBatch(client);
+      expect(later).toMatchObject({ errors: [], single: 0 });
+      for (const table of TABLES) {
+        expect(later.read[table], `${table}: ${JSON.stringify(later.read)}`).toBeLessThan(50);
+      }
+    });
+  }, 60_000);
 });

@@ -7,7 +7,7 @@ import { type Kysely, sql } from 'kysely';
 // migrations that change them install the current files (0006_ledger_provenance, 0011_campaigns, 0012_write_path,
 // 0015_enrollment, 0016_holds, 0017_hot_path, 0022_commit_cpu, 0026_hot_path_cpu, 0028_set_based_commit,
 // 0029_deleted_customer_answers, 0030_set_based_redeem, 0031_set_based_campaign_points,
-// 0032_customer_keys, 0033_set_based_hold_purchases); ledger.sql.test.ts checks that the functions in the database equal these files.
+// 0032_customer_keys, 0033_set_based_hold_purchases, 0034_plans_by_key); ledger.sql.test.ts checks that the functions in the database equal these files.
 
 /** Every ledger function, in install order (helpers before their callers). */
 export const LEDGER_FUNCTIONS = [

@@ -38,7 +38,9 @@ language plpgsql set plan_cache_mode = force_generic_plan set enable_seqscan = o
 declare
   v_plain integer;
   v_committed integer;
-  v_coded integer;
+  -- The one-time codes of the plain purchases committed, and their merchants.
+  v_codes text[];
+  v_code_merchants uuid[];
   v_consumed integer;
   v_answers jsonb[];
   -- The redeem entries written: their ids, customers, purchases, points and holds (null: no hold).
@@ -137,22 +139,28 @@ begin
     from items x
     where x.nth = 1 and loyalty_plain_purchase(x.p)
       -- Each a lookup of this customer's rows by index (a subquery with a limit is not turned into a
-      -- join, which could scan every due lot of the merchant instead).
-      and (select 1 from point_lots l where l.customer_id = x.customer and l.state = 'active'
-           and l.remaining > 0 and l.expires_at <= now() limit 1) is null
-      and (select 1 from holds h where h.customer_id = x.customer and h.status = 'active'
-           and h.expires_at <= now() limit 1) is null
+      -- join). No lot past its expiry: the customer's first in expiry order is not due; no hold past
+      -- its expiry among the customer's active ones (a few at most). Asked as "due" (expires_at <=
+      -- now()), a plan made while few rows were due reads the index of every due lot or hold of all
+      -- merchants, and keeps it when time makes many due at once (a campaign's lots at midnight); the
+      -- index of due lots cannot answer this one (it leaves out lots that never expire).
+      and not coalesce((select l.expires_at <= now() from point_lots l
+                        where l.customer_id = x.customer and l.state = 'active' and l.remaining > 0
+                        order by l.expires_at, l.id limit 1), false)
+      and not coalesce((select bool_or(h.expires_at <= now()) from holds h
+                        where h.customer_id = x.customer and h.status = 'active'), false)
       and ((select c.referred_by from customers c where c.id = x.customer) is null
            or (select 1 from purchases q where q.customer_id = x.customer limit 1) is not null)
       -- Too few points: committed alone, where it fails with insufficient_points. A hold's are its own.
       and ((x.p->>'redeemPoints')::bigint = 0 or x.p->>'holdId' is not null
            or (select b.available from balances b where b.customer_id = x.customer)
               >= (x.p->>'redeemPoints')::bigint)
-      -- A hold that does not fit: committed alone, where it fails with its own error.
+      -- A hold that does not fit: committed alone, where it fails with its own error. Read by its id
+      -- alone (the rest checked on the row), so no plan can look for it among the merchant's holds.
       and (x.p->>'holdId' is null
-           or (select 1 from holds h where h.id = (x.p->>'holdId')::uuid and h.merchant_id = x.merchant
-               and h.customer_id = x.customer and h.status = 'active' and h.expires_at > now()
-               and h.points = (x.p->>'redeemPoints')::bigint) is not null)
+           or (select h.merchant_id = x.merchant and h.customer_id = x.customer and h.status = 'active'
+                      and h.expires_at > now() and h.points = (x.p->>'redeemPoints')::bigint
+               from holds h where h.id = (x.p->>'holdId')::uuid))
       and (x.key is null
            or (pg_try_advisory_xact_lock(hashtextextended(x.merchant::text || '/' || x.key, 0))
                and (select f.request_hash from loyalty_idempotency_find(x.merchant, x.key) f) is null))
@@ -166,13 +174,6 @@ begin
     from plain x
     where b.customer_id = x.customer and b.merchant_id = x.merchant
     returning b.customer_id, b.available, b.pending, b.held
-  ),
-  code as (
-    update customer_codes c set consumed_at = now(), purchase_id = x.purchase
-    from plain x
-    where x.p->>'code' is not null and c.merchant_id = x.merchant and c.code = x.p->>'code'
-      and c.customer_id = x.customer and c.consumed_at is null and c.expires_at > now()
-    returning c.purchase_id
   ),
   purchase as (
     insert into purchases (id, merchant_id, customer_id, order_id, outlet_id, device_id, manager_id, total,
@@ -229,17 +230,34 @@ begin
     from answer a
     order by a.customer
   )
-  select (select count(*) from plain), (select count(*) from plain where p->>'code' is not null),
-         (select count(*) from code), count(*), coalesce(array_agg(jsonb_build_object('i', a.i, 'result', a.result)), '{}'),
+  select (select count(*) from plain), count(*), coalesce(array_agg(jsonb_build_object('i', a.i, 'result', a.result)), '{}'),
          array_agg(e.id) filter (where e.id is not null), array_agg(a.customer) filter (where e.id is not null),
          array_agg(a.purchase) filter (where e.id is not null), array_agg(a.redeem) filter (where e.id is not null),
-         array_agg(a.hold) filter (where e.id is not null), array_agg(a.i), array_agg(a.purchase)
-  into v_plain, v_coded, v_consumed, v_committed, v_answers, v_entries, v_customers, v_purchases, v_points,
-       v_holds, v_items, v_ids
+         array_agg(a.hold) filter (where e.id is not null), array_agg(a.i), array_agg(a.purchase),
+         array_agg(a.merchant) filter (where a.p->>'code' is not null),
+         array_agg(a.p->>'code') filter (where a.p->>'code' is not null)
+  into v_plain, v_committed, v_answers, v_entries, v_customers, v_purchases, v_points, v_holds, v_items, v_ids,
+       v_code_merchants, v_codes
   from answer a left join entry e on e.purchase_id = a.purchase and e.kind = 'redeem';
-  -- A customer or code not found: the caller commits the items one by one, each with its own answer.
-  if v_committed <> v_plain or v_consumed <> v_coded then
+  -- A customer not found: the caller commits the items one by one, each with its own answer.
+  if v_committed <> v_plain then
     raise exception 'plain_purchases_not_committed';
+  end if;
+  -- The one-time codes shown, in a statement of their own (a batch without codes does not set it up):
+  -- each consumed and linked to its purchase. Looked up among the batch's codes only (the index on
+  -- merchant and code, whichever way the join is planned: a plan made while the table was empty
+  -- read every live code of every merchant for each batch). A code not found, spent, past its expiry
+  -- or another customer's: the caller commits the items one by one, each with its own answer.
+  if v_codes is not null then
+    update customer_codes c set consumed_at = now(), purchase_id = d.purchase
+    from unnest(v_items, v_ids) d(i, purchase)
+    where c.merchant_id = any(v_code_merchants) and c.code = any(v_codes)
+      and c.merchant_id = (p_items->d.i->>'merchantId')::uuid and c.code = p_items->d.i->>'code'
+      and c.customer_id = (p_items->d.i->>'customerId')::uuid and c.consumed_at is null and c.expires_at > now();
+    get diagnostics v_consumed = row_count;
+    if v_consumed <> cardinality(v_codes) then
+      raise exception 'plain_purchases_not_committed';
+    end if;
   end if;
   -- The holds redeemed, in a statement of their own (a batch without holds does not set it up):
   -- loyalty_use_hold's and loyalty_take_hold_points' writes for each. The release entries (held
