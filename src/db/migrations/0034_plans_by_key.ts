@@ -1,15 +1,40 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { installLedgerFunctions } from '../../modules/ledger/ledger.sql.js';
 
-// Group commit's set-based part reads each customer's lots, holds and codes by that customer's or
-// that code's key, however its plan was made: a lot or hold past its expiry is asked for as the
-// customer's first in expiry order, a hold by its id alone, and the one-time codes are consumed in a
-// statement of their own among the batch's codes (loyalty_commit_plain_purchases). No schema change;
-// the ledger functions are installed from src/modules/ledger/sql/ as the other ledger migrations do.
+// A customer's lots and holds past their expiry are read as that customer's range of the index on
+// (customer_id, expires_at), written (customer_id, expires_at) <= (customer, now()), by the
+// customer_balances view and the ledger functions (loyalty_expire_customer says why); group commit's
+// set-based part reads a hold by its id alone and consumes one-time codes among the batch's codes,
+// in a statement of its own (loyalty_commit_plain_purchases). No schema change: the view is replaced
+// with the same columns and the ledger functions are installed from src/modules/ledger/sql/.
+
+/** The customer_balances view, with the customer's rows past their expiry read as `due(alias)`. */
+function balancesView(due: (alias: string) => string): string {
+  return `
+create or replace view customer_balances as
+select b.customer_id, b.merchant_id,
+  (b.available
+    - coalesce((select sum(l.remaining) from point_lots l
+        where l.customer_id = b.customer_id and l.state = 'active' and l.remaining > 0 and ${due('l')}), 0)
+    + coalesce((select sum(-m.points) from holds h
+        join lot_moves m on m.entry_id = h.entry_id and m.kind = 'hold'
+        join point_lots l on l.id = m.lot_id
+        where h.customer_id = b.customer_id and h.status = 'active' and ${due('h')}
+          and l.state = 'active' and (l.expires_at is null or l.expires_at > now())), 0))::bigint as available,
+  b.pending, b.updated_at,
+  (b.held - coalesce((select sum(h.points) from holds h
+      where h.customer_id = b.customer_id and h.status = 'active' and ${due('h')}), 0))::bigint as held
+from balances b`;
+}
 
 export async function up(db: Kysely<unknown>): Promise<void> {
+  await sql
+    .raw(balancesView((alias) => `(${alias}.customer_id, ${alias}.expires_at) <= (b.customer_id, now())`))
+    .execute(db);
   await installLedgerFunctions(db);
 }
 
-// The previous definitions are not kept: the ones installed answer the previous schema alike.
-export async function down(): Promise<void> {}
+// The view as it was; the functions installed answer the previous schema alike.
+export async function down(db: Kysely<unknown>): Promise<void> {
+  await sql.raw(balancesView((alias) => `${alias}.expires_at <= now()`)).execute(db);
+}

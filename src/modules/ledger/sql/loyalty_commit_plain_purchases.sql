@@ -139,16 +139,12 @@ begin
     from items x
     where x.nth = 1 and loyalty_plain_purchase(x.p)
       -- Each a lookup of this customer's rows by index (a subquery with a limit is not turned into a
-      -- join). No lot past its expiry: the customer's first in expiry order is not due; no hold past
-      -- its expiry among the customer's active ones (a few at most). Asked as "due" (expires_at <=
-      -- now()), a plan made while few rows were due reads the index of every due lot or hold of all
-      -- merchants, and keeps it when time makes many due at once (a campaign's lots at midnight); the
-      -- index of due lots cannot answer this one (it leaves out lots that never expire).
-      and not coalesce((select l.expires_at <= now() from point_lots l
-                        where l.customer_id = x.customer and l.state = 'active' and l.remaining > 0
-                        order by l.expires_at, l.id limit 1), false)
-      and not coalesce((select bool_or(h.expires_at <= now()) from holds h
-                        where h.customer_id = x.customer and h.status = 'active'), false)
+      -- join). Past its expiry is asked as (customer, expiry) <= (customer, now()), the range of the
+      -- customer's own rows in the index on (customer_id, expires_at): see loyalty_expire_customer.
+      and (select 1 from point_lots l where l.customer_id = x.customer and l.state = 'active'
+           and l.remaining > 0 and (l.customer_id, l.expires_at) <= (x.customer, now()) limit 1) is null
+      and (select 1 from holds h where h.customer_id = x.customer and h.status = 'active'
+           and (h.customer_id, h.expires_at) <= (x.customer, now()) limit 1) is null
       and ((select c.referred_by from customers c where c.id = x.customer) is null
            or (select 1 from purchases q where q.customer_id = x.customer limit 1) is not null)
       -- Too few points: committed alone, where it fails with insufficient_points. A hold's are its own.

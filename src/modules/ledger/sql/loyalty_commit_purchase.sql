@@ -60,10 +60,12 @@ begin
     if not found then
       raise exception 'customer_not_found' using detail = '{}';
     end if;
-    -- Points past their expiry are not spendable, whether or not the expiry job ran.
+    -- Points past their expiry are not spendable, whether or not the expiry job ran. The customer's
+    -- own rows past their expiry: see loyalty_expire_customer.
     if exists (select 1 from point_lots where customer_id = v_customer and state = 'active' and remaining > 0
-               and expires_at <= now())
-       or exists (select 1 from holds where customer_id = v_customer and status = 'active' and expires_at <= now()) then
+               and (customer_id, expires_at) <= (v_customer, now()))
+       or exists (select 1 from holds where customer_id = v_customer and status = 'active'
+                  and (customer_id, expires_at) <= (v_customer, now())) then
       perform loyalty_expire_customer(v_merchant, v_customer, now());
       perform loyalty_release_holds(v_merchant, v_customer, now());
       select available, pending, held into v_available, v_pending, v_held from balances where customer_id = v_customer;
@@ -75,12 +77,13 @@ begin
       raise exception 'customer_not_found' using detail = '{}';
     end if;
     if exists (select 1 from point_lots where customer_id = v_customer and state = 'active' and remaining > 0
-               and expires_at <= now()) then
+               and (customer_id, expires_at) <= (v_customer, now())) then
       v_available := v_available - loyalty_expire_customer(v_merchant, v_customer, now());
     end if;
     -- Holds past their expiry give their points back; the purchase's own hold lends it its points.
     if p->>'holdId' is not null
-       or exists (select 1 from holds where customer_id = v_customer and status = 'active' and expires_at <= now()) then
+       or exists (select 1 from holds where customer_id = v_customer and status = 'active'
+                  and (customer_id, expires_at) <= (v_customer, now())) then
       v_available := v_available + loyalty_release_holds(v_merchant, v_customer, now())
                      + loyalty_use_hold(v_merchant, v_customer, p);
     end if;

@@ -9,11 +9,14 @@
 -- the statistics' most common values, 2.7 M instructions a read instead of 0.46 M (docs/performance.md,
 -- "Plans for regulars"); the lookups are by key, so the generic plan is right for everyone. The
 -- columns are the base types of the domains the balances take (migration 0025): RETURN QUERY wants
--- them exactly.
+-- them exactly. enable_bitmapscan = off: the view reads a customer's lots past their expiry as a range
+-- of (customer_id, expires_at) (see loyalty_expire_customer), whose size PostgreSQL cannot estimate;
+-- guessing a dozen rows, it set up a bitmap scan for the one index probe it takes, 11% of a resolve
+-- (npm run bench:sql).
 create or replace function loyalty_customer_state(p_merchant uuid, p_customer uuid, p_phone text, p_code text,
   p_tier_days integer)
 returns table (id uuid, name text, phone text, available bigint, pending bigint, held bigint, spend bigint)
-language plpgsql stable set enable_seqscan = off set plan_cache_mode = force_generic_plan as $fn$
+language plpgsql stable set enable_seqscan = off set enable_bitmapscan = off set plan_cache_mode = force_generic_plan as $fn$
 declare
   v_customer uuid := p_customer;
 begin

@@ -3,6 +3,13 @@
 -- locking the balance row, so points past their expiry are gone at once whether or not the expiry
 -- job ran (reads subtract them too: the customer_balances view); the job calls it for customers
 -- nobody wrote to. The caller holds the balance row lock. Returns the points expired.
+-- A customer's rows past their expiry are asked for as (customer_id, expires_at) <= (customer,
+-- time), here and wherever a customer's due lots or holds are read: the range of that customer's
+-- rows in the index on (customer_id, expires_at). Written expires_at <= time, the plan kept by a
+-- connection (made when few rows were due) reads the index of every due lot of all merchants, and
+-- keeps it when time makes many due at once: a campaign granted to everyone expires at one instant,
+-- and each write, resolve and expiry of one customer then reads them all until the job has taken
+-- them (docs/performance.md, "Due rows read by customer").
 create or replace function loyalty_expire_customer(p_merchant uuid, p_customer uuid, p_now timestamptz)
   returns bigint
 language plpgsql as $fn$
@@ -13,7 +20,8 @@ declare
 begin
   for v_lot in
     select id, remaining from point_lots
-    where customer_id = p_customer and state = 'active' and remaining > 0 and expires_at <= p_now
+    where customer_id = p_customer and state = 'active' and remaining > 0
+      and (customer_id, expires_at) <= (p_customer, p_now)
     order by id
     for update
   loop

@@ -26,7 +26,8 @@ begin
     -- a lot past its expiry expire with it (loyalty_land_points), never the lot's other points.
     perform loyalty_expire_customer(c.merchant_id, c.customer_id, now());
     select count(*), coalesce(sum(points), 0) into v_released, v_sum from holds
-    where customer_id = c.customer_id and status = 'active' and expires_at <= p_now;
+    where customer_id = c.customer_id and status = 'active'
+      and (customer_id, expires_at) <= (c.customer_id, p_now);
     perform loyalty_release_holds(c.merchant_id, c.customer_id, p_now);
     if v_released > 0 then
       v_customers := v_customers + 1;

@@ -13,7 +13,9 @@ declare
 begin
   for r in
     select id from holds
-    where customer_id = p_customer and merchant_id = p_merchant and status = 'active' and expires_at <= p_now
+    -- The customer's own rows past their expiry: see loyalty_expire_customer.
+    where customer_id = p_customer and merchant_id = p_merchant and status = 'active'
+      and (customer_id, expires_at) <= (p_customer, p_now)
     order by id
   loop
     v_sum := v_sum + loyalty_release_hold(r.id, 'expired');
