@@ -268,6 +268,36 @@ describe('reads planned while little was due', () => {
     60_000,
   );
 
+  // The activation job takes a batch of the soonest due pending lots, as the expiry job does: picked
+  // by customer and then read again by customer, each customer's read had no index of its own to use
+  // and walked every due pending lot of all merchants (10 ms a customer with 100,000 due).
+  it('the activation job reads the due pending lots it activates, not all of them per customer', async () => {
+    await withClient(async (client) => {
+      await client.query('begin');
+      try {
+        // The crowd's 300 pending lots whose pending period is over (3 each).
+        await client.query(
+          `insert into point_lots (merchant_id, customer_id, source, points, remaining, state, available_at)
+           select $1, c, 'adjust', 1, 1, 'pending', now() - interval '1 minute'
+           from unnest($2::uuid[]) c, generate_series(1, 3)`,
+          [merchant.merchantId, crowd],
+        );
+        await client.query('update balances set pending = pending + 3 where customer_id = any($1)', [crowd]);
+        const lotsRead = async () =>
+          (await client.query<{ table: string; rows: number }>(READ, [['point_lots']])).rows[0]?.rows ?? 0;
+        const before = await lotsRead();
+        const { rows } = await client.query<{ r: { customers: number; points: number; scanned: number } }>(
+          'select loyalty_activate_points(now(), 10) as r',
+        );
+        const read = (await lotsRead()) - before;
+        expect(rows[0]?.r).toMatchObject({ points: 10, scanned: 10 });
+        expect(read, `point_lots rows read: ${read}`).toBeLessThan(100);
+      } finally {
+        await client.query('rollback');
+      }
+    });
+  });
+
   // The group commit above is the set-based part's: no item of it committed alone.
   it('the set-based part commits the group commit above', async () => {
     await withClient(async (client) => {
