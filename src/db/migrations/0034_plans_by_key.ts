@@ -6,7 +6,8 @@ import { installLedgerFunctions } from '../../modules/ledger/ledger.sql.js';
 // customer_balances view and the ledger functions (loyalty_expire_customer says why); group commit's
 // set-based part reads a hold by its id alone and consumes one-time codes among the batch's codes,
 // in a statement of its own (loyalty_commit_plain_purchases); the activation job takes a batch of due
-// pending lots, not of customers (loyalty_activate_points). No schema change: the view is replaced
+// pending lots, not of customers (loyalty_activate_points), and holds:release a batch of due holds
+// (loyalty_release_expired_holds). No schema change: the view is replaced
 // with the same columns and the ledger functions are installed from src/modules/ledger/sql/.
 
 /** The customer_balances view, with the customer's rows past their expiry read as `due(alias)`. */

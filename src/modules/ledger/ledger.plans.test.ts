@@ -298,6 +298,40 @@ describe('reads planned while little was due', () => {
     });
   });
 
+  // The holds:release job likewise takes a batch of the soonest due holds; picking customers, each
+  // call read every due hold of all merchants.
+  it('the holds:release job reads the due holds it releases, not all of them per call', async () => {
+    // The crowd's 300 holds past their expiry (3 each, 1 point each), without the row versions the
+    // cases above left (each changed every crowd hold's expiry).
+    await sql`update holds set expires_at = now() - interval '1 minute' where customer_id = any(${crowd})`.execute(
+      t.db,
+    );
+    await sql`vacuum holds`.execute(t.db);
+    await withClient(async (client) => {
+      await client.query('begin');
+      try {
+        // The crowd's lots not due (their points are not in the balances), its holds' points held.
+        await client.query(
+          `update point_lots set expires_at = now() + interval '1 hour' where customer_id = any($1)`,
+          [crowd],
+        );
+        await client.query('update balances set held = held + 3 where customer_id = any($1)', [crowd]);
+        const holdsRead = async () =>
+          (await client.query<{ table: string; rows: number }>(READ, [['holds']])).rows[0]?.rows ?? 0;
+        const before = await holdsRead();
+        const { rows } = await client.query<{ r: { customers: number; scanned: number } }>(
+          'select loyalty_release_expired_holds(now(), 1) as r',
+        );
+        const read = (await holdsRead()) - before;
+        // One due hold taken, and with it every due hold of its customer.
+        expect(rows[0]?.r).toMatchObject({ scanned: 1, customers: 1, points: 3 });
+        expect(read, `holds rows read: ${read}`).toBeLessThan(100);
+      } finally {
+        await client.query('rollback');
+      }
+    });
+  });
+
   // The group commit above is the set-based part's: no item of it committed alone.
   it('the set-based part commits the group commit above', async () => {
     await withClient(async (client) => {

@@ -1,7 +1,9 @@
--- The holds:release job: releases active holds whose expiry is at or before p_now, for at most
--- p_limit customers per call. Each customer's balance row is locked before its holds, which are
--- re-read under that lock (loyalty_release_holds), so concurrent runs, or a write that released
--- them first, never release a hold twice.
+-- The holds:release job: releases active holds whose expiry is at or before p_now, taking the
+-- p_limit soonest due holds per call (holds_due_idx, in expiry order, as the expiry job takes lots:
+-- picking customers read every due hold of all merchants in each call) and every due hold of their
+-- customers. Each customer's balance row is locked before its holds, which are re-read under that
+-- lock (loyalty_release_holds), so concurrent runs, or a write that released them first, never
+-- release a hold twice.
 create or replace function loyalty_release_expired_holds(p_now timestamptz, p_limit integer) returns jsonb
 language plpgsql as $fn$
 declare
@@ -13,12 +15,17 @@ declare
   v_sum bigint;
 begin
   for c in
-    select distinct customer_id, merchant_id from holds
-    where status = 'active' and expires_at <= p_now
-    order by customer_id -- the lock order of every batch function
-    limit p_limit
+    select due.customer_id, due.merchant_id, count(*)::integer as holds
+    from (
+      select customer_id, merchant_id from holds
+      where status = 'active' and expires_at <= p_now
+      order by expires_at
+      limit p_limit
+    ) due
+    group by due.customer_id, due.merchant_id
+    order by due.customer_id -- the lock order of every batch function
   loop
-    v_scanned := v_scanned + 1;
+    v_scanned := v_scanned + c.holds;
     perform 1 from balances where customer_id = c.customer_id for update;
     -- Deleted meanwhile (the balance row goes first): nothing of theirs is written.
     continue when not found;
@@ -34,6 +41,6 @@ begin
       v_points := v_points + v_sum;
     end if;
   end loop;
-  -- scanned = customers looked at: the caller loops while a batch was full.
+  -- scanned = due holds looked at: the caller loops while a batch was full.
   return jsonb_build_object('customers', v_customers, 'points', v_points, 'scanned', v_scanned);
 end $fn$;
