@@ -157,9 +157,13 @@ begin
            or (select h.merchant_id = x.merchant and h.customer_id = x.customer and h.status = 'active'
                       and h.expires_at > now() and h.points = (x.p->>'redeemPoints')::bigint
                from holds h where h.id = (x.p->>'holdId')::uuid))
+      -- A key free and unused: neither a purchase nor a refund holds it (loyalty_idempotency_find's
+      -- two lookups by unique key, here as subqueries of this statement: calling that function per
+      -- item cost a PL/pgSQL call with its settings and two statements set up for each purchase).
       and (x.key is null
            or (pg_try_advisory_xact_lock(hashtextextended(x.merchant::text || '/' || x.key, 0))
-               and (select f.request_hash from loyalty_idempotency_find(x.merchant, x.key) f) is null))
+               and (select 1 from idempotency_keys k where k.merchant_id = x.merchant and k.key = x.key) is null
+               and (select 1 from purchases q where q.merchant_id = x.merchant and q.idempotency_key = x.key) is null))
   ),
   balance as (
     update balances b
