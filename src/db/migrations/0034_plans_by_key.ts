@@ -7,7 +7,8 @@ import { installLedgerFunctions } from '../../modules/ledger/ledger.sql.js';
 // set-based part reads a hold by its id alone and consumes one-time codes among the batch's codes,
 // in a statement of its own (loyalty_commit_plain_purchases); the activation job takes a batch of due
 // pending lots, not of customers (loyalty_activate_points), and holds:release a batch of due holds
-// (loyalty_release_expired_holds). No schema change: the view is replaced
+// (loyalty_release_expired_holds); the set-based part looks up Idempotency-Keys itself instead of
+// calling loyalty_idempotency_find for each purchase. No schema change: the view is replaced
 // with the same columns and the ledger functions are installed from src/modules/ledger/sql/.
 
 /** The customer_balances view, with the customer's rows past their expiry read as `due(alias)`. */
