@@ -194,17 +194,33 @@ describe('reads planned while little was due', () => {
           where i.indrelid = c.oid))::int as rows
     from pg_class c where c.relname = any($1) and c.relkind = 'r'`;
 
+  /** Rows of `table` read so far by the transaction of `client`. */
+  const rowsRead = async (client: pg.Client, table: string) =>
+    (await client.query<{ table: string; rows: number }>(READ, [[table]])).rows[0]?.rows ?? 0;
+
+  /** Runs `work` in a transaction of `client` that is rolled back. */
+  const rolledBack = async <T>(client: pg.Client, work: () => Promise<T>): Promise<T> => {
+    await client.query('begin');
+    try {
+      return await work();
+    } finally {
+      await client.query('rollback');
+    }
+  };
+
+  /** A group commit of an earn-only purchase, one with a live code and one redeeming a hold. */
+  const groupCommit = () =>
+    JSON.stringify([
+      item(earner),
+      item(coded, { code }),
+      item(holder, { holdId, redeemPoints: 30, discount: 30 }),
+    ]);
+
   it.each([
     {
       name: 'a group commit (set-based: a code, a hold)',
       sqlText: 'select loyalty_commit_purchases($1::jsonb) as answer',
-      params: () => [
-        JSON.stringify([
-          item(earner),
-          item(coded, { code }),
-          item(holder, { holdId, redeemPoints: 30, discount: 30 }),
-        ]),
-      ],
+      params: () => [groupCommit()],
     },
     {
       name: 'a commit alone',
@@ -229,19 +245,15 @@ describe('reads planned while little was due', () => {
   ])(
     '$name reads only its customers’ rows when many become due',
     async ({ sqlText, params }) => {
-      const run = async (client: pg.Client) => {
-        await client.query('begin');
-        try {
+      const run = (client: pg.Client) =>
+        rolledBack(client, async () => {
           const { rows } = await client.query<{ answer: unknown }>(sqlText, params());
           const read = await client.query<{ table: string; rows: number }>(READ, [TABLES]);
           return {
             answer: JSON.stringify(rows[0]?.answer ?? null),
             read: Object.fromEntries(read.rows.map((r) => [r.table, r.rows])) as Record<string, number>,
           };
-        } finally {
-          await client.query('rollback');
-        }
-      };
+        });
       await sql`update point_lots set expires_at = now() + interval '1 hour' where customer_id = any(${crowd})`.execute(
         t.db,
       );
@@ -272,9 +284,8 @@ describe('reads planned while little was due', () => {
   // by customer and then read again by customer, each customer's read had no index of its own to use
   // and walked every due pending lot of all merchants (10 ms a customer with 100,000 due).
   it('the activation job reads the due pending lots it activates, not all of them per customer', async () => {
-    await withClient(async (client) => {
-      await client.query('begin');
-      try {
+    await withClient((client) =>
+      rolledBack(client, async () => {
         // The crowd's 300 pending lots whose pending period is over (3 each).
         await client.query(
           `insert into point_lots (merchant_id, customer_id, source, points, remaining, state, available_at)
@@ -283,19 +294,15 @@ describe('reads planned while little was due', () => {
           [merchant.merchantId, crowd],
         );
         await client.query('update balances set pending = pending + 3 where customer_id = any($1)', [crowd]);
-        const lotsRead = async () =>
-          (await client.query<{ table: string; rows: number }>(READ, [['point_lots']])).rows[0]?.rows ?? 0;
-        const before = await lotsRead();
+        const before = await rowsRead(client, 'point_lots');
         const { rows } = await client.query<{ r: { customers: number; points: number; scanned: number } }>(
           'select loyalty_activate_points(now(), 10) as r',
         );
-        const read = (await lotsRead()) - before;
+        const read = (await rowsRead(client, 'point_lots')) - before;
         expect(rows[0]?.r).toMatchObject({ points: 10, scanned: 10 });
         expect(read, `point_lots rows read: ${read}`).toBeLessThan(100);
-      } finally {
-        await client.query('rollback');
-      }
-    });
+      }),
+    );
   });
 
   // The holds:release job likewise takes a batch of the soonest due holds; picking customers, each
@@ -307,55 +314,41 @@ describe('reads planned while little was due', () => {
       t.db,
     );
     await sql`vacuum holds`.execute(t.db);
-    await withClient(async (client) => {
-      await client.query('begin');
-      try {
+    await withClient((client) =>
+      rolledBack(client, async () => {
         // The crowd's lots not due (their points are not in the balances), its holds' points held.
         await client.query(
           `update point_lots set expires_at = now() + interval '1 hour' where customer_id = any($1)`,
           [crowd],
         );
         await client.query('update balances set held = held + 3 where customer_id = any($1)', [crowd]);
-        const holdsRead = async () =>
-          (await client.query<{ table: string; rows: number }>(READ, [['holds']])).rows[0]?.rows ?? 0;
-        const before = await holdsRead();
+        const before = await rowsRead(client, 'holds');
         const { rows } = await client.query<{ r: { customers: number; scanned: number } }>(
           'select loyalty_release_expired_holds(now(), 1) as r',
         );
-        const read = (await holdsRead()) - before;
+        const read = (await rowsRead(client, 'holds')) - before;
         // One due hold taken, and with it every due hold of its customer.
         expect(rows[0]?.r).toMatchObject({ scanned: 1, customers: 1, points: 3 });
         expect(read, `holds rows read: ${read}`).toBeLessThan(100);
-      } finally {
-        await client.query('rollback');
-      }
-    });
+      }),
+    );
   });
 
   // The group commit above is the set-based part's: no item of it committed alone.
   it('the set-based part commits the group commit above', async () => {
-    await withClient(async (client) => {
-      await client.query('begin');
-      try {
+    await withClient((client) =>
+      rolledBack(client, async () => {
         await client.query(`set local track_functions = 'pl'`);
         const { rows } = await client.query<{ answer: { error?: unknown }[] }>(
           'select loyalty_commit_purchases($1::jsonb) as answer',
-          [
-            JSON.stringify([
-              item(earner),
-              item(coded, { code }),
-              item(holder, { holdId, redeemPoints: 30, discount: 30 }),
-            ]),
-          ],
+          [groupCommit()],
         );
         expect((rows[0]?.answer ?? []).filter((a) => a.error)).toEqual([]);
         const single = await client.query<{ n: number }>(
           `select coalesce(pg_stat_get_xact_function_calls('loyalty_commit_purchase'::regproc), 0)::int as n`,
         );
         expect(single.rows[0]?.n).toBe(0);
-      } finally {
-        await client.query('rollback');
-      }
-    });
+      }),
+    );
   });
 });
