@@ -99,8 +99,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   );
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
-  app.addHook('onSend', async (request, reply) => {
+  app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-request-id', request.id);
+    done(null, payload);
   });
   await registerSecurityHeaders(app);
   registerErrorHandler(app);

@@ -109,13 +109,14 @@ export function isMetricsScrapeAllowed(headers: IncomingHttpHeaders, token: stri
  * of maintenance or read-only mode also carries its `reason`, so it is not mistaken for a failure.
  */
 export function registerHttpMetrics(app: FastifyInstance, metrics: Metrics, slowThresholdMs: number): void {
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched';
     const labels = { method: request.method, route, status: String(reply.statusCode) };
     const ms = reply.elapsedTime;
     metrics.httpRequests.inc(request.blockedBy ? { ...labels, reason: request.blockedBy } : labels);
     metrics.httpDuration.observe(labels, ms / 1000);
     if (ms >= slowThresholdMs) metrics.httpSlow.inc({ method: request.method, route });
+    done();
   });
 }
 

@@ -101,7 +101,7 @@ declare module 'fastify' {
 /** Feeds every response into the shared per-minute stats. */
 export function registerRequestStats(app: FastifyInstance, stats: RequestStats): void {
   app.decorateRequest('failure', null);
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     stats.record({
       status: reply.statusCode,
       ms: reply.elapsedTime,
@@ -111,6 +111,7 @@ export function registerRequestStats(app: FastifyInstance, stats: RequestStats):
       error: request.failure ?? undefined,
       isBlockedByMode: request.blockedBy != null,
     });
+    done();
   });
   app.addHook('onClose', async () => stats.stop());
 }

@@ -42,28 +42,25 @@ declare module 'fastify' {
  */
 export function registerSafetySwitches(app: FastifyInstance, switches: SwitchBoard): void {
   app.decorateRequest('blockedBy', null);
-  app.addHook('onRequest', async (request, reply) => {
-    const path = request.url.split('?')[0] ?? '';
-    if (OPS_PATHS.has(path)) return;
-    if (isOperatorPath(path)) return;
-    if (switches.isMaintenance) {
-      request.blockedBy = 'maintenance';
-      return reply
-        .status(503)
-        .header('Retry-After', '120')
-        .send(errorBody('maintenance', 'The service is under maintenance, try again later'));
+  // A callback hook, and the switches read before the path: with both modes off (every request
+  // of a normal day) it costs two property reads.
+  app.addHook('onRequest', (request, reply, done) => {
+    const blockedBy = switches.isMaintenance
+      ? 'maintenance'
+      : switches.isReadOnly && !SAFE_METHODS.has(request.method)
+        ? 'read_only'
+        : null;
+    const path = blockedBy ? (request.url.split('?')[0] ?? '') : '';
+    if (!blockedBy || OPS_PATHS.has(path) || isOperatorPath(path)) {
+      done();
+      return;
     }
-    if (switches.isReadOnly && !SAFE_METHODS.has(request.method)) {
-      request.blockedBy = 'read_only';
-      return reply
-        .status(503)
-        .header('Retry-After', '120')
-        .send(
-          errorBody(
-            'read_only',
-            'The service is read-only right now: only GET, HEAD and OPTIONS are accepted',
-          ),
-        );
-    }
+    request.blockedBy = blockedBy;
+    const message =
+      blockedBy === 'maintenance'
+        ? 'The service is under maintenance, try again later'
+        : 'The service is read-only right now: only GET, HEAD and OPTIONS are accepted';
+    // Answered here: done is not called.
+    reply.status(503).header('Retry-After', '120').send(errorBody(blockedBy, message));
   });
 }
