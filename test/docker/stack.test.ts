@@ -285,7 +285,9 @@ describe.skipIf(SKIP)('the production stack on a real Docker engine', () => {
       if (ready.code === 0) break;
       await setTimeout(1_000);
     }
-    expect(ready.code, `postgres did not become ready: ${ready.output}`).toBe(0);
+    // A container that never gets ready says why in its own log (a port taken, a crash on start).
+    const log = ready.code === 0 ? '' : (await compose('logs', '--no-color', '--tail=40', 'postgres')).output;
+    expect(ready.code, `postgres did not become ready: ${ready.output}\n${log}`).toBe(0);
   }, 45 * MINUTE);
 
   afterAll(async () => {
